@@ -1,0 +1,297 @@
+"""Skeleton layouts: joint names, graph edges, body-part groups and the center joint.
+
+This module is the only place these facts live. Every layout partitions its joints into the
+four PURLS body parts (paper Fig. 3) ``head``, ``hands``, ``torso`` and ``legs``; the groups are
+disjoint and cover every joint, so the static partitioner and the attention plots agree.
+
+A user with a new skeleton format writes a :class:`SkeletonLayout` (in Python or as a JSON/YAML
+mapping passed to :meth:`SkeletonLayout.from_mapping`) and registers it with :func:`register_layout`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+BODY_PARTS: tuple[str, ...] = ("head", "hands", "torso", "legs")
+
+
+@dataclass(frozen=True)
+class SkeletonLayout:
+    """A skeleton's joints and how PURLS groups them.
+
+    Args:
+        name: Registry key, e.g. ``"ntu25"``.
+        joint_names: One name per joint, in array order (0-based).
+        edges: Undirected bones as 0-based ``(i, j)`` pairs.
+        center: Index of the joint used to center sequences.
+        parts: For each of ``BODY_PARTS`` the 0-based joints it holds.
+    """
+
+    name: str
+    joint_names: tuple[str, ...]
+    edges: tuple[tuple[int, int], ...]
+    center: int
+    parts: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        j = self.num_joints
+        where = f"skeleton layout {self.name!r}"
+        if not 0 <= self.center < j:
+            raise ValueError(f"{where}: center joint {self.center} is outside 0..{j - 1}")
+        for a, b in self.edges:
+            if not (0 <= a < j and 0 <= b < j):
+                raise ValueError(f"{where}: edge ({a}, {b}) names a joint outside 0..{j - 1}")
+        if set(self.parts) != set(BODY_PARTS):
+            raise ValueError(
+                f"{where}: 'parts' must have exactly the keys {list(BODY_PARTS)}, got {sorted(self.parts)}"
+            )
+        seen: dict[int, str] = {}
+        for part in BODY_PARTS:
+            joints = self.parts[part]
+            if not joints:
+                raise ValueError(f"{where}: body part {part!r} has no joints")
+            for joint in joints:
+                if not 0 <= joint < j:
+                    raise ValueError(f"{where}: part {part!r} names joint {joint} outside 0..{j - 1}")
+                if joint in seen:
+                    raise ValueError(
+                        f"{where}: joint {joint} ({self.joint_names[joint]}) is in both "
+                        f"{seen[joint]!r} and {part!r}; body parts must be disjoint"
+                    )
+                seen[joint] = part
+        missing = sorted(set(range(j)) - set(seen))
+        if missing:
+            names = [self.joint_names[i] for i in missing]
+            raise ValueError(f"{where}: joints {missing} {names} belong to no body part; add them to 'parts'")
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.joint_names)
+
+    def part_of(self, joint: int) -> str:
+        """The body part that holds ``joint``."""
+        for part in BODY_PARTS:
+            if joint in self.parts[part]:
+                return part
+        raise KeyError(joint)
+
+    @classmethod
+    def from_mapping(cls, spec: Mapping[str, Any]) -> SkeletonLayout:
+        """Build a layout from a plain mapping (e.g. a custom dataset's ``layout.json``).
+
+        Expected keys: ``name``, ``joint_names`` (list), ``edges`` (list of pairs), ``center`` (int)
+        and ``parts`` (mapping of head/hands/torso/legs to joint indices).
+        """
+        missing = [k for k in ("name", "joint_names", "edges", "center", "parts") if k not in spec]
+        if missing:
+            raise ValueError(f"skeleton layout spec is missing the keys {missing}")
+        return cls(
+            name=str(spec["name"]),
+            joint_names=tuple(str(n) for n in spec["joint_names"]),
+            edges=tuple((int(a), int(b)) for a, b in spec["edges"]),
+            center=int(spec["center"]),
+            parts={str(k): tuple(int(i) for i in v) for k, v in spec["parts"].items()},
+        )
+
+
+def _one_based(pairs: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    return tuple((a - 1, b - 1) for a, b in pairs)
+
+
+NTU25 = SkeletonLayout(
+    name="ntu25",
+    joint_names=(
+        "spine_base",
+        "spine_mid",
+        "neck",
+        "head",
+        "left_shoulder",
+        "left_elbow",
+        "left_wrist",
+        "left_hand",
+        "right_shoulder",
+        "right_elbow",
+        "right_wrist",
+        "right_hand",
+        "left_hip",
+        "left_knee",
+        "left_ankle",
+        "left_foot",
+        "right_hip",
+        "right_knee",
+        "right_ankle",
+        "right_foot",
+        "spine_shoulder",
+        "left_hand_tip",
+        "left_thumb",
+        "right_hand_tip",
+        "right_thumb",
+    ),
+    # Kinect v2 bones, as listed in the NTU RGB+D documentation (1-based there).
+    edges=_one_based(
+        [
+            (1, 2),
+            (2, 21),
+            (3, 21),
+            (4, 3),
+            (5, 21),
+            (6, 5),
+            (7, 6),
+            (8, 7),
+            (9, 21),
+            (10, 9),
+            (11, 10),
+            (12, 11),
+            (13, 1),
+            (14, 13),
+            (15, 14),
+            (16, 15),
+            (17, 1),
+            (18, 17),
+            (19, 18),
+            (20, 19),
+            (22, 23),
+            (23, 8),
+            (24, 25),
+            (25, 12),
+        ]
+    ),
+    center=1,  # spine_mid, as in the 2s-AGCN / Shift-GCN / CTR-GCN NTU preprocessing
+    parts={
+        "head": (2, 3),
+        "hands": (4, 5, 6, 7, 8, 9, 10, 11, 21, 22, 23, 24),
+        "torso": (0, 1, 20, 12, 16),
+        "legs": (13, 14, 15, 17, 18, 19),
+    },
+)
+
+OPENPOSE18 = SkeletonLayout(
+    name="openpose18",
+    joint_names=(
+        "nose",
+        "neck",
+        "right_shoulder",
+        "right_elbow",
+        "right_wrist",
+        "left_shoulder",
+        "left_elbow",
+        "left_wrist",
+        "right_hip",
+        "right_knee",
+        "right_ankle",
+        "left_hip",
+        "left_knee",
+        "left_ankle",
+        "right_eye",
+        "left_eye",
+        "right_ear",
+        "left_ear",
+    ),
+    edges=(
+        (4, 3),
+        (3, 2),
+        (7, 6),
+        (6, 5),
+        (13, 12),
+        (12, 11),
+        (10, 9),
+        (9, 8),
+        (11, 5),
+        (8, 2),
+        (5, 1),
+        (2, 1),
+        (0, 1),
+        (15, 0),
+        (14, 0),
+        (17, 15),
+        (16, 14),
+    ),
+    center=1,  # neck
+    parts={
+        "head": (0, 14, 15, 16, 17),
+        "hands": (3, 4, 6, 7),
+        "torso": (1, 2, 5, 8, 11),
+        "legs": (9, 10, 12, 13),
+    },
+)
+
+KINECT20 = SkeletonLayout(
+    name="kinect20",
+    joint_names=(
+        "hip_center",
+        "spine",
+        "shoulder_center",
+        "head",
+        "left_shoulder",
+        "left_elbow",
+        "left_wrist",
+        "left_hand",
+        "right_shoulder",
+        "right_elbow",
+        "right_wrist",
+        "right_hand",
+        "left_hip",
+        "left_knee",
+        "left_ankle",
+        "left_foot",
+        "right_hip",
+        "right_knee",
+        "right_ankle",
+        "right_foot",
+    ),
+    edges=(
+        (0, 1),
+        (1, 2),
+        (2, 3),
+        (2, 4),
+        (4, 5),
+        (5, 6),
+        (6, 7),
+        (2, 8),
+        (8, 9),
+        (9, 10),
+        (10, 11),
+        (0, 12),
+        (12, 13),
+        (13, 14),
+        (14, 15),
+        (0, 16),
+        (16, 17),
+        (17, 18),
+        (18, 19),
+    ),
+    center=1,  # spine, as in the common NW-UCLA preprocessing
+    parts={
+        "head": (2, 3),
+        "hands": (4, 5, 6, 7, 8, 9, 10, 11),
+        "torso": (0, 1, 12, 16),
+        "legs": (13, 14, 15, 17, 18, 19),
+    },
+)
+
+_REGISTRY: dict[str, SkeletonLayout] = {}
+
+
+def register_layout(layout: SkeletonLayout) -> SkeletonLayout:
+    """Make ``layout`` available by name to configs (``layout: <name>``)."""
+    _REGISTRY[layout.name] = layout
+    return layout
+
+
+def get_layout(name: str | SkeletonLayout) -> SkeletonLayout:
+    """Look a layout up by name; a :class:`SkeletonLayout` passes through."""
+    if isinstance(name, SkeletonLayout):
+        return name
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(
+            f"unknown skeleton layout {name!r}; known: {sorted(_REGISTRY)}. "
+            "Register a custom one with purls_pl.data.layouts.register_layout."
+        ) from None
+
+
+for _layout in (NTU25, OPENPOSE18, KINECT20):
+    register_layout(_layout)
