@@ -1,0 +1,110 @@
+"""Build-once cache: hit, miss, rebuild on parameter / source change, interrupted builds."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from purls_pl.data import cache as cache_mod
+from purls_pl.data.cache import allocate, cached_build, default_cache_dir, fingerprint_sources
+from purls_pl.data.skeletons import SkeletonSet
+
+
+def _make(calls: list[int], value: float = 1.0, use_allocate: bool = False) -> SkeletonSet:
+    calls.append(1)
+    data = allocate((3, 1, 4, 25, 3)) if use_allocate else np.zeros((3, 1, 4, 25, 3), np.float32)
+    data[:] = value
+    return SkeletonSet(
+        data=data,
+        labels=np.array([0, 1, 2]),
+        sample_ids=["a", "b", "c"],
+        class_names=["x", "y", "z"],
+        layout="ntu25",
+        partition=np.array(["train", "test", "train"]),
+        lengths=np.array([4, 3, 2]),
+        meta={"view": np.array([1, 2, 3])},
+    )
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "one.txt").write_text("hello")
+    return src
+
+
+def test_hit_miss_and_param_change(tmp_path: Path, source: Path) -> None:
+    calls: list[int] = []
+    cdir = tmp_path / "cache"
+    first = cached_build({"reader": "t", "T": 4}, [source], lambda: _make(calls), cdir)
+    second = cached_build({"reader": "t", "T": 4}, [source], lambda: _make(calls), cdir)
+    assert len(calls) == 1
+    assert isinstance(second.data, np.memmap) and not second.data.flags.writeable
+    np.testing.assert_array_equal(first.data, second.data)
+    assert second.sample_ids == ["a", "b", "c"] and second.partition.tolist() == ["train", "test", "train"]
+    assert second.meta["view"].tolist() == [1, 2, 3] and second.class_names == ["x", "y", "z"]
+    cached_build({"reader": "t", "T": 5}, [source], lambda: _make(calls, 2.0), cdir)
+    assert len(calls) == 2
+    entries = [p for p in cdir.iterdir() if not p.name.startswith(".")]
+    assert len(entries) == 2 and all((p / "manifest.json").is_file() for p in entries)
+
+
+def test_source_change_rebuilds(tmp_path: Path, source: Path) -> None:
+    calls: list[int] = []
+    cdir = tmp_path / "cache"
+    cached_build({"reader": "t"}, [source], lambda: _make(calls), cdir)
+    before = fingerprint_sources([source])
+    (source / "one.txt").write_text("hello, world")
+    assert fingerprint_sources([source]) != before
+    cached_build({"reader": "t"}, [source], lambda: _make(calls), cdir)
+    (source / "two.txt").write_text("new file")
+    cached_build({"reader": "t"}, [source], lambda: _make(calls), cdir)
+    assert len(calls) == 3
+    # same size and mtime but different bytes: only the content hash notices
+    path = source / "one.txt"
+    st = path.stat()
+    content, quick = fingerprint_sources([source], content_hash=True), fingerprint_sources([source])
+    path.write_text("HELLO, WORLD")
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert fingerprint_sources([source]) == quick
+    assert fingerprint_sources([source], content_hash=True) != content
+
+
+def test_interrupted_build_leaves_no_valid_entry(tmp_path: Path, source: Path) -> None:
+    calls: list[int] = []
+    cdir = tmp_path / "cache"
+
+    def broken() -> SkeletonSet:
+        data = allocate((3, 1, 4, 25, 3))
+        data[:] = 7
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cached_build({"reader": "t"}, [source], broken, cdir)
+    assert list(cdir.iterdir()) == []  # the temporary build directory is gone, nothing else written
+    s = cached_build({"reader": "t"}, [source], lambda: _make(calls, 3.0, use_allocate=True), cdir)
+    assert len(calls) == 1 and float(s.data.max()) == 3.0
+    # a half-written entry (no manifest) is not taken as valid
+    entry = next(cdir.iterdir())
+    (entry / "manifest.json").unlink()
+    cached_build({"reader": "t"}, [source], lambda: _make(calls, 4.0), cdir)
+    assert len(calls) == 2
+
+
+def test_allocated_view_is_copied_and_default_dir(
+    tmp_path: Path, source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def partial_build() -> SkeletonSet:
+        full = _make([], 5.0, use_allocate=True)
+        return full.subset(np.array([0, 1]))
+
+    monkeypatch.setenv("PURLS_CACHE_DIR", str(tmp_path / "env-cache"))
+    assert default_cache_dir() == tmp_path / "env-cache"
+    s = cached_build({"reader": "t"}, [source], partial_build)
+    assert s.data.shape == (2, 1, 4, 25, 3) and (tmp_path / "env-cache").is_dir()
+    assert not any(p.suffix == ".part" for p in (tmp_path / "env-cache").rglob("*"))
+    assert cache_mod.CACHE_FORMAT_VERSION >= 1

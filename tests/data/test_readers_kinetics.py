@@ -1,0 +1,86 @@
+"""Kinetics-skeleton readers: the real st-gcn json clips in ../shared and a tiny processed fake."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from purls_pl.data.readers import KineticsProcessedSource, KineticsSource
+from purls_pl.data.readers.kinetics import read_kinetics_clip
+
+KIN_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "kinetics-samples"
+
+
+@pytest.fixture(scope="module")
+def clips() -> list[Path]:
+    files = sorted(p for p in KIN_DIR.glob("*.json") if not p.name.endswith("_label.json"))
+    if not files:
+        pytest.skip(f"real Kinetics samples not found in {KIN_DIR}")
+    return files
+
+
+def test_source_on_real_clips(clips: list[Path], tmp_path: Path) -> None:
+    labels = json.loads((KIN_DIR / "kinetics_val_label.json").read_text())
+    s = KineticsSource(str(KIN_DIR), cache_dir=str(tmp_path)).load()
+    assert s.data.shape == (7, 2, 300, 18, 3) and s.layout == "openpose18" and len(s.class_names) == 400
+    assert s.sample_ids == [p.stem for p in clips]
+    assert s.labels.tolist() == [labels[p.stem]["label_index"] for p in clips]
+    assert [s.class_names[i] for i in s.labels] == [labels[p.stem]["label"] for p in clips]
+    assert (s.partition == "test").all()  # the val split
+    score = s.data[..., 2]
+    assert ((score == 0)[..., None] <= (s.data[..., :2] == 0)).all()  # x, y zeroed where the score is 0
+    xy = s.data[..., :2][score > 0]
+    assert xy.min() >= -0.5 and xy.max() <= 0.75
+    assert (s.lengths > 0).all() and not s.data[np.arange(7), :, s.lengths].any()
+    k200 = KineticsSource(str(KIN_DIR), dataset="kinetics200", cache=False).load()
+    assert k200.labels.tolist() == [0, 173, 58] and len(k200.class_names) == 200
+
+
+def test_top2_persons_per_frame(clips: list[Path]) -> None:
+    crowded = 0
+    for path in clips:
+        raw, label = read_kinetics_clip(path)
+        frames = json.loads(path.read_text())["data"]
+        assert label == json.loads(path.read_text())["label_index"]
+        for frame in frames:
+            t = frame["frame_index"] - 1
+            people = frame["skeleton"][:5]
+            totals = sorted((sum(p["score"]) for p in people), reverse=True)[:2]
+            totals += [0.0] * (2 - len(totals))
+            np.testing.assert_allclose(raw[:, t, :, 2].sum(axis=1), totals, rtol=1e-5, atol=1e-4)
+            if people:  # the best person's joints are read in full
+                best = max(people, key=lambda p: sum(p["score"]))
+                np.testing.assert_allclose(raw[0, t, :, 0], best["pose"][0::2], atol=1e-6)
+            crowded += len(frame["skeleton"]) > 2
+    assert crowded > 0  # the real clips exercise the selection
+
+
+def test_errors(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"kinetics_\{train,val\}.*st-gcn"):
+        KineticsSource(str(tmp_path / "none")).load()
+    bad = tmp_path / "clip.json"
+    bad.write_text(json.dumps({"data": [{"frame_index": 1, "skeleton": [{"pose": [0.1] * 10, "score": [1] * 18}]}]}))
+    with pytest.raises(ValueError, match=r"clip\.json.*'pose' has 10"):
+        read_kinetics_clip(bad)
+
+
+def test_processed_npy_pkl(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, labels in (("train", [3, 250, 199]), ("val", [7, 399])):
+        arrays[split] = rng.random((len(labels), 3, 300, 18, 2), dtype=np.float32)
+        np.save(tmp_path / f"{split}_data.npy", arrays[split])
+        with open(tmp_path / f"{split}_label.pkl", "wb") as f:
+            pickle.dump(([f"{split}{i}.json" for i in range(len(labels))], labels), f)
+    s = KineticsProcessedSource(str(tmp_path), cache_dir=str(tmp_path / "cache")).load()
+    assert s.data.shape == (5, 2, 300, 18, 3) and s.labels.tolist() == [3, 250, 199, 7, 399]
+    assert s.partition.tolist() == ["train"] * 3 + ["test"] * 2 and s.sample_ids[3] == "val0"
+    assert s.data[4, 1, 17, 5, 2] == arrays["val"][1, 2, 17, 5, 1]
+    k200 = KineticsProcessedSource(
+        str(tmp_path), dataset="kinetics200", num_frames=64, temporal="resample", cache=False
+    ).load()
+    assert k200.labels.tolist() == [3, 199, 7] and k200.data.shape == (3, 2, 64, 18, 3)
