@@ -1,0 +1,3 @@
+from purls_pl.commands import main
+
+main()

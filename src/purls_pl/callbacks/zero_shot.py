@@ -1,0 +1,140 @@
+"""Zero-shot evaluation on the unseen classes, as a Lightning callback.
+
+The module's ``validation_step`` / ``test_step`` return ``{"scores": (B, K_unseen), "targets": (B,)}``;
+this callback accumulates them in torchmetrics (synchronised across processes) and logs
+
+* ``<stage>/zsl_top1`` — top-1 accuracy over samples (the paper's metric),
+* ``<stage>/zsl_top5`` — top-5 accuracy over samples,
+* ``<stage>/zsl_mean_class`` — top-1 accuracy averaged over classes,
+
+for ``stage`` in ``val`` and ``test``. After testing, the final values are also written to
+``<log_dir>/results.json`` for runners and report tables.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from pytorch_lightning import Callback, LightningModule, Trainer
+from torch import Tensor
+from torchmetrics import Metric, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+
+
+class MeanClassAccuracy(Metric):
+    """Top-1 accuracy averaged over the classes that occur among the targets.
+
+    (torchmetrics' macro accuracy also averages in classes that were only ever *predicted*, which
+    is not the per-class accuracy zero-shot papers report.)
+
+    Args:
+        num_classes: Number of candidate classes.
+    """
+
+    full_state_update = False
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.add_state("correct", default=torch.zeros(num_classes), dist_reduce_fx="sum")
+        self.add_state("total", default=torch.zeros(num_classes), dist_reduce_fx="sum")
+
+    def update(self, scores: Tensor, targets: Tensor) -> None:
+        hit = (scores.argmax(dim=-1) == targets).float()
+        self.correct.index_add_(0, targets, hit)
+        self.total.index_add_(0, targets, torch.ones_like(hit))
+
+    def compute(self) -> Tensor:
+        present = self.total > 0
+        return (self.correct[present] / self.total[present]).mean()
+
+
+def zsl_metrics(num_classes: int) -> MetricCollection:
+    """The zero-shot metric set for ``num_classes`` candidates (states synchronise across processes)."""
+    return MetricCollection(
+        {
+            "zsl_top1": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
+            "zsl_top5": MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro"),
+            "zsl_mean_class": MeanClassAccuracy(num_classes),
+        }
+    )
+
+
+class ZeroShotEvaluation(Callback):
+    """Accumulate zero-shot scores over an epoch and log top-1/top-5/mean-class accuracy.
+
+    Args:
+        results_file: File name (inside the logger's directory) for the final test metrics.
+    """
+
+    def __init__(self, results_file: str = "results.json") -> None:
+        self.results_file = results_file
+        self.metrics: dict[str, MetricCollection] = {}
+        self.last: dict[str, dict[str, float]] = {}
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        num_classes = len(pl_module.unseen)
+        for split in ("val", "test"):
+            self.metrics[split] = zsl_metrics(num_classes).to(pl_module.device)
+
+    def _update(self, split: str, pl_module: LightningModule, outputs: Any) -> None:
+        if not isinstance(outputs, dict) or "scores" not in outputs:
+            raise TypeError("ZeroShotEvaluation expects the module's eval steps to return {'scores', 'targets'}")
+        metrics = self.metrics[split].to(pl_module.device)
+        metrics.update(outputs["scores"].float(), outputs["targets"])
+
+    def _log(self, split: str, pl_module: LightningModule) -> None:
+        values = {f"{split}/{k}": v for k, v in self.metrics[split].compute().items()}
+        self.metrics[split].reset()
+        # Values are already reduced across processes by torchmetrics.
+        pl_module.log_dict(values, prog_bar=split == "val", sync_dist=False, rank_zero_only=False)
+        self.last[split] = {k: float(v) for k, v in values.items()}
+
+    def on_validation_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        self._update("val", pl_module, outputs)
+
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking:
+            self.metrics["val"].reset()
+            return
+        self._log("val", pl_module)
+
+    def on_test_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        self._update("test", pl_module, outputs)
+
+    def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._log("test", pl_module)
+        if trainer.is_global_zero:
+            path = Path(trainer.log_dir or trainer.default_root_dir) / self.results_file
+            path.parent.mkdir(parents=True, exist_ok=True)
+            record = {
+                **self.last["test"],
+                "epoch": trainer.current_epoch,
+                "global_step": trainer.global_step,
+                "num_unseen_classes": len(pl_module.unseen),
+                "unseen_classes": [pl_module.class_names[i] for i in pl_module.unseen],
+            }
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(record, indent=1) + "\n")
+            tmp.replace(path)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}

@@ -1,0 +1,251 @@
+"""Datamodules: seen-class pre-training and zero-shot training/evaluation over one split.
+
+Sample sets (``partition`` is the dataset's own train/test protocol, e.g. NW-UCLA views):
+
+* ``seen_train`` — seen classes, ``partition == "train"``: the only samples any training sees;
+* ``seen_test`` — seen classes, ``partition == "test"``: stage-1 model selection;
+* ``unseen_test`` — unseen classes, ``partition == "test"`` (or every unseen sample with
+  ``unseen_from="all"``): zero-shot validation and test.
+
+Leakage guarantee: ``seen_train`` holds no unseen-class sample (checked at setup), and the PURLS
+module only ever receives the seen classes' text for its loss.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from pytorch_lightning import LightningDataModule
+from torch.utils.data import DataLoader, Dataset
+
+from purls_pl.data.skeletons import SkeletonSet, SkeletonSource
+from purls_pl.data.splits import ZeroShotSplit, class_names, get_split
+from purls_pl.text.descriptions import DescriptionSet, load_descriptions
+from purls_pl.text.encoder import ClassText, TextEncoder, embed_descriptions
+
+log = logging.getLogger(__name__)
+
+#: Description sets shipped in ``descriptions/`` that cover a dataset (a superset is fine).
+DESCRIPTION_FILES: dict[str, str] = {
+    "ntu60": "ntu120.json",
+    "ntu120": "ntu120.json",
+    "kinetics200": "kinetics400.json",
+    "kinetics400": "kinetics400.json",
+    "nw-ucla": "nw-ucla.json",
+}
+
+
+def project_root() -> Path:
+    """The repository root when running from a checkout (``src/purls_pl/data/`` -> root)."""
+    return Path(__file__).resolve().parents[3]
+
+
+class SkeletonDataset(Dataset):
+    """Samples ``index`` of a :class:`SkeletonSet` as ``{"x": (M, T, J, C), "y": (), "index": ()}``."""
+
+    def __init__(self, skeletons: SkeletonSet, index: np.ndarray) -> None:
+        self.skeletons = skeletons
+        self.index = np.asarray(index, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        j = int(self.index[i])
+        return {
+            "x": torch.from_numpy(np.ascontiguousarray(self.skeletons.data[j], dtype=np.float32)),
+            "y": torch.tensor(int(self.skeletons.labels[j])),
+            "index": torch.tensor(j),
+        }
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.skeletons.labels[self.index]
+
+
+class SkeletonDataModule(LightningDataModule):
+    """Loads a skeleton source and cuts it by a zero-shot split.
+
+    Args:
+        source: Where the skeletons come from (``class_path`` of a reader, or the synthetic demo).
+        split: Zero-shot split name, e.g. ``ntu120_96_24``, ``nw-ucla_8_2``, ``demo_15_5``.
+        batch_size: Training batch size.
+        eval_batch_size: Batch size for evaluation loaders.
+        num_workers: DataLoader worker processes.
+        unseen_from: Which unseen-class samples are evaluated: ``test`` (the protocol's test
+            partition) or ``all``.
+        pin_memory: Pin host memory (useful on GPU).
+    """
+
+    def __init__(
+        self,
+        source: SkeletonSource,
+        split: str,
+        batch_size: int = 64,
+        eval_batch_size: int = 256,
+        num_workers: int = 0,
+        unseen_from: Literal["test", "all"] = "test",
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__()
+        self.source = source
+        self.split: ZeroShotSplit = get_split(split)
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.num_workers = num_workers
+        self.unseen_from = unseen_from
+        self.pin_memory = pin_memory
+        self.skeletons: SkeletonSet | None = None
+        self.sets: dict[str, SkeletonDataset] = {}
+
+    @property
+    def layout(self) -> str:
+        return self.source.layout
+
+    @property
+    def class_names(self) -> list[str]:
+        names = getattr(self.source, "class_names", None)
+        return list(names) if names else class_names(self.split.dataset)
+
+    @property
+    def num_seen(self) -> int:
+        return len(self.split.seen)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.skeletons is not None:
+            return
+        skeletons = self.source.load()
+        if len(skeletons.class_names) != self.split.num_classes:
+            raise ValueError(
+                f"split {self.split.name!r} is defined over {self.split.num_classes} classes of "
+                f"{self.split.dataset!r}, but the source {type(self.source).__name__} yields "
+                f"{len(skeletons.class_names)} classes ({skeletons.class_names[:3]}...); pick a split of that dataset"
+            )
+        seen = np.isin(skeletons.labels, self.split.seen)
+        unseen = np.isin(skeletons.labels, self.split.unseen)
+        train = skeletons.partition == "train"
+        test = skeletons.partition == "test"
+        index = {
+            "seen_train": np.flatnonzero(seen & train),
+            "seen_test": np.flatnonzero(seen & test),
+            "unseen_test": np.flatnonzero(unseen & (test if self.unseen_from == "test" else True)),
+        }
+        assert not np.isin(skeletons.labels[index["seen_train"]], self.split.unseen).any(), "unseen class leaked"
+        for name, idx in index.items():
+            if len(idx) == 0:
+                raise ValueError(
+                    f"split {self.split.name!r} leaves no {name.replace('_', ' ')} samples in "
+                    f"{type(self.source).__name__}; check the source's protocol/partition or use unseen_from='all'"
+                )
+        self.skeletons = skeletons
+        self.sets = {name: SkeletonDataset(skeletons, idx) for name, idx in index.items()}
+        log.info("split %s: %s", self.split.name, {k: len(v) for k, v in self.sets.items()})
+
+    def _loader(self, name: str, train: bool) -> DataLoader:
+        if not self.sets:
+            self.setup()
+        return DataLoader(
+            self.sets[name],
+            batch_size=self.batch_size if train else self.eval_batch_size,
+            shuffle=train,
+            drop_last=train and len(self.sets[name]) > self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+        )
+
+
+class PretrainDataModule(SkeletonDataModule):
+    """Stage 1: supervised training on ``seen_train``, selection on ``seen_test``."""
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("seen_train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("seen_test", train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("seen_test", train=False)
+
+
+class ZeroShotDataModule(SkeletonDataModule):
+    """Stage 2: PURLS on ``seen_train``; zero-shot validation and test on ``unseen_test``.
+
+    Args:
+        source: Where the skeletons come from.
+        split: Zero-shot split name.
+        descriptions: A description JSON file; ``auto`` (the set shipped for the dataset in
+            ``descriptions/``), ``labels`` (label-only text, the "Global (Original)" baseline), or
+            ``demo`` (the synthetic demo's generated set).
+        templates: Prompt templates: ``paper`` (supplementary Table 3), ``label``, ``plain``, or a
+            mapping field -> template with one ``{}``.
+        text_encoder: The frozen text tower (embeddings are cached on disk).
+        batch_size: Training batch size.
+        eval_batch_size: Batch size for evaluation loaders.
+        num_workers: DataLoader worker processes.
+        unseen_from: ``test`` or ``all`` unseen-class samples are evaluated.
+        pin_memory: Pin host memory (useful on GPU).
+    """
+
+    def __init__(
+        self,
+        source: SkeletonSource,
+        split: str,
+        descriptions: str = "auto",
+        templates: str | dict[str, str] = "paper",
+        text_encoder: TextEncoder | None = None,
+        batch_size: int = 64,
+        eval_batch_size: int = 256,
+        num_workers: int = 0,
+        unseen_from: Literal["test", "all"] = "test",
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__(source, split, batch_size, eval_batch_size, num_workers, unseen_from, pin_memory)
+        self.descriptions = descriptions
+        self.templates = templates
+        self.text_encoder = text_encoder or TextEncoder()
+        self._class_text: ClassText | None = None
+
+    def description_set(self) -> DescriptionSet:
+        """Resolve the ``descriptions`` argument to a validated set."""
+        names = self.class_names
+        if self.descriptions == "labels":
+            return DescriptionSet.label_only(names)
+        if self.descriptions == "demo":
+            from purls_pl.data.synthetic import demo_descriptions
+
+            return DescriptionSet.from_records(demo_descriptions(), name="demo", source="purls_pl.data.synthetic")
+        path = Path(self.descriptions)
+        if self.descriptions == "auto":
+            file = DESCRIPTION_FILES.get(self.split.dataset)
+            if file is None:
+                raise ValueError(
+                    f"no shipped description set for dataset {self.split.dataset!r}; pass descriptions=<file.json>"
+                )
+            path = Path("descriptions") / file
+            if not path.is_file():
+                path = project_root() / "descriptions" / file
+        descriptions = load_descriptions(path)
+        descriptions.validate(names)
+        return descriptions
+
+    @property
+    def class_text(self) -> ClassText:
+        """Description embeddings ``(K, 8, m)`` of all classes with the split (computed once, cached on disk)."""
+        if self._class_text is None:
+            embeddings = embed_descriptions(self.text_encoder, self.description_set(), self.class_names, self.templates)
+            self._class_text = ClassText(tuple(self.class_names), embeddings, self.split.seen, self.split.unseen)
+        return self._class_text
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("seen_train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("unseen_test", train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("unseen_test", train=False)

@@ -1,0 +1,104 @@
+"""Stage 1: supervised pre-training of a skeleton backbone on the seen classes only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from pytorch_lightning import Callback, LightningModule, Trainer
+from torch import Tensor, nn
+
+from purls_pl.models.features import export_backbone
+
+
+class BackboneClassifier(LightningModule):
+    """Backbone + global average pooling + linear head over the seen classes.
+
+    Args:
+        backbone: Skeleton encoder returning node features ``(N, n, L', J)``.
+        seen_classes: Dataset class ids of the seen classes (linked from the datamodule).
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        label_smoothing: Cross-entropy label smoothing.
+        dropout: Dropout before the linear head.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        seen_classes: list[int],
+        lr: float = 1e-3,
+        weight_decay: float = 5e-4,
+        label_smoothing: float = 0.1,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["backbone"])
+        self.backbone = backbone
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(backbone.out_channels, len(seen_classes)))
+        position = torch.full((max(seen_classes) + 1,), -1, dtype=torch.long)
+        position[seen_classes] = torch.arange(len(seen_classes))
+        self.register_buffer("seen_position", position, persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(N, M, T, J, C)`` -> logits ``(N, K_seen)``."""
+        return self.head(self.backbone(x).mean(dim=(2, 3)))
+
+    def _targets(self, y: Tensor) -> Tensor:
+        pos = self.seen_position[y.clamp(max=len(self.seen_position) - 1)]
+        if bool((pos < 0).any()) or bool((y >= len(self.seen_position)).any()):
+            raise RuntimeError("stage-1 batch contains a class outside the seen set")
+        return pos
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        targets = self._targets(batch["y"])
+        logits = self(batch["x"])
+        loss = F.cross_entropy(logits, targets, label_smoothing=self.hparams.label_smoothing)
+        acc = (logits.argmax(-1) == targets).float().mean()
+        self.log_dict({"train/loss": loss, "train/top1": acc}, prog_bar=True, batch_size=len(targets))
+        return loss
+
+    def _eval(self, batch: dict[str, Tensor], split: str) -> None:
+        targets = self._targets(batch["y"])
+        logits = self(batch["x"])
+        acc = (logits.argmax(-1) == targets).float().mean()
+        self.log(f"{split}/seen_top1", acc, prog_bar=True, batch_size=len(targets), sync_dist=True)
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._eval(batch, "val")
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._eval(batch, "test")
+
+    def configure_optimizers(self) -> Any:
+        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        epochs = max(1, self.trainer.max_epochs or 1)
+        return {"optimizer": opt, "lr_scheduler": torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)}
+
+
+class ExportBackbone(Callback):
+    """At the end of fit, write the backbone (best checkpoint if one was tracked) as a frozen-ready export.
+
+    Args:
+        path: Where the export goes, e.g. ``lightning_logs/backbones/demo_15_5.pt``; ``make train``
+            looks for it there and skips stage 1 when it exists.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        meta: dict[str, Any] = {"epochs": trainer.current_epoch, "global_step": trainer.global_step}
+        ckpt = trainer.checkpoint_callback
+        best = getattr(ckpt, "best_model_path", "") if ckpt else ""
+        if best and Path(best).is_file():
+            state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+            pl_module.load_state_dict(state)
+            meta["selected_from"] = best
+            meta["seen_val_top1"] = float(ckpt.best_model_score) if ckpt.best_model_score is not None else None
+        meta["seen_classes"] = list(pl_module.hparams.seen_classes)
+        export_backbone(pl_module.backbone, self.path, meta)

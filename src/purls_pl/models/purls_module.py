@@ -1,0 +1,194 @@
+"""The PURLS LightningModule: a thin wiring of injected components.
+
+``skeletons -> frozen backbone -> node features G (B, S, n) -> partitioner -> R (B, D, n)
+-> f_skel -> V (B, D, m) -> α-weighted contrastive loss against the seen classes' text F``.
+
+Zero-shot scores (Eq. 5-6) compare the global V with the candidate classes' global text. With a
+text-conditioned (adaptive) partitioner the global query is each candidate's own description, so no
+label information is used at test time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from pytorch_lightning import LightningModule
+from torch import Tensor, nn
+
+from purls_pl.data.layouts import SkeletonLayout
+from purls_pl.models.features import FrozenBackbone
+from purls_pl.models.losses import AlphaMode, PartAwareContrastiveLoss
+from purls_pl.models.partition import AdaptivePartitioner, Partitioner, PartitionerFactory
+from purls_pl.text.encoder import ClassText
+from purls_pl.zero_shot import zero_shot_scores
+
+GLOBAL_FIELD = "global"
+
+
+class LeakageError(RuntimeError):
+    """A training batch held a class outside the seen set."""
+
+
+class SkeletonProjector(nn.Module):
+    """f_skel: the 2-layer MLP shared by all fields, ``(…, n) -> (…, m)`` unit vectors.
+
+    Args:
+        node_dim: n.
+        text_dim: m.
+        hidden: Hidden width (paper: 512).
+        dropout: Dropout after the hidden activation.
+    """
+
+    def __init__(self, node_dim: int, text_dim: int, hidden: int = 512, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.LayerNorm(node_dim),
+            nn.Linear(node_dim, hidden),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, text_dim),
+        )
+
+    def forward(self, r: Tensor) -> Tensor:
+        return F.normalize(self.net(r), dim=-1)
+
+
+class PurlsModule(LightningModule):
+    """PURLS: part-aware alignment of skeleton and description embeddings.
+
+    Args:
+        class_text: Description embeddings of the dataset's classes and the seen/unseen split
+            (linked from the datamodule; not set in configs).
+        layout: Skeleton layout of the node grid (linked from the datamodule).
+        backbone: The frozen skeleton encoder producing node features.
+        partitioner: Partitioner class and its own arguments (``adaptive``, ``static``, ``global``);
+            the module supplies text_dim, node_dim and layout.
+        proj_hidden: Hidden width of f_skel.
+        proj_dropout: Dropout in f_skel.
+        alpha: ``uniform`` (α_i = 1/D) or ``learnable`` (uncertainty weighting; see losses).
+        temperature_init: Initial contrastive temperature τ of every term.
+        learn_temperature: Learn τ per term.
+        lr: Adam learning rate (paper: 1e-4).
+        weight_decay: AdamW weight decay.
+        warmup_epochs: Linear warm-up epochs before cosine decay (0 = constant learning rate after warm-up).
+        cosine: Cosine-decay the learning rate to 0 over ``trainer.max_epochs``.
+    """
+
+    def __init__(
+        self,
+        class_text: ClassText,
+        layout: str | SkeletonLayout,
+        backbone: FrozenBackbone,
+        partitioner: PartitionerFactory = AdaptivePartitioner,
+        proj_hidden: int = 512,
+        proj_dropout: float = 0.1,
+        alpha: AlphaMode = "learnable",
+        temperature_init: float = 0.07,
+        learn_temperature: bool = True,
+        lr: float = 1e-4,
+        weight_decay: float = 0.0,
+        warmup_epochs: int = 0,
+        cosine: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["class_text", "backbone", "layout"])
+        self.backbone = backbone
+        self.class_names = class_text.class_names
+        self.seen = tuple(class_text.seen)
+        self.unseen = tuple(class_text.unseen)
+        self.partitioner: Partitioner = partitioner(class_text.embed_dim, backbone.out_channels, layout)
+        self.fields = self.partitioner.fields
+        fields_idx = torch.tensor(self.partitioner.field_index)
+        # Only the seen classes' text is ever visible to the training loss.
+        self.register_buffer(
+            "seen_text", class_text.embeddings[list(self.seen)][:, fields_idx].clone(), persistent=False
+        )
+        self.register_buffer("unseen_global", class_text.embeddings[list(self.unseen), -1].clone(), persistent=False)
+        position = torch.full((len(class_text.class_names),), -1, dtype=torch.long)
+        position[list(self.seen)] = torch.arange(len(self.seen))
+        self.register_buffer("seen_position", position, persistent=False)
+        self.projector = SkeletonProjector(backbone.out_channels, class_text.embed_dim, proj_hidden, proj_dropout)
+        self.criterion = PartAwareContrastiveLoss(self.fields, alpha, temperature_init, learn_temperature)
+
+    # ------------------------------------------------------------------ forward pieces
+    def node_features(self, batch: dict[str, Tensor]) -> Tensor:
+        """``(B, S, n)`` node features: precomputed ``batch["features"]`` or the frozen backbone on ``batch["x"]``."""
+        if "features" in batch:
+            return batch["features"]
+        return self.backbone(batch["x"])
+
+    def forward(self, nodes: Tensor, text: Tensor) -> tuple[Tensor, Tensor]:
+        """``nodes (B, S, n)``, ``text (B, D, m)`` -> ``V (B, D, m)`` unit vectors and attention ``(B, D, S)``."""
+        reps, attn = self.partitioner(nodes, text)
+        return self.projector(reps), attn
+
+    def global_embedding(self, nodes: Tensor, candidates: Tensor) -> Tensor:
+        """Global V for zero-shot scoring: ``(B, K, m)`` if text-conditioned, else ``(B, m)``."""
+        reps = self.partitioner.global_representation(nodes, candidates)
+        v = self.projector(reps)
+        return v if self.partitioner.text_conditioned else v[:, 0]
+
+    def score(self, nodes: Tensor, candidates: Tensor) -> Tensor:
+        """Zero-shot scores ``(B, K)`` against candidate global text ``(K, m)``."""
+        return zero_shot_scores(self.global_embedding(nodes, candidates), candidates)
+
+    # ------------------------------------------------------------------ training
+    def seen_targets(self, labels: Tensor) -> Tensor:
+        """Map dataset class ids to positions among the seen classes; refuse any other class."""
+        pos = self.seen_position[labels]
+        if bool((pos < 0).any()):
+            bad = sorted({self.class_names[i] for i in labels[pos < 0].tolist()})
+            raise LeakageError(f"training batch contains non-seen classes {bad}; the loss only sees seen classes")
+        return pos
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        targets = self.seen_targets(batch["y"])
+        nodes = self.node_features(batch)
+        v, _ = self(nodes, self.seen_text[targets])
+        terms = self.criterion(v, self.seen_text, targets)
+        size = len(targets)
+        self.log("train/loss", terms["loss"], prog_bar=True, batch_size=size)
+        self.log_dict(
+            {f"train/{k}": val for k, val in terms.items() if k != "loss"},
+            on_step=False,
+            on_epoch=True,
+            batch_size=size,
+        )
+        return terms["loss"]
+
+    # ------------------------------------------------------------------ evaluation
+    def zero_shot_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Scores over the unseen classes and the target positions among them."""
+        nodes = self.node_features(batch)
+        scores = self.score(nodes, self.unseen_global)
+        unseen = torch.tensor(self.unseen, device=scores.device)
+        targets = (batch["y"][:, None] == unseen[None]).float().argmax(dim=1)
+        return {"scores": scores, "targets": targets}
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        return self.zero_shot_step(batch)
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        return self.zero_shot_step(batch)
+
+    def configure_optimizers(self) -> Any:
+        params = [p for p in self.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        if not self.hparams.cosine and not self.hparams.warmup_epochs:
+            return opt
+        total = max(1, self.trainer.estimated_stepping_batches)
+        steps_per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
+        warmup = self.hparams.warmup_epochs * steps_per_epoch
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            if not self.hparams.cosine:
+                return 1.0
+            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            return 0.5 * (1.0 + torch.cos(torch.tensor(progress * torch.pi))).item()
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,0 +1,159 @@
+"""Description sets: the 8 texts per class that PURLS aligns skeletons with.
+
+A description set is a JSON file (``descriptions/<name>.json``)::
+
+    {"name": "ntu120",
+     "fields": ["head", "hands", "torso", "legs", "start", "middle", "end", "global"],
+     "produced_by": {...how it was written...},
+     "classes": [{"label": "drink water", "head": "...", ..., "global": "..."}, ...]}
+
+Each field holds a short verb phrase that reads after "The person would ..." (paper Tables 1-2).
+A field may also hold a list of alternative answers; their embeddings are averaged (supplement
+Sec. 2.1). Loading validates the set against the class list a run needs and names exactly what is
+missing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Field order everywhere in the project: P=4 body parts, Z=3 phases, then the global description.
+FIELDS: tuple[str, ...] = ("head", "hands", "torso", "legs", "start", "middle", "end", "global")
+BODY_PART_FIELDS: tuple[str, ...] = FIELDS[:4]
+PHASE_FIELDS: tuple[str, ...] = FIELDS[4:7]
+GLOBAL_INDEX: int = FIELDS.index("global")
+
+Texts = tuple[str, ...]
+
+
+class DescriptionError(ValueError):
+    """A description set is malformed or does not cover the classes a run needs."""
+
+
+def _normalise_label(label: str) -> str:
+    return " ".join(label.replace("’", "'").lower().split())
+
+
+@dataclass(frozen=True)
+class DescriptionSet:
+    """Descriptions keyed by class label.
+
+    Attributes:
+        name: Set name (usually the dataset key).
+        entries: ``label -> field -> texts`` (one or more alternative answers per field).
+        produced_by: Free-form provenance record kept with the file.
+        source: Where the set was loaded from, for error messages.
+    """
+
+    name: str
+    entries: Mapping[str, Mapping[str, Texts]]
+    produced_by: Mapping[str, Any] = field(default_factory=dict)
+    source: str = "<memory>"
+
+    @classmethod
+    def from_records(
+        cls,
+        records: Iterable[Mapping[str, Any]],
+        name: str,
+        produced_by: Mapping[str, Any] | None = None,
+        source: str = "<memory>",
+    ) -> DescriptionSet:
+        """Build a set from ``[{"label": ..., "head": ..., ...}]`` records; fields may be str or list."""
+        entries: dict[str, dict[str, Texts]] = {}
+        for i, record in enumerate(records):
+            if "label" not in record:
+                raise DescriptionError(f"{source}: class entry #{i} has no 'label' field")
+            label = str(record["label"])
+            texts: dict[str, Texts] = {}
+            for f in FIELDS:
+                value = record.get(f)
+                if value is None:
+                    continue
+                values = (value,) if isinstance(value, str) else tuple(str(v) for v in value)
+                values = tuple(v.strip() for v in values if v and v.strip())
+                if values:
+                    texts[f] = values
+            if label in entries:
+                raise DescriptionError(f"{source}: class {label!r} appears twice")
+            entries[label] = texts
+        return cls(name=name, entries=entries, produced_by=dict(produced_by or {}), source=source)
+
+    @classmethod
+    def label_only(cls, class_names: Sequence[str], name: str = "labels") -> DescriptionSet:
+        """Every field is the label itself: the paper's "Global (Original)" baseline text."""
+        records = [{"label": c, **{f: c for f in FIELDS}} for c in class_names]
+        return cls.from_records(records, name=name, produced_by={"method": "label-only: every field is the label"})
+
+    def missing(self, class_names: Sequence[str]) -> dict[str, list[str]]:
+        """``{label: [missing fields]}`` for every requested class that is not fully described."""
+        lookup = {_normalise_label(k): v for k, v in self.entries.items()}
+        out: dict[str, list[str]] = {}
+        for label in class_names:
+            texts = self.entries.get(label) or lookup.get(_normalise_label(label))
+            if texts is None:
+                out[label] = list(FIELDS)
+            else:
+                absent = [f for f in FIELDS if f not in texts]
+                if absent:
+                    out[label] = absent
+        return out
+
+    def validate(self, class_names: Sequence[str]) -> None:
+        """Raise :class:`DescriptionError` listing every missing class and field."""
+        missing = self.missing(class_names)
+        if not missing:
+            return
+        lines = [
+            f"  - {label!r}: " + ("no entry" if len(fields) == len(FIELDS) else "missing " + ", ".join(fields))
+            for label, fields in missing.items()
+        ]
+        raise DescriptionError(
+            f"description set {self.name!r} ({self.source}) does not cover {len(missing)} of "
+            f"{len(class_names)} classes:\n" + "\n".join(lines) + "\nAdd the entries to the file, generate them "
+            "with `python -m purls_pl describe`, or use label-only text (`descriptions: labels`)."
+        )
+
+    def texts_for(self, class_names: Sequence[str]) -> list[dict[str, Texts]]:
+        """The 8 fields of each class, in ``class_names`` order (validated)."""
+        self.validate(class_names)
+        lookup = {_normalise_label(k): v for k, v in self.entries.items()}
+        return [dict(self.entries.get(c) or lookup[_normalise_label(c)]) for c in class_names]
+
+    def to_json(self) -> dict[str, Any]:
+        classes = [
+            {"label": label, **{f: (v[0] if len(v) == 1 else list(v)) for f, v in texts.items()}}
+            for label, texts in self.entries.items()
+        ]
+        return {"name": self.name, "fields": list(FIELDS), "produced_by": dict(self.produced_by), "classes": classes}
+
+
+def load_descriptions(path: str | Path) -> DescriptionSet:
+    """Read a description set JSON file (format in the module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"description file {path} does not exist; shipped sets live in descriptions/ "
+            "(ntu120.json, kinetics400.json, nw-ucla.json), or generate one with `python -m purls_pl describe`"
+        )
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise DescriptionError(f"{path}: not valid JSON ({err})") from err
+    if not isinstance(raw, dict) or not isinstance(raw.get("classes"), list):
+        raise DescriptionError(f"{path}: expected an object with a 'classes' list of {{label, {', '.join(FIELDS)}}}")
+    return DescriptionSet.from_records(
+        raw["classes"], name=str(raw.get("name", path.stem)), produced_by=raw.get("produced_by", {}), source=str(path)
+    )
+
+
+def save_descriptions(descriptions: DescriptionSet, path: str | Path) -> None:
+    """Write ``descriptions`` as JSON atomically (temp file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(descriptions.to_json(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)

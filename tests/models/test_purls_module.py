@@ -1,0 +1,103 @@
+import pytest
+import torch
+
+from purls_pl.models.features import FrozenBackbone, export_backbone, load_backbone
+from purls_pl.models.partition import AdaptivePartitioner, GlobalPartitioner, StaticPartitioner
+from purls_pl.models.purls_module import LeakageError, PurlsModule
+from purls_pl.text.encoder import ClassText
+
+K, M_DIM = 6, 12
+SEEN, UNSEEN = (0, 1, 2, 4), (3, 5)
+
+
+@pytest.fixture
+def class_text() -> ClassText:
+    torch.manual_seed(0)
+    emb = torch.nn.functional.normalize(torch.randn(K, 8, M_DIM), dim=-1)
+    return ClassText(tuple(f"c{i}" for i in range(K)), emb, SEEN, UNSEEN)
+
+
+def _module(class_text, backbone, partitioner=AdaptivePartitioner, **kw) -> PurlsModule:
+    return PurlsModule(class_text, "ntu25", FrozenBackbone(str(backbone)), partitioner=partitioner, **kw)
+
+
+def _batch(labels):
+    torch.manual_seed(1)
+    return {"x": torch.randn(len(labels), 1, 12, 25, 3), "y": torch.tensor(labels)}
+
+
+def test_backbone_is_frozen_and_stays_in_eval(class_text, tiny_backbone):
+    module = _module(class_text, tiny_backbone)
+    module.train()
+    assert not module.backbone.training and not module.backbone.encoder.training
+    assert all(not p.requires_grad for p in module.backbone.parameters())
+    stats = {k: v.clone() for k, v in module.backbone.state_dict().items()}
+    opt = torch.optim.SGD([p for p in module.parameters() if p.requires_grad], lr=0.1)
+    loss = module.training_step(_batch([0, 1, 2, 4]), 0)
+    loss.backward()
+    opt.step()
+    for k, v in module.backbone.state_dict().items():
+        assert torch.equal(v, stats[k]), f"frozen backbone changed: {k}"
+    assert module.partitioner.w_q.weight.grad is not None
+
+
+def test_training_only_sees_seen_class_text(class_text, tiny_backbone):
+    module = _module(class_text, tiny_backbone)
+    assert module.seen_text.shape == (len(SEEN), 8, M_DIM)
+    torch.testing.assert_close(module.seen_text, class_text.embeddings[list(SEEN)])
+    with pytest.raises(LeakageError, match="c3"):
+        module.training_step(_batch([0, 3]), 0)
+
+
+@pytest.mark.parametrize("part", [AdaptivePartitioner, StaticPartitioner, GlobalPartitioner])
+def test_zero_shot_step_scores_unseen_candidates(class_text, tiny_backbone, part):
+    module = _module(class_text, tiny_backbone, partitioner=part).eval()
+    out = module.zero_shot_step(_batch([3, 5, 5]))
+    assert out["scores"].shape == (3, len(UNSEEN))
+    assert out["targets"].tolist() == [0, 1, 1]
+    assert out["scores"].abs().max() <= 1.0 + 1e-5
+    loss = module.training_step(_batch([0, 1, 2, 4]), 0)
+    assert torch.isfinite(loss)
+    assert module.fields == (("global",) if part is GlobalPartitioner else module.fields)
+
+
+def test_alpha_modes(class_text, tiny_backbone):
+    uniform = _module(class_text, tiny_backbone, alpha="uniform")
+    learn = _module(class_text, tiny_backbone, alpha="learnable")
+    assert not uniform.criterion.log_var.requires_grad and learn.criterion.log_var.requires_grad
+    torch.testing.assert_close(uniform.criterion.alphas(), torch.full((8,), 1 / 8))
+
+
+def test_a_few_steps_fit_a_batch(class_text, tiny_backbone):
+    torch.manual_seed(0)
+    module = _module(class_text, tiny_backbone, proj_dropout=0.0)
+    opt = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=3e-3)
+    batch = _batch([0, 1, 2, 4, 0, 1])
+    first = module.training_step(batch, 0).item()
+    for _ in range(30):
+        opt.zero_grad()
+        module.training_step(batch, 0).backward()
+        opt.step()
+    assert module.training_step(batch, 0).item() < 0.7 * first
+
+
+def test_export_round_trip_and_missing_checkpoint(tiny_backbone, tmp_path):
+    net, meta = load_backbone(tiny_backbone)
+    assert meta == {"note": "random"} and net.init_args["channels"] == [8, 16]
+    x = torch.randn(2, 1, 8, 25, 3)
+    path = export_backbone(net.eval(), tmp_path / "again.pt")
+    again, _ = load_backbone(path)
+    torch.testing.assert_close(again.eval()(x), net(x))
+    with pytest.raises(FileNotFoundError, match="purls_pl.pretrain"):
+        FrozenBackbone(str(tmp_path / "missing.pt"))
+
+
+def test_tampered_checkpoint_is_refused(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"format": 1, "payload": Evil()}, path)
+    with pytest.raises(Exception, match="[Ww]eights only"):
+        load_backbone(path)

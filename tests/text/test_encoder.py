@@ -1,0 +1,78 @@
+"""Text towers: MiniLM (offline package), a tiny random CLIP saved locally, and the embedding cache."""
+
+import pytest
+import torch
+
+from purls_pl.text.descriptions import FIELDS, DescriptionSet
+from purls_pl.text.encoder import PAPER_TEMPLATES, TextEncoder, embed_descriptions, resolve_templates
+
+
+def _descriptions(labels):
+    return DescriptionSet.from_records([{"label": c, **{f: f"{f} moves for {c}" for f in FIELDS}} for c in labels], "t")
+
+
+def test_clip_path_uses_projected_embeddings(tiny_clip, tmp_path):
+    from transformers import AutoTokenizer, CLIPTextModelWithProjection
+
+    enc = TextEncoder(str(tiny_clip), cache_dir=str(tmp_path))
+    out = enc.encode(["a person waves", "a person kicks"])
+    assert out.shape == (2, 24)
+    torch.testing.assert_close(out.norm(dim=-1), torch.ones(2))
+    model = CLIPTextModelWithProjection.from_pretrained(tiny_clip).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_clip)(["a person waves"], return_tensors="pt")
+    ref = torch.nn.functional.normalize(model(**tok).text_embeds, dim=-1)
+    torch.testing.assert_close(out[:1], ref, rtol=1e-4, atol=1e-5)
+
+
+def test_minilm_sentence_encoder_is_semantic(tmp_path):
+    enc = TextEncoder("minilm", cache_dir=str(tmp_path))
+    e = enc.encode(["a person waves a hand", "someone waving their hand", "a car engine"])
+    assert e.shape == (3, 384)
+    assert (e[0] @ e[1]) > (e[0] @ e[2]) + 0.2
+
+
+def test_embedding_cache_hit_and_miss(tiny_clip, tmp_path, monkeypatch):
+    enc = TextEncoder(str(tiny_clip), cache_dir=str(tmp_path))
+    calls = []
+    real = TextEncoder.encode
+    monkeypatch.setattr(TextEncoder, "encode", lambda self, texts: calls.append(len(texts)) or real(self, texts))
+    labels = ["wave", "kick", "clap"]
+    first = embed_descriptions(enc, _descriptions(labels), labels)
+    assert first.shape == (3, 8, 24) and calls == [24]
+    again = embed_descriptions(enc, _descriptions(labels), labels)
+    assert calls == [24], "unchanged descriptions must come from the cache"
+    torch.testing.assert_close(first, again)
+    changed = _descriptions(labels)
+    changed.entries["kick"]["legs"] = ("swing one leg forward hard",)
+    third = embed_descriptions(enc, changed, labels)
+    assert calls == [24, 24], "a changed description re-encodes"
+    assert not torch.allclose(third[1, 3], first[1, 3]) and torch.allclose(third[0], first[0])
+    embed_descriptions(enc, _descriptions(labels), labels, templates="plain")
+    assert len(calls) == 3, "changed templates re-encode"
+    assert len(list((tmp_path / "text").glob("*.pt"))) == 3
+
+
+def test_damaged_cache_is_rebuilt(tiny_clip, tmp_path):
+    enc = TextEncoder(str(tiny_clip), cache_dir=str(tmp_path))
+    first = enc.encode_cached(["x"])
+    (cache,) = (tmp_path / "text").glob("*.pt")
+    cache.write_bytes(b"garbage")
+    torch.testing.assert_close(enc.encode_cached(["x"]), first)
+
+
+def test_alternative_answers_are_averaged(tiny_clip, tmp_path):
+    enc = TextEncoder(str(tiny_clip), cache_dir=str(tmp_path))
+    ds = _descriptions(["wave"])
+    ds.entries["wave"]["head"] = ("nod", "tilt")
+    emb = embed_descriptions(enc, ds, ["wave"], templates="plain")
+    parts = enc.encode(["nod", "tilt"])
+    torch.testing.assert_close(emb[0, 0], torch.nn.functional.normalize(parts.mean(0), dim=0))
+
+
+def test_templates():
+    assert resolve_templates("paper") == PAPER_TEMPLATES
+    assert resolve_templates({"global": "the person would {}."})["global"] == "the person would {}."
+    with pytest.raises(ValueError):
+        resolve_templates({"head": "no placeholder"})
+    with pytest.raises(ValueError):
+        resolve_templates("fancy")
