@@ -48,7 +48,7 @@ def test_mismatched_split_and_missing_descriptions(demo, tiny_clip):
         dm.setup()
     dm = ZeroShotDataModule(demo, "demo_15_5", descriptions="auto", text_encoder=TextEncoder(str(tiny_clip)))
     with pytest.raises(ValueError, match="no shipped description set"):
-        dm.class_text
+        _ = dm.class_text
     with pytest.raises(KeyError, match="unknown zero-shot split"):
         PretrainDataModule(demo, "ntu999_1_1")
 
