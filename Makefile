@@ -56,12 +56,12 @@ test-all: install ## Run every test, the slow end-to-end ones included
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install ## ruff lint and format check
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests $(wildcard bench)
+	$(BIN)/ruff format --check src tests $(wildcard bench)
 
 format: install ## Apply ruff fixes and formatting
-	$(BIN)/ruff check --fix src tests bench
-	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests $(wildcard bench)
+	$(BIN)/ruff format src tests $(wildcard bench)
 
 clean: ## Remove caches and build files (keeps .venv, lightning_logs and the data cache)
 	rm -rf build dist src/*.egg-info .pytest_cache .ruff_cache
