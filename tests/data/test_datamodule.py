@@ -58,3 +58,18 @@ def test_unseen_from_all_needs_no_test_partition():
     dm = PretrainDataModule(src, "nw-ucla_8_2", unseen_from="all")
     dm.setup()
     assert len(dm.sets["unseen_test"]) == 2 * 2
+
+
+def test_augmentation_only_on_training_samples_and_reproducible(demo):
+    from purls_pl.data.augment import SkeletonAugment
+
+    dm = PretrainDataModule(demo, "demo_15_5", augment=SkeletonAugment(rotate_degrees=30, scale=0.1))
+    dm.setup()
+    train, val = dm.sets["seen_train"], dm.sets["seen_test"]
+    raw = torch.from_numpy(np.asarray(dm.skeletons.data[train.index[0]]))
+    torch.manual_seed(0)
+    first = train[0]["x"]
+    torch.manual_seed(0)
+    again = train[0]["x"]
+    assert not torch.allclose(first, raw) and torch.equal(first, again)
+    torch.testing.assert_close(val[0]["x"], torch.from_numpy(np.asarray(dm.skeletons.data[val.index[0]])))

@@ -22,6 +22,7 @@ import torch
 from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
+from purls_pl.data.augment import SkeletonAugment
 from purls_pl.data.skeletons import SkeletonSet, SkeletonSource
 from purls_pl.data.splits import ZeroShotSplit, class_names, get_split
 from purls_pl.text.descriptions import DescriptionSet, load_descriptions
@@ -45,19 +46,27 @@ def project_root() -> Path:
 
 
 class SkeletonDataset(Dataset):
-    """Samples ``index`` of a :class:`SkeletonSet` as ``{"x": (M, T, J, C), "y": (), "index": ()}``."""
+    """Samples ``index`` of a :class:`SkeletonSet` as ``{"x": (M, T, J, C), "y": (), "index": ()}``.
 
-    def __init__(self, skeletons: SkeletonSet, index: np.ndarray) -> None:
+    ``augment`` (training sets only) draws its randomness from torch's generator, so runs are
+    reproducible under ``seed_everything`` and DataLoader workers get distinct streams.
+    """
+
+    def __init__(self, skeletons: SkeletonSet, index: np.ndarray, augment: SkeletonAugment | None = None) -> None:
         self.skeletons = skeletons
         self.index = np.asarray(index, dtype=np.int64)
+        self.augment = augment
 
     def __len__(self) -> int:
         return len(self.index)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         j = int(self.index[i])
+        x = self.skeletons.data[j]
+        if self.augment is not None:
+            x = self.augment(x, np.random.default_rng(int(torch.randint(0, 2**62, ()).item())))
         return {
-            "x": torch.from_numpy(np.ascontiguousarray(self.skeletons.data[j], dtype=np.float32)),
+            "x": torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
             "y": torch.tensor(int(self.skeletons.labels[j])),
             "index": torch.tensor(j),
         }
@@ -79,6 +88,7 @@ class SkeletonDataModule(LightningDataModule):
         unseen_from: Which unseen-class samples are evaluated: ``test`` (the protocol's test
             partition) or ``all``.
         pin_memory: Pin host memory (useful on GPU).
+        augment: Random augmentation of training samples (rotation, scale, shear, temporal crop).
     """
 
     def __init__(
@@ -90,6 +100,7 @@ class SkeletonDataModule(LightningDataModule):
         num_workers: int = 0,
         unseen_from: Literal["test", "all"] = "test",
         pin_memory: bool = False,
+        augment: SkeletonAugment | None = None,
     ) -> None:
         super().__init__()
         self.source = source
@@ -99,6 +110,7 @@ class SkeletonDataModule(LightningDataModule):
         self.num_workers = num_workers
         self.unseen_from = unseen_from
         self.pin_memory = pin_memory
+        self.augment = augment
         self.skeletons: SkeletonSet | None = None
         self.sets: dict[str, SkeletonDataset] = {}
 
@@ -142,7 +154,10 @@ class SkeletonDataModule(LightningDataModule):
                     f"{type(self.source).__name__}; check the source's protocol/partition or use unseen_from='all'"
                 )
         self.skeletons = skeletons
-        self.sets = {name: SkeletonDataset(skeletons, idx) for name, idx in index.items()}
+        self.sets = {
+            name: SkeletonDataset(skeletons, idx, self.augment if name == "seen_train" else None)
+            for name, idx in index.items()
+        }
         log.info("split %s: %s", self.split.name, {k: len(v) for k, v in self.sets.items()})
 
     def _loader(self, name: str, train: bool) -> DataLoader:
@@ -189,6 +204,7 @@ class ZeroShotDataModule(SkeletonDataModule):
         num_workers: DataLoader worker processes.
         unseen_from: ``test`` or ``all`` unseen-class samples are evaluated.
         pin_memory: Pin host memory (useful on GPU).
+        augment: Random augmentation of training samples (rotation, scale, shear, temporal crop).
     """
 
     def __init__(
@@ -203,8 +219,9 @@ class ZeroShotDataModule(SkeletonDataModule):
         num_workers: int = 0,
         unseen_from: Literal["test", "all"] = "test",
         pin_memory: bool = False,
+        augment: SkeletonAugment | None = None,
     ) -> None:
-        super().__init__(source, split, batch_size, eval_batch_size, num_workers, unseen_from, pin_memory)
+        super().__init__(source, split, batch_size, eval_batch_size, num_workers, unseen_from, pin_memory, augment)
         self.descriptions = descriptions
         self.templates = templates
         self.text_encoder = text_encoder or TextEncoder()
@@ -249,3 +266,12 @@ class ZeroShotDataModule(SkeletonDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("unseen_test", train=False)
+
+    def gzsl_dataloader(self) -> DataLoader:
+        """Seen-test and unseen-test samples together, for generalised zero-shot evaluation."""
+        if not self.sets:
+            self.setup()
+        if "gzsl_test" not in self.sets:
+            index = np.concatenate([self.sets["seen_test"].index, self.sets["unseen_test"].index])
+            self.sets["gzsl_test"] = SkeletonDataset(self.sets["seen_test"].skeletons, index)
+        return self._loader("gzsl_test", train=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -64,6 +65,18 @@ class SkeletonSet:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def fingerprint(self) -> str:
+        """A cheap content hash: shape, dtype, ids, labels, partition, lengths and the first and
+        middle frames of every sample. Changes when the data or their preprocessing change."""
+        h = hashlib.sha256()
+        h.update(f"{self.data.shape}|{self.data.dtype}|{self.layout}|{len(self.class_names)}".encode())
+        h.update("\n".join(self.sample_ids).encode())
+        for array in (self.labels, self.partition.astype(str), self.lengths):
+            h.update(np.ascontiguousarray(array).tobytes())
+        mid = self.data.shape[2] // 2
+        h.update(np.ascontiguousarray(self.data[:, :, [0, mid]]).tobytes())
+        return h.hexdigest()[:24]
 
     @property
     def skeleton_layout(self) -> SkeletonLayout:

@@ -9,8 +9,8 @@ A backbone export is one ``torch.save`` file holding only plain data (safe for
 
 from __future__ import annotations
 
+import hashlib
 import importlib
-import inspect
 import os
 from pathlib import Path
 from typing import Any
@@ -89,14 +89,39 @@ class FrozenBackbone(nn.Module):
     Args:
         checkpoint: Backbone export written by stage-1 pre-training
             (``python -m purls_pl.pretrain fit``), e.g. ``lightning_logs/backbones/demo_15_5.pt``.
+        pool_frames: Average-pool the backbone's L' frames down to this many (bounds the feature
+            cache; ``None`` keeps L'). Applied identically in both modes.
+        cache: ``True`` extracts the features of the whole dataset once into a float16 memory-mapped
+            cache (see :mod:`purls_pl.models.feature_cache`) and reads them by sample index;
+            ``False`` runs the backbone in every forward pass ("online").
+        cache_dir: Feature cache root; default ``$PURLS_CACHE_DIR`` or ``~/.cache/purls_pl``.
+        extract_batch_size: Batch size when filling the cache.
     """
 
-    def __init__(self, checkpoint: str) -> None:
+    def __init__(
+        self,
+        checkpoint: str,
+        pool_frames: int | None = None,
+        cache: bool = False,
+        cache_dir: str | None = None,
+        extract_batch_size: int = 64,
+    ) -> None:
         super().__init__()
         self.checkpoint = checkpoint
         self.encoder, self.meta = load_backbone(checkpoint)
         freeze(self.encoder)
         self.out_channels: int = int(self.encoder.out_channels)
+        self.pool_frames = pool_frames
+        self.cache = cache
+        self.cache_dir = cache_dir
+        self.extract_batch_size = extract_batch_size
+        self.features: Any = None  # the FeatureCache once prepared
+
+    @property
+    def identity(self) -> str:
+        """Hash of the checkpoint file's bytes and the pooling: changes whenever features would."""
+        digest = hashlib.sha256(Path(self.checkpoint).read_bytes()).hexdigest()[:16]
+        return f"{digest}-pool{self.pool_frames}"
 
     def train(self, mode: bool = True) -> FrozenBackbone:
         """Stays in eval mode whatever the trainer asks: the backbone is frozen."""
@@ -104,15 +129,23 @@ class FrozenBackbone(nn.Module):
         return self
 
     @torch.no_grad()
-    def forward(self, x: Tensor) -> Tensor:
-        """``(N, M, T, J, C)`` skeletons -> ``(N, S, n)`` node features (persons averaged)."""
-        return to_node_sequence(self.encoder(x))
+    def encode(self, x: Tensor) -> Tensor:
+        """``(N, M, T, J, C)`` skeletons -> ``(N, S, n)`` node features (persons averaged, pooled)."""
+        features = self.encoder(x)  # (N, n, L', J)
+        if self.pool_frames is not None and features.shape[2] != self.pool_frames:
+            features = nn.functional.adaptive_avg_pool2d(features, (self.pool_frames, features.shape[3]))
+        return to_node_sequence(features)
 
+    def prepare(self, skeletons: Any, device: torch.device | str = "cpu") -> None:
+        """In cached mode, build or open the feature cache of ``skeletons`` (a SkeletonSet)."""
+        if not self.cache or self.features is not None:
+            return
+        from purls_pl.models.feature_cache import FeatureCache
 
-def constructor_arguments(obj: object, args: tuple, kwargs: dict) -> dict[str, Any]:
-    """Bind ``args``/``kwargs`` to ``type(obj).__init__`` and return them by name (defaults applied)."""
-    bound = inspect.signature(type(obj).__init__).bind(obj, *args, **kwargs)
-    bound.apply_defaults()
-    out = dict(bound.arguments)
-    out.pop("self", None)
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in out.items()}
+        self.features = FeatureCache.build_or_open(self, skeletons, device=device, cache_dir=self.cache_dir)
+
+    def forward(self, x: Tensor, index: Tensor | None = None) -> Tensor:
+        """Node features ``(N, S, n)``: from the cache by sample ``index`` when prepared, else online."""
+        if self.features is not None and index is not None:
+            return self.features.read(index).to(device=x.device, dtype=torch.float32)
+        return self.encode(x)

@@ -112,12 +112,20 @@ class PurlsModule(LightningModule):
         self.projector = SkeletonProjector(backbone.out_channels, class_text.embed_dim, proj_hidden, proj_dropout)
         self.criterion = PartAwareContrastiveLoss(self.fields, alpha, temperature_init, learn_temperature)
 
+    def setup(self, stage: str) -> None:
+        """In cached feature mode, extract (rank 0) or open the feature cache of the whole dataset."""
+        skeletons = getattr(self.trainer.datamodule, "skeletons", None) if self._trainer else None
+        if not self.backbone.cache or skeletons is None:
+            return
+        if self.trainer.is_global_zero:
+            self.backbone.prepare(skeletons, self.device)
+        self.trainer.strategy.barrier("feature-cache")
+        self.backbone.prepare(skeletons, self.device)
+
     # ------------------------------------------------------------------ forward pieces
     def node_features(self, batch: dict[str, Tensor]) -> Tensor:
-        """``(B, S, n)`` node features: precomputed ``batch["features"]`` or the frozen backbone on ``batch["x"]``."""
-        if "features" in batch:
-            return batch["features"]
-        return self.backbone(batch["x"])
+        """``(B, S, n)`` node features of the batch's skeletons (cached by sample index, or online)."""
+        return self.backbone(batch["x"], batch.get("index"))
 
     def forward(self, nodes: Tensor, text: Tensor) -> tuple[Tensor, Tensor]:
         """``nodes (B, S, n)``, ``text (B, D, m)`` -> ``V (B, D, m)`` unit vectors and attention ``(B, D, S)``."""
