@@ -11,7 +11,14 @@ from purls_pl import cli, pretrain
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted(p for p in (REPO / "experiments").glob("*.yaml"))
 BACKBONES = sorted((REPO / "experiments" / "backbones").glob("*.yaml"))
-LAYOUTS = {"ntu60": "ntu25", "ntu120": "ntu25", "kinetics200": "openpose18", "nw-ucla": "kinect20", "demo": "ntu25"}
+LAYOUTS = {
+    "ntu60": "ntu25",
+    "ntu120": "ntu25",
+    "kinetics200": "openpose18",
+    "kinetics400": "openpose18",
+    "nw-ucla": "kinect20",
+    "demo": "ntu25",
+}
 
 
 def _split(config: Path) -> str:

@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from purls_pl.data import cache as cache_mod
-from purls_pl.data.cache import allocate, cached_build, default_cache_dir, fingerprint_sources
+from purls_pl.data.cache import (
+    allocate,
+    build_or_load,
+    cached_build,
+    default_cache_dir,
+    fingerprint_sources,
+    read_manifest,
+)
 from purls_pl.data.skeletons import SkeletonSet
 
 
@@ -108,3 +115,16 @@ def test_allocated_view_is_copied_and_default_dir(
     assert s.data.shape == (2, 1, 4, 25, 3) and (tmp_path / "env-cache").is_dir()
     assert not any(p.suffix == ".part" for p in (tmp_path / "env-cache").rglob("*"))
     assert cache_mod.CACHE_FORMAT_VERSION >= 1
+
+
+def test_build_or_load_reports_hits_and_extra_manifest_entries(tmp_path: Path, source: Path) -> None:
+    calls: list[int] = []
+    cdir = tmp_path / "cache"
+    first = build_or_load({"reader": "t"}, [source], lambda: _make(calls), cdir, extra=lambda: {"skipped": ["x"]})
+    assert first.built and first.manifest["skipped"] == ["x"] and read_manifest(first.entry) == first.manifest
+    second = build_or_load({"reader": "t"}, [source], lambda: _make(calls), cdir)
+    assert not second.built and second.entry == first.entry and second.manifest["skipped"] == ["x"]
+    assert len(calls) == 1
+    with pytest.raises(ValueError, match=r"extra manifest entries \['key'\]"):
+        build_or_load({"reader": "u"}, [source], lambda: _make(calls), cdir, extra=lambda: {"key": 1})
+    assert sorted(p.name for p in cdir.iterdir()) == [first.entry.name]  # the failed build left nothing

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED
 
 from purls_pl.data.readers import KineticsProcessedSource, KineticsSource
-from purls_pl.data.readers.kinetics import read_kinetics_clip
+from purls_pl.data.readers.kinetics import parse_kinetics_clip, read_kinetics_clip
 
-KIN_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "kinetics-samples"
+KIN_DIR = SHARED / "data" / "kinetics-samples"
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +39,25 @@ def test_source_on_real_clips(clips: list[Path], tmp_path: Path) -> None:
     assert (s.lengths > 0).all() and not s.data[np.arange(7), :, s.lengths].any()
     k200 = KineticsSource(str(KIN_DIR), dataset="kinetics200", cache=False).load()
     assert k200.labels.tolist() == [0, 173, 58] and len(k200.class_names) == 200
+
+
+def test_parse_every_real_clip_against_the_raw_text(clips: list[Path]) -> None:
+    for path in clips:
+        text = json.loads(path.read_text())  # the raw file, read independently of the reader
+        frames, label = parse_kinetics_clip(path)
+        assert label == text["label_index"] and len(frames) == len(text["data"]) == text["data"][-1]["frame_index"]
+        assert [f.frame_index for f in frames] == [d["frame_index"] for d in text["data"]]
+        assert [len(f.poses) for f in frames] == [len(d["skeleton"]) for d in text["data"]]  # people per frame
+        busy = [t for t, d in enumerate(text["data"]) if d["skeleton"]]
+        for t, m, j in (
+            (busy[0], 0, 1),
+            (busy[len(busy) // 2], len(text["data"][busy[len(busy) // 2]]["skeleton"]) - 1, 9),
+        ):
+            person = text["data"][t]["skeleton"][m]
+            np.testing.assert_allclose(frames[t].poses[m, j], person["pose"][2 * j : 2 * j + 2], rtol=1e-6)
+            np.testing.assert_allclose(frames[t].scores[m, j], person["score"][j], rtol=1e-6)
+        last = text["data"][busy[-1]]["skeleton"][0]
+        np.testing.assert_allclose(frames[busy[-1]].poses[0, 17], last["pose"][34:36], rtol=1e-6)
 
 
 def test_top2_persons_per_frame(clips: list[Path]) -> None:

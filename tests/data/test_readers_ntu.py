@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED
 
-from purls_pl.data.cache import load_label_pickle
 from purls_pl.data.layouts import NTU25
 from purls_pl.data.readers import NTUProcessedSource, NTUSkeletonSource
+from purls_pl.data.readers._processed import load_label_pickle
 from purls_pl.data.readers.ntu import (
     NTU60_TRAIN_SUBJECTS,
     NTU120_TRAIN_SUBJECTS,
@@ -22,7 +23,7 @@ from purls_pl.data.readers.ntu import (
     read_ntu_skeleton,
 )
 
-NTU_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ntu-samples"
+NTU_DIR = SHARED / "data" / "ntu-samples"
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +34,36 @@ def ntu_files() -> list[Path]:
     return files
 
 
+def _parse_text(path: Path) -> tuple[int, list[list[str]], dict[tuple[int, int, int], list[float]]]:
+    """Independent reading of the raw text: frame count, body ids per frame, (frame, body, joint) -> x, y, z."""
+    lines = path.read_text().splitlines()  # LF or CRLF
+    num_frames, i = int(lines[0]), 1
+    ids: list[list[str]] = []
+    xyz: dict[tuple[int, int, int], list[float]] = {}
+    for f in range(num_frames):
+        count, i = int(lines[i]), i + 1
+        ids.append([])
+        for b in range(count):
+            ids[f].append(lines[i].split()[0])  # the body's info line starts with its id
+            num_joints, i = int(lines[i + 1]), i + 2
+            for j in range(num_joints):
+                xyz[f, b, j] = [float(v) for v in lines[i + j].split()[:3]]
+            i += num_joints
+    assert i == len(lines), "the test's own parse must consume the whole file"
+    return num_frames, ids, xyz
+
+
 def test_parse_every_real_sample(ntu_files: list[Path]) -> None:
     assert len(ntu_files) == 12
     for path in ntu_files:
         frames = read_ntu_skeleton(path)
-        assert len(frames) == int(path.read_bytes().split()[0])
+        num_frames, ids, xyz = _parse_text(path)
+        assert len(frames) == num_frames
+        assert [[body for body, _ in f] for f in frames] == ids  # body count and ids per frame
         assert all(j.shape == (25, 3) and j.dtype == np.float32 for f in frames for _, j in f)
+        last = max(k for k in xyz if k[2] == 0)  # the last frame's last body
+        for f, b, j in ((0, 0, 0), (num_frames // 2, 0, 11), (last[0], last[1], 24)):
+            np.testing.assert_allclose(frames[f][b][1][j], xyz[f, b, j], rtol=1e-6, err_msg=f"{path.name} {f, b, j}")
         seq = load_ntu_skeleton(path)
         assert seq.shape[0] == 2 and seq.shape[2:] == (25, 3)
         assert 0 < seq.shape[1] <= len(frames)

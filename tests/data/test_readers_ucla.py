@@ -6,12 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED
 
 from purls_pl.data.readers import UCLASource
 from purls_pl.data.readers.ucla import parse_ucla_name, read_ucla_file
 from purls_pl.data.skeletons import SkeletonSet
 
-UCLA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nw-ucla" / "all_sqe"
+UCLA_DIR = SHARED / "data" / "nw-ucla" / "all_sqe"
 
 
 @pytest.fixture(scope="module")

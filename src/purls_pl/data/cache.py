@@ -20,11 +20,9 @@ cache never deletes anything outside its own temporary build directories.
 Big readers fill their output with :func:`allocate` instead of ``np.zeros``: inside a build it
 returns a memory map in the build directory, so the data never has to fit in memory.
 
-The module also holds the plumbing the readers in :mod:`purls_pl.data.readers` share:
-:class:`SourceBase` (``load()`` through the cache), :func:`missing_root_error`, :func:`pick_evenly`,
-and the processed-array I/O (:func:`load_label_pickle` with a restricted unpickler,
-:func:`iter_array_rows` streaming ``.npy`` / ``.npz`` members, :func:`fill_processed`,
-:func:`find_stgcn_files`).
+:func:`build_or_load` also returns the manifest and whether it built; a reader can add entries to
+the manifest (``extra``), e.g. the list of files it skipped (see :mod:`purls_pl.data.readers._base`).
+The readers' shared plumbing lives in :mod:`purls_pl.data.readers._base` and ``._processed``.
 """
 
 from __future__ import annotations
@@ -33,35 +31,28 @@ import contextvars
 import hashlib
 import json
 import os
-import pickle
 import shutil
 import tempfile
 import time
 import warnings
-import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from purls_pl.data.preprocess import fit_length, valid_length
 from purls_pl.data.skeletons import SkeletonSet
 
 __all__ = [
     "CACHE_FORMAT_VERSION",
-    "SourceBase",
+    "CacheResult",
     "allocate",
-    "array_shape",
+    "build_or_load",
     "cached_build",
     "default_cache_dir",
-    "fill_processed",
-    "find_stgcn_files",
     "fingerprint_sources",
-    "iter_array_rows",
-    "load_label_pickle",
-    "missing_root_error",
-    "pick_evenly",
+    "read_manifest",
 ]
 
 #: Bump when the on-disk layout of an entry changes; older entries are then ignored.
@@ -196,14 +187,37 @@ def _valid(entry: Path, key: str) -> bool:
         return False
 
 
-def cached_build(
+@dataclass
+class CacheResult:
+    """What :func:`build_or_load` returns.
+
+    Attributes:
+        skeletons: The set, ``data`` ``(N, M, T, J, C)`` memory-mapped read-only from the entry.
+        manifest: The entry's ``manifest.json`` (with any ``extra`` entries of the build).
+        entry: The entry's directory.
+        built: ``True`` if this call ran the build, ``False`` on a cache hit.
+    """
+
+    skeletons: SkeletonSet
+    manifest: dict[str, Any]
+    entry: Path
+    built: bool
+
+
+def read_manifest(entry: str | Path) -> dict[str, Any]:
+    """The ``manifest.json`` of a cache entry directory."""
+    return json.loads((Path(entry) / _MANIFEST).read_text())
+
+
+def build_or_load(
     key_params: dict[str, Any],
     sources: list[Path],
     build: Callable[[], SkeletonSet],
     cache_dir: Path | str | None = None,
     *,
     content_hash: bool = False,
-) -> SkeletonSet:
+    extra: Callable[[], dict[str, Any]] | None = None,
+) -> CacheResult:
     """Return the cached set for ``key_params`` + ``sources``, running ``build()`` only on a miss.
 
     Args:
@@ -214,9 +228,12 @@ def cached_build(
         build: Produces the set, ``data`` ``(N, M, T, J, C)`` float32; may use :func:`allocate`.
         cache_dir: Cache root; ``None`` means :func:`default_cache_dir`.
         content_hash: Hash whole file contents instead of size + mtime (slow on big datasets).
+        extra: Called after a successful build; its JSON-able entries are added to the manifest
+            (they must not use the manifest's own keys).
 
     Returns:
-        The set, with ``data`` memory-mapped read-only from the cache entry.
+        A :class:`CacheResult`. A failing ``build`` leaves no entry behind and never touches an
+        existing valid one.
     """
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     fingerprint = fingerprint_sources(sources, content_hash)
@@ -224,7 +241,7 @@ def cached_build(
     prefix = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(key_params.get("reader", "set")))
     entry = root / f"{prefix}-{key[:20]}"
     if _valid(entry, key):
-        return _load(entry)
+        return CacheResult(_load(entry), read_manifest(entry), entry, built=False)
 
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{entry.name}-", dir=root))
@@ -245,6 +262,11 @@ def cached_build(
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "build_seconds": round(time.time() - t0, 3),
         }
+        added = json.loads(json.dumps(extra() if extra else {}, default=str))
+        clash = sorted(set(added) & set(manifest))
+        if clash:
+            raise ValueError(f"build_or_load: extra manifest entries {clash} would overwrite the cache's own")
+        manifest.update(added)
         del result
         (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=1))  # written last: marks completeness
         _install(tmp, entry)
@@ -252,7 +274,19 @@ def cached_build(
         _BUILD_DIR.reset(token)
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return _load(entry)
+    return CacheResult(_load(entry), read_manifest(entry), entry, built=True)
+
+
+def cached_build(
+    key_params: dict[str, Any],
+    sources: list[Path],
+    build: Callable[[], SkeletonSet],
+    cache_dir: Path | str | None = None,
+    *,
+    content_hash: bool = False,
+) -> SkeletonSet:
+    """:func:`build_or_load` returning only the set (``data`` memory-mapped read-only)."""
+    return build_or_load(key_params, sources, build, cache_dir, content_hash=content_hash).skeletons
 
 
 def _install(tmp: Path, entry: Path) -> None:
@@ -278,173 +312,3 @@ def _install(tmp: Path, entry: Path) -> None:
         if not entry.exists():
             raise
         warnings.warn(f"cache entry {entry} was written concurrently by another process; using that one", stacklevel=3)
-
-
-# --- plumbing shared by the dataset sources in purls_pl.data.readers ---------------------------------
-
-
-class SourceBase:
-    """Common behaviour of the readers: ``load()`` through :func:`cached_build` unless ``cache=False``."""
-
-    dataset: str
-    layout: str
-    cache_dir: str | None = None
-    cache: bool = True
-
-    def _cached(self, params: dict[str, Any], sources: list[Path], build: Callable[[], SkeletonSet]) -> SkeletonSet:
-        if not self.cache:
-            return build()
-        return cached_build(params, sources, build, self.cache_dir)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
-        return f"{type(self).__name__}({args})"
-
-
-def missing_root_error(root: Path, what: str, expected: str, how: str, empty: bool = False) -> FileNotFoundError:
-    """A ``FileNotFoundError`` naming the path, the files expected there and how to get them."""
-    state = "holds none of the expected files" if empty else "does not exist"
-    return FileNotFoundError(f"{what}: {root} {state}. Expected there: {expected}. {how}")
-
-
-def pick_evenly(items: list[Any], max_items: int | None) -> list[Any]:
-    """``max_items`` entries evenly spaced over ``items`` (all of them when ``None`` or enough)."""
-    if max_items is None or max_items >= len(items):
-        return list(items)
-    if max_items < 1:
-        raise ValueError(f"max_samples must be >= 1 or None, got {max_items}")
-    return [items[i] for i in np.unique(np.linspace(0, len(items) - 1, max_items).round().astype(int))]
-
-
-# --- processed-array I/O shared by the NTU and Kinetics readers ---------------------------------------
-
-_SAFE_GLOBALS = {
-    ("builtins", n) for n in ("list", "tuple", "dict", "set", "frozenset", "int", "float", "str", "bytes", "bool")
-} | {("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"), ("numpy", "dtype")}
-
-
-class _SafeUnpickler(pickle.Unpickler):
-    """Unpickler that builds only plain builtins (and numpy scalars), never arbitrary classes."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in _SAFE_GLOBALS:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load the global {module}.{name}")
-
-
-def load_label_pickle(path: str | Path) -> tuple[list[str], list[int]]:
-    """Read an st-gcn / 2s-AGCN / Shift-GCN ``*_label.pkl``: a pickle of ``(sample_names, labels)``.
-
-    Only builtins (and numpy scalars) are unpickled; anything else is refused.
-    """
-    fix = (
-        "a label file must be a pickle of (list of sample names, list of int labels), as written by the "
-        "st-gcn / 2s-AGCN gendata scripts"
-    )
-    try:
-        with open(path, "rb") as f:
-            obj = _SafeUnpickler(f).load()
-    except (pickle.UnpicklingError, EOFError, ValueError) as err:
-        raise ValueError(f"{path}: cannot read the label pickle ({err}); {fix}") from None
-    if not (isinstance(obj, (tuple, list)) and len(obj) == 2):
-        raise ValueError(f"{path}: holds a {type(obj).__name__}, not a (names, labels) pair; {fix}")
-    names = [n.decode() if isinstance(n, bytes) else str(n) for n in obj[0]]
-    labels = [int(x) for x in obj[1]]
-    if len(names) != len(labels):
-        raise ValueError(f"{path}: {len(names)} sample names but {len(labels)} labels; {fix}")
-    return names, labels
-
-
-def _npz_header(f: Any) -> tuple[tuple[int, ...], np.dtype]:
-    version = np.lib.format.read_magic(f)
-    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    shape, fortran, dtype = read(f)
-    if fortran or dtype.hasobject:
-        raise ValueError("array is Fortran-ordered or holds objects")
-    return tuple(shape), dtype
-
-
-def _npz_member(zf: zipfile.ZipFile, path: Path, key: str) -> str:
-    if f"{key}.npy" not in zf.namelist():
-        raise KeyError(f"{path}: has no array {key!r} (found {sorted(n[:-4] for n in zf.namelist())})")
-    return f"{key}.npy"
-
-
-def array_shape(path: Path, key: str | None = None) -> tuple[int, ...]:
-    """Shape of a ``.npy`` file, or of member ``key`` of an ``.npz``, without reading the data."""
-    if key is None:
-        return tuple(np.load(path, mmap_mode="r", allow_pickle=False).shape)
-    with zipfile.ZipFile(path) as zf, zf.open(_npz_member(zf, path, key)) as f:
-        return _npz_header(f)[0]
-
-
-def iter_array_rows(path: Path, key: str | None = None, chunk: int = 64) -> Iterator[np.ndarray]:
-    """Stream a ``.npy`` (memory-mapped) or an ``.npz`` member in row chunks ``(<=chunk, ...)``.
-
-    The ``.npz`` member is decompressed as a stream, so a 10 GB array never sits in memory.
-    """
-    if key is None:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-        for i in range(0, len(arr), chunk):
-            yield np.asarray(arr[i : i + chunk])
-        return
-    with zipfile.ZipFile(path) as zf, zf.open(_npz_member(zf, path, key)) as f:
-        shape, dtype = _npz_header(f)
-        row = int(np.prod(shape[1:])) * dtype.itemsize
-        for i in range(0, shape[0], chunk):
-            n = min(chunk, shape[0] - i)
-            buf = f.read(n * row)
-            if len(buf) != n * row:
-                raise ValueError(f"{path}: array {key!r} is truncated; re-create or re-download the file")
-            yield np.frombuffer(buf, dtype).reshape((n, *shape[1:]))
-
-
-def fill_processed(
-    parts: list[tuple[Iterable[np.ndarray], Callable[[np.ndarray], np.ndarray]]],
-    total: int,
-    select: np.ndarray | None,
-    tail: tuple[int, int, int, int],
-    num_frames: int | None,
-    temporal: str,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Copy chunked processed arrays into one :func:`~purls_pl.data.cache.allocate` d block.
-
-    Args:
-        parts: Per file, its row chunks and a function turning a chunk into ``(n, M, T, J, C)``.
-        total: Rows over all parts.
-        select: Sorted global row indices to keep, or ``None`` for all.
-        tail: ``(M, T, J, C)`` of the stored rows.
-        num_frames: Refit each sequence to this length with ``temporal`` (``None`` keeps ``T``).
-
-    Returns:
-        data ``(N, M, T', J, C)`` float32 and lengths ``(N,)`` int64.
-    """
-    m, t, j, c = tail
-    keep = np.arange(total) if select is None else np.asarray(select)
-    data = allocate((len(keep), m, num_frames or t, j, c))
-    lengths = np.zeros(len(keep), np.int64)
-    row, out = 0, 0
-    for chunks, convert in parts:
-        for chunk in chunks:
-            mine = keep[(keep >= row) & (keep < row + len(chunk))] - row
-            row += len(chunk)
-            if not mine.size:
-                continue
-            block = convert(np.asarray(chunk)[mine]).astype(np.float32)
-            for seq in block:
-                length = valid_length(seq)
-                if num_frames is not None:
-                    seq, length = fit_length(seq[:, :length], num_frames, temporal)  # type: ignore[arg-type]
-                data[out], lengths[out] = seq, length
-                out += 1
-    return data, lengths
-
-
-def find_stgcn_files(folders: Iterable[Path], split: str, data_names: tuple[str, ...]) -> tuple[Path, Path] | None:
-    """The first ``(<split>_data*.npy, <split>_label.pkl)`` pair found in ``folders``."""
-    for folder in folders:
-        label = folder / f"{split}_label.pkl"
-        for name in data_names:
-            if (folder / name.format(split=split)).is_file() and label.is_file():
-                return folder / name.format(split=split), label
-    return None

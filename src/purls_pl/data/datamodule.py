@@ -1,14 +1,41 @@
 """Datamodules: seen-class pre-training and zero-shot training/evaluation over one split.
 
-Sample sets (``partition`` is the dataset's own train/test protocol, e.g. NW-UCLA views):
+Two independent cuts decide where a sample goes. The zero-shot **split** (``split=``, see
+:mod:`purls_pl.data.splits`) says whether its *class* is seen or unseen; the dataset's own
+**protocol** (``SkeletonSet.partition``, set by the reader) says whether the *sample* is
+``"train"`` or ``"test"``:
+
+=================  ===========================================================================
+NTU RGB+D 60/120   ``protocol="xsub"`` (default): the cross-subject training performers train
+                   (NTU-60: 20 of 40, NTU-120: 53 of 106; lists in
+                   :mod:`purls_pl.data.readers.ntu_protocol`), the others test;
+                   ``"xview"`` (NTU-60): cameras 2 and 3 train, camera 1 tests; ``"xset"``
+                   (NTU-120): even setup ids train, odd ones test; ``"all"``: every sample train.
+                   Processed files: their ``train`` arrays train, ``test`` / ``val`` arrays test.
+Kinetics-skeleton  ``kinetics_train/`` clips train, ``kinetics_val/`` clips test (the val set is
+                   the test set, as in st-gcn; ``split="val"`` reads only it).
+NW-UCLA            views 1 and 2 train, view 3 tests.
+custom             the ``split`` column of ``index.csv`` (``train`` / ``test``; empty = train).
+demo / random      demo: a stratified share of each class is test (``test_fraction``);
+                   ``RandomSkeletonSource``: the first half of each class's samples train.
+=================  ===========================================================================
+
+Sample sets:
 
 * ``seen_train`` — seen classes, ``partition == "train"``: the only samples any training sees;
-* ``seen_test`` — seen classes, ``partition == "test"``: stage-1 model selection;
+* ``seen_test`` — seen classes, ``partition == "test"``: stage-1 validation / model selection;
 * ``unseen_test`` — unseen classes, ``partition == "test"`` (or every unseen sample with
   ``unseen_from="all"``): zero-shot validation and test.
 
-Leakage guarantee: ``seen_train`` holds no unseen-class sample (checked at setup), and the PURLS
-module only ever receives the seen classes' text for its loss.
+Samples of seen classes in the test partition never train, and unseen-class samples in the train
+partition are never used (unless ``unseen_from="all"`` evaluates them too). Stage 1
+(:class:`PretrainDataModule`) trains on ``seen_train`` and validates on ``seen_test``; PURLS
+(:class:`ZeroShotDataModule`) trains on ``seen_train`` and validates / tests on ``unseen_test``.
+
+Leakage guarantee: by construction ``seen_train`` and ``seen_test`` hold no unseen-class sample
+and ``unseen_test`` only unseen classes (``setup`` asserts the first; ``tests/data/test_leakage.py``
+checks all three for every registered split); the PURLS module only ever receives the seen
+classes' text for its loss.
 """
 
 from __future__ import annotations

@@ -1,16 +1,49 @@
 """Zero-shot split registry: which classes are seen (trained on) and unseen (evaluated on).
 
-The paper's splits (``ntu60_55_5`` ... ``kinetics200_120_80``, ``nw-ucla_8_2``, ``nw-ucla_5_5``)
-ship in ``splits.json``; the embedded demo registers its own. A user adds a split with
-:func:`register_split` or passes explicit class lists to :class:`ZeroShotSplit`.
+Built-in splits:
+
+* the paper's splits (``ntu60_55_5`` ... ``kinetics400_280_120``, ``nw-ucla_8_2``, ``nw-ucla_5_5``),
+  from ``splits.json`` (the UWA3D II splits there are not registered: the project has no UWA3D
+  reader, so every registered split has an experiment file);
+* the embedded demo's ``demo_*`` splits (registered when :mod:`purls_pl.data.synthetic` loads).
+
+Your own splits:
+
+* :meth:`ZeroShotSplit.from_names` (unseen class *names*, checked against the dataset's class list
+  with close-match suggestions) and :meth:`ZeroShotSplit.from_indices`, then :func:`register_split`
+  to use it by name;
+* a seeded random split, :func:`random_split`, named ``<dataset>_random<K>_seed<S>`` (``K`` unseen
+  classes). :func:`get_split` builds such a name on the fly, so a config may say
+  ``split: ntu120_random24_seed0`` without any code. The choice depends only on the dataset's class
+  count, ``K`` and ``S`` (a SHA-256 ranking, stable across Python / numpy versions).
 """
 
 from __future__ import annotations
 
+import difflib
+import hashlib
 import json
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+
+__all__ = [
+    "ZeroShotSplit",
+    "available_splits",
+    "builtin_splits",
+    "class_names",
+    "classes_without_samples",
+    "get_split",
+    "random_split",
+    "random_split_name",
+    "register_split",
+]
+
+#: Datasets in ``splits.json`` without a reader in this project; their splits are not registered.
+_NO_READER = frozenset({"uwa3dii"})  # UWA3D Multiview Activity II: no reader (the JSON keeps the splits)
+_RANDOM = re.compile(r"^(?P<dataset>.+)_random(?P<k>\d+)_seed(?P<seed>\d+)$")
 
 
 @dataclass(frozen=True)
@@ -41,6 +74,61 @@ class ZeroShotSplit:
         if len(set(self.seen)) != len(self.seen) or len(set(self.unseen)) != len(self.unseen):
             raise ValueError(f"split {self.name!r}: a class is listed twice")
 
+    @property
+    def missing(self) -> tuple[int, ...]:
+        """Class indices that are neither seen nor unseen (empty for every built-in split)."""
+        return tuple(sorted(set(range(self.num_classes)) - set(self.seen) - set(self.unseen)))
+
+    @classmethod
+    def from_indices(
+        cls, name: str, dataset: str, unseen: Iterable[int], seen: Iterable[int] | None = None, num_classes: int = 0
+    ) -> ZeroShotSplit:
+        """A split from class indices; ``seen`` defaults to every other class.
+
+        Args:
+            name: The split's key (used by :func:`register_split` / ``split:`` in configs).
+            dataset: Dataset key; its class list fixes ``num_classes`` unless that is given.
+            unseen: Unseen class indices (0-based).
+            seen: Seen class indices; ``None`` = all classes not in ``unseen``.
+            num_classes: Class count, for a dataset without a shipped class list (0 = look it up).
+        """
+        n = num_classes or len(class_names(dataset))
+        unseen_t = tuple(int(c) for c in unseen)
+        if not unseen_t:
+            raise ValueError(f"split {name!r}: no unseen class given; a zero-shot split needs at least one")
+        seen_t = tuple(c for c in range(n) if c not in set(unseen_t)) if seen is None else tuple(int(c) for c in seen)
+        return cls(name, dataset, n, seen_t, unseen_t)
+
+    @classmethod
+    def from_names(
+        cls, name: str, dataset: str, unseen_names: Iterable[str], classes: Sequence[str] | None = None
+    ) -> ZeroShotSplit:
+        """A split whose unseen classes are given by name (every other class is seen).
+
+        Args:
+            name: The split's key.
+            dataset: Dataset key (``ntu120``, ``kinetics400``, ``nw-ucla``, ...).
+            unseen_names: Class names exactly as in the dataset's class list.
+            classes: The class list, for a custom dataset (default: :func:`class_names` of ``dataset``).
+
+        Raises:
+            KeyError: listing every unknown name with its closest class names.
+        """
+        names = list(classes) if classes is not None else class_names(dataset)
+        index = {c: i for i, c in enumerate(names)}
+        wanted = list(unseen_names)
+        unknown = [u for u in wanted if u not in index]
+        if unknown:
+            hints = "; ".join(
+                f"{u!r} (close: {', '.join(map(repr, difflib.get_close_matches(u, names, n=3, cutoff=0.5))) or 'none'})"
+                for u in unknown
+            )
+            raise KeyError(
+                f"split {name!r}: {len(unknown)} unseen class name(s) are not classes of {dataset!r}: {hints}. "
+                f"Use the names of class_names({dataset!r}) exactly"
+            )
+        return cls.from_indices(name, dataset, [index[u] for u in wanted], num_classes=len(names))
+
 
 _EXTRA: dict[str, ZeroShotSplit] = {}
 
@@ -51,7 +139,12 @@ def _paper_splits() -> dict[str, ZeroShotSplit]:
     return {
         name: ZeroShotSplit(name, s["dataset"], int(s["num_classes"]), tuple(s["seen"]), tuple(s["unseen"]))
         for name, s in raw.items()
+        if s["dataset"] not in _NO_READER
     }
+
+
+def _demo_splits() -> None:
+    import purls_pl.data.synthetic  # noqa: F401  (registers the demo splits)
 
 
 def register_split(split: ZeroShotSplit) -> ZeroShotSplit:
@@ -60,25 +153,106 @@ def register_split(split: ZeroShotSplit) -> ZeroShotSplit:
     return split
 
 
+def builtin_splits() -> list[str]:
+    """The paper's splits (with a reader and an experiment file each) and the demo's."""
+    from purls_pl.data.synthetic import DEMO_SPLITS
+
+    return sorted({*_paper_splits(), *DEMO_SPLITS})
+
+
 def available_splits() -> list[str]:
+    """Every split :func:`get_split` knows by name now: built-in and registered (random ones once built)."""
+    _demo_splits()
     return sorted({**_paper_splits(), **_EXTRA})
 
 
+def random_split_name(dataset: str, num_unseen: int, seed: int) -> str:
+    """``<dataset>_random<K>_seed<S>``, the name :func:`random_split` registers."""
+    return f"{dataset}_random{num_unseen}_seed{seed}"
+
+
+def random_split(dataset: str, num_unseen: int, seed: int = 0, classes: Sequence[str] | None = None) -> ZeroShotSplit:
+    """A seeded random split of ``dataset`` with ``num_unseen`` unseen classes, registered by name.
+
+    The unseen classes are the ``num_unseen`` indices with the smallest
+    ``sha256(f"{dataset}:{seed}:{index}")``; the same arguments give the same split everywhere.
+
+    Args:
+        dataset: Dataset key (its class list fixes the class count).
+        num_unseen: ``K``, between 1 and the class count - 1.
+        seed: ``S``.
+        classes: The class list, for a custom dataset (default: :func:`class_names` of ``dataset``).
+
+    Returns:
+        The split, also registered as :func:`random_split_name` ``(dataset, num_unseen, seed)``.
+    """
+    n = len(classes) if classes is not None else len(class_names(dataset))
+    if not 1 <= num_unseen < n:
+        raise ValueError(f"num_unseen must lie in 1..{n - 1} for {dataset!r} ({n} classes), got {num_unseen}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    rank = sorted(range(n), key=lambda c: hashlib.sha256(f"{dataset}:{seed}:{c}".encode()).hexdigest())
+    name = random_split_name(dataset, num_unseen, seed)
+    return register_split(ZeroShotSplit.from_indices(name, dataset, sorted(rank[:num_unseen]), num_classes=n))
+
+
 def get_split(name: str) -> ZeroShotSplit:
-    """Look a split up by name, e.g. ``get_split("ntu120_96_24")``."""
+    """Look a split up by name, e.g. ``get_split("ntu120_96_24")``.
+
+    ``<dataset>_random<K>_seed<S>`` (e.g. ``ntu120_random24_seed0``) builds :func:`random_split` on the fly.
+
+    Raises:
+        KeyError: for an unknown name, listing the available ones (and the closest).
+    """
     if name in _EXTRA:
         return _EXTRA[name]
     if name.startswith("demo"):
-        import purls_pl.data.synthetic  # noqa: F401  (registers the demo splits)
+        _demo_splits()
     splits = {**_paper_splits(), **_EXTRA}
-    if name not in splits:
-        raise KeyError(f"unknown zero-shot split {name!r}; available: {', '.join(sorted(splits))}")
-    return splits[name]
+    if name in splits:
+        return splits[name]
+    m = _RANDOM.match(name)
+    if m and m["dataset"] in _class_names_known():
+        return random_split(m["dataset"], int(m["k"]), int(m["seed"]))
+    close = difflib.get_close_matches(name, list(splits), n=3, cutoff=0.6)
+    raise KeyError(
+        f"unknown zero-shot split {name!r}{f' (did you mean {close}?)' if close else ''}; available: "
+        f"{', '.join(sorted(splits))}; or a random split <dataset>_random<K>_seed<S> (e.g. ntu120_random24_seed0), "
+        "or register your own with purls_pl.data.splits.register_split"
+    )
+
+
+def classes_without_samples(
+    split: ZeroShotSplit, labels: Sequence[int], partition: Sequence[str], unseen_from: str = "test"
+) -> dict[str, tuple[int, ...]]:
+    """Classes of ``split`` that a dataset leaves empty, per sample set.
+
+    Args:
+        split: The split.
+        labels: ``(N,)`` class index per sample.
+        partition: ``(N,)`` ``"train"`` / ``"test"`` per sample.
+        unseen_from: ``"test"`` or ``"all"``, as in the datamodules.
+
+    Returns:
+        ``{"seen_train": seen classes with no train sample, "unseen_test": unseen classes with no
+        evaluated sample}``; both empty when every class is covered (a ``max_samples`` subset or a
+        partial download may leave classes out, which silently shrinks training or evaluation).
+    """
+    have_train = {int(c) for c, p in zip(labels, partition, strict=True) if p == "train"}
+    have_eval = {int(c) for c, p in zip(labels, partition, strict=True) if unseen_from == "all" or p == "test"}
+    return {
+        "seen_train": tuple(c for c in split.seen if c not in have_train),
+        "unseen_test": tuple(c for c in split.unseen if c not in have_eval),
+    }
 
 
 @cache
 def _class_names() -> dict[str, list[str]]:
     return json.loads(resources.files("purls_pl.data").joinpath("class_names.json").read_text())
+
+
+def _class_names_known() -> set[str]:
+    return {*_class_names(), "demo"}
 
 
 def class_names(dataset: str) -> list[str]:

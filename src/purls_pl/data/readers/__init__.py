@@ -10,11 +10,18 @@ cache in ``$PURLS_CACHE_DIR`` or ``~/.cache/purls_pl``).
 ``UCLASource``             NW-UCLA ``all_sqe`` json files
 ``CustomSource``           your own ``.npy`` per sample + ``index.csv`` (format in :mod:`.custom`)
 =========================  ==========================================================================
+
+The raw readers take ``on_error="raise" | "skip"`` (a broken file raises an error naming it and the
+fix, or is left out and listed in one report, ``source.skipped`` and the cache manifest) and
+``num_workers`` (parallel parsing in processes, identical results); see :mod:`._base`.
 """
 
+from purls_pl.data.readers._base import SampleError, SkippedSample
 from purls_pl.data.readers.custom import CustomSource
-from purls_pl.data.readers.kinetics import KineticsProcessedSource, KineticsSource
-from purls_pl.data.readers.ntu import NTUProcessedSource, NTUSkeletonSource
+from purls_pl.data.readers.kinetics import KineticsSource
+from purls_pl.data.readers.kinetics_processed import KineticsProcessedSource
+from purls_pl.data.readers.ntu import NTUSkeletonSource
+from purls_pl.data.readers.ntu_processed import NTUProcessedSource
 from purls_pl.data.readers.ucla import UCLASource
 
 __all__ = [
@@ -23,5 +30,7 @@ __all__ = [
     "KineticsSource",
     "NTUProcessedSource",
     "NTUSkeletonSource",
+    "SampleError",
+    "SkippedSample",
     "UCLASource",
 ]

@@ -24,6 +24,12 @@ Folder layout::
     are the sorted unique labels of ``index.csv``. The class names double as the keys of the
     text descriptions (``descriptions/<dataset>.json``).
 
+Bad input: a row with an empty field or a ``split`` other than train/test, a label missing from
+``classes.txt``, a missing or unreadable ``.npy``, a wrong joint count, NaN/inf, a 0-frame (or
+all-zero) sequence each raise an error naming the file (or line) and the fix; with
+``on_error="skip"`` such samples are left out and listed in one report (``source.skipped``, the
+cache manifest). A wrong header or a duplicate ``sample_id`` always raises.
+
 Example::
 
     index.csv:   sample_id,label,split
@@ -37,23 +43,45 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from purls_pl.data.cache import SourceBase, allocate, missing_root_error, pick_evenly
+from purls_pl.data.cache import allocate
 from purls_pl.data.layouts import SkeletonLayout, get_layout, register_layout
-from purls_pl.data.preprocess import check_temporal, preprocess_sequence
+from purls_pl.data.preprocess import check_temporal, preprocess_sequence, valid_length
+from purls_pl.data.readers._base import (
+    OnError,
+    SampleError,
+    SampleMissingError,
+    SkippedSample,
+    SourceBase,
+    check_on_error,
+    check_values,
+    convert_files,
+    format_skipped,
+    missing_root_error,
+    pick_evenly,
+    reject,
+)
 from purls_pl.data.skeletons import SkeletonSet
 
 __all__ = ["CustomSource", "read_custom_index", "write_custom_dataset"]
 
-_READER_VERSION = 1
+_READER_VERSION = 2  # 2: skipped files recorded in the manifest
 HOW_TO_MAKE = "See the format description in purls_pl.data.readers.custom (or write_custom_dataset)."
 
 
-def read_custom_index(path: Path) -> list[tuple[str, str, str]]:
-    """``index.csv`` -> ``[(sample_id, label, split), ...]``; errors name the row and the field."""
+def read_custom_index(
+    path: Path, on_error: OnError = "raise", skipped: list[SkippedSample] | None = None
+) -> list[tuple[str, str, str]]:
+    """``index.csv`` -> ``[(sample_id, label, split), ...]``; errors name the line and the field.
+
+    A bad row raises, or with ``on_error="skip"`` is appended to ``skipped`` and left out. A wrong
+    header or a duplicate ``sample_id`` always raises.
+    """
+    skipped = [] if skipped is None else skipped
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         fields = [c.strip() for c in reader.fieldnames or []]
@@ -63,15 +91,43 @@ def read_custom_index(path: Path) -> list[tuple[str, str, str]]:
         for line, row in enumerate(reader, start=2):
             row = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
             sid, label, split = row.get("sample_id", ""), row.get("label", ""), row.get("split", "") or "train"
+            where = f"{path}, line {line}"
             if not sid or not label:
-                raise ValueError(f"{path}, line {line}: empty 'sample_id' or 'label'; every row needs both")
-            if split not in ("train", "test"):
-                raise ValueError(f"{path}, line {line}: split is {split!r}; use 'train' or 'test' (or leave it empty)")
-            rows.append((sid, label, split))
+                reject(on_error, skipped, where, "empty 'sample_id' or 'label'", "every row needs both")
+            elif split not in ("train", "test"):
+                reject(on_error, skipped, where, f"split is {split!r}", "use 'train' or 'test' (or leave it empty)")
+            else:
+                rows.append((sid, label, split))
     dup = sorted(s for s, n in Counter(r[0] for r in rows).items() if n > 1)
     if dup:
         raise ValueError(f"{path}: sample_id {dup[:5]} listed more than once; sample ids must be unique")
     return rows
+
+
+def _process_custom(
+    path: Path, *, layout: SkeletonLayout, max_persons: int, num_frames: int, temporal: str, center: bool
+) -> tuple[np.ndarray, int]:
+    """One ``.npy`` -> ``((<=max_persons, num_frames, J, C), valid frames)``, or :class:`SampleError`."""
+    if not path.is_file():
+        raise SampleMissingError(path, "is listed in index.csv but does not exist", "add the file or remove its row")
+    try:
+        seq = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as err:
+        raise SampleError(path, f"is not a readable .npy array ({err})", "re-save it with numpy.save") from None
+    if seq.ndim == 3:
+        seq = seq[None]
+    if seq.ndim != 4 or seq.shape[2] != layout.num_joints or not np.issubdtype(seq.dtype, np.number):
+        raise SampleError(
+            path,
+            f"shape {seq.shape} ({seq.dtype}); expected numbers (T, J, C) or (M, T, J, C) with "
+            f"J = {layout.num_joints} joints of layout {layout.name!r}",
+            "re-save it in the documented shape, or pick the matching layout",
+        )
+    seq = seq[:max_persons].astype(np.float32)
+    check_values(path, seq, "the array", "mark missing joints with zeros instead")
+    if valid_length(seq) == 0:
+        raise SampleError(path, f"holds {seq.shape[1]} frames and no non-zero joint (an empty sequence)", "remove it")
+    return preprocess_sequence(seq, layout, num_frames, temporal, center=center)  # type: ignore[arg-type]
 
 
 def _peek_layout_name(root: Path) -> str:
@@ -121,8 +177,11 @@ class CustomSource(SourceBase):
         max_persons: Person slots (extra persons are dropped, missing ones zero).
         center: Subtract the first frame's center joint from the coordinates (first ``min(C, 3)`` channels).
         max_samples: Read only this many samples, evenly spaced over ``index.csv`` (quick runs).
+        num_workers: Parallel processes for the first read (0 = in-process; results are identical).
         cache_dir: Cache folder (default ``$PURLS_CACHE_DIR`` or ``~/.cache/purls_pl``).
         cache: Store / reuse the processed arrays there.
+        on_error: A bad sample raises an error naming it (``"raise"``) or is left out and listed in
+            one warning at the end, in ``self.skipped`` and in the cache manifest (``"skip"``).
     """
 
     def __init__(
@@ -135,13 +194,16 @@ class CustomSource(SourceBase):
         max_persons: int = 1,
         center: bool = True,
         max_samples: int | None = None,
+        num_workers: int = 0,
         cache_dir: str | None = None,
         cache: bool = True,
+        on_error: OnError = "raise",
     ) -> None:
         check_temporal(temporal)
+        self.on_error = check_on_error(on_error)
         self.root, self.dataset, self.layout_name, self.num_frames = root, dataset, layout, num_frames
         self.temporal, self.max_persons, self.center, self.max_samples = temporal, max_persons, center, max_samples
-        self.cache_dir, self.cache = cache_dir, cache
+        self.num_workers, self.cache_dir, self.cache = num_workers, cache_dir, cache
         self.layout = layout or _peek_layout_name(Path(root).expanduser())
 
     def load(self) -> SkeletonSet:
@@ -156,18 +218,25 @@ class CustomSource(SourceBase):
             )
         lay = _layout(root, self.layout_name)
         self.layout = lay.name
-        rows = pick_evenly(read_custom_index(root / "index.csv"), self.max_samples)
+        skipped: list[SkippedSample] = []
+        rows = read_custom_index(root / "index.csv", self.on_error, skipped)
         classes_file = root / "classes.txt"
         if classes_file.is_file():
             classes = [c.strip() for c in classes_file.read_text(encoding="utf-8").splitlines() if c.strip()]
-            unknown = sorted({r[1] for r in rows} - set(classes))
-            if unknown:
-                raise ValueError(
-                    f"{root / 'index.csv'}: labels {unknown[:5]} are not in {classes_file}; add them "
-                    "there or fix the label column"
-                )
+            known = set(classes)
+            for sid, label, _ in rows:
+                if label not in known:
+                    reject(
+                        self.on_error,
+                        skipped,
+                        root / f"{sid}.npy",
+                        f"label {label!r} (index.csv) is not a class of {classes_file}",
+                        "add the class there or fix the label column",
+                    )
+            rows = [r for r in rows if r[1] in known]
         else:
             classes = sorted({r[1] for r in rows})
+        rows = pick_evenly(rows, self.max_samples)
         files = [root / f"{sid}.npy" for sid, _, _ in rows]
         params = {
             "reader": f"custom-{self.dataset}",
@@ -181,52 +250,56 @@ class CustomSource(SourceBase):
             "classes": classes,
         }
         sources = [root / "index.csv", *files, *(p for p in (root / "layout.json", classes_file) if p.is_file())]
-        return self._cached(params, sources, lambda: self._build(rows, files, classes, lay))
+        return self._cached(params, sources, lambda found: self._build(rows, files, classes, lay, found), skipped)
 
     def _build(
-        self, rows: list[tuple[str, str, str]], files: list[Path], classes: list[str], lay: SkeletonLayout
+        self,
+        rows: list[tuple[str, str, str]],
+        files: list[Path],
+        classes: list[str],
+        lay: SkeletonLayout,
+        skipped: list[SkippedSample],
     ) -> SkeletonSet:
+        work = partial(
+            _process_custom,
+            layout=lay,
+            max_persons=self.max_persons,
+            num_frames=self.num_frames,
+            temporal=self.temporal,
+            center=self.center,
+        )
         data: np.ndarray | None = None
-        lengths = np.zeros(len(rows), np.int64)
-        for i, path in enumerate(files):
-            if not path.is_file():
-                raise FileNotFoundError(f"{path}: listed in index.csv (sample_id {rows[i][0]!r}) but missing")
-            seq = np.load(path, allow_pickle=False)
-            if seq.ndim == 3:
-                seq = seq[None]
-            if seq.ndim != 4 or seq.shape[2] != lay.num_joints:
-                raise ValueError(
-                    f"{path}: shape {seq.shape}; expected (T, J, C) or (M, T, J, C) with "
-                    f"J = {lay.num_joints} joints of layout {lay.name!r}"
-                )
+        kept: list[int] = []
+        lengths: list[int] = []
+        converted = convert_files(
+            work, files, on_error=self.on_error, skipped=skipped, num_workers=self.num_workers, desc=self.dataset
+        )
+        for i, (out, length) in converted:
             if data is None:
-                data = allocate((len(rows), self.max_persons, self.num_frames, lay.num_joints, seq.shape[3]))
-            if seq.shape[3] != data.shape[4]:
-                raise ValueError(
-                    f"{path}: has C = {seq.shape[3]} channels but {files[0]} has {data.shape[4]}; "
-                    "all samples need the same channels"
+                data = allocate((len(rows), self.max_persons, self.num_frames, lay.num_joints, out.shape[-1]))
+                first = files[i]
+            if out.shape[-1] != data.shape[4]:
+                reject(
+                    self.on_error,
+                    skipped,
+                    files[i],
+                    f"has C = {out.shape[-1]} channels but {first.name} has {data.shape[4]}",
+                    "all samples need the same channels",
                 )
-            seq = seq[: self.max_persons].astype(np.float32)
-            if not np.isfinite(seq).all():
-                raise ValueError(f"{path}: holds NaN or inf; mark missing joints with zeros instead")
-            out, lengths[i] = preprocess_sequence(
-                seq,
-                lay,
-                self.num_frames,
-                self.temporal,  # type: ignore[arg-type]
-                center=self.center,
-            )
-            data[i, : len(out)] = out
-        if data is None:
-            raise ValueError(f"{self.root}: index.csv lists no samples")
+                continue
+            data[len(kept), : len(out)] = out
+            kept.append(i)
+            lengths.append(length)
+        if data is None or not kept:
+            raise ValueError(f"{self.root}: index.csv lists no usable sample:\n{format_skipped(skipped)}")
         return SkeletonSet(
-            data=data,
-            labels=np.array([classes.index(r[1]) for r in rows], np.int64),
-            sample_ids=[r[0] for r in rows],
+            data=data[: len(kept)],
+            labels=np.array([classes.index(rows[i][1]) for i in kept], np.int64),
+            sample_ids=[rows[i][0] for i in kept],
             class_names=classes,
             layout=lay.name,
-            partition=np.array([r[2] for r in rows], dtype="<U5"),
-            lengths=lengths,
+            partition=np.array([rows[i][2] for i in kept], dtype="<U5"),
+            lengths=np.array(lengths, np.int64),
         )
 
 

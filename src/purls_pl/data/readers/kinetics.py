@@ -1,4 +1,4 @@
-"""Kinetics-skeleton (st-gcn): OpenPose 2-D poses of Kinetics-400 clips, raw json or processed arrays.
+"""Kinetics-skeleton (st-gcn): OpenPose 2-D poses of Kinetics-400 clips, from the raw json clips.
 
 Raw layout (``kinetics-skeleton.zip`` from the st-gcn repository, https://github.com/yysijie/st-gcn,
 ``tools/get_models.sh`` / the Google Drive and BaiduYun links in its README)::
@@ -11,52 +11,135 @@ Raw layout (``kinetics-skeleton.zip`` from the st-gcn repository, https://github
 "label": ..., "label_index": ...}`` with 18 OpenPose joints and x, y normalised to [0, 1]; a label
 json maps ``clip_id -> {"has_skeleton", "label", "label_index"}``.
 
-:func:`read_kinetics_clip` follows st-gcn's ``feeder_kinetics``: up to ``num_person_in`` (5) people
-per frame are read, each frame's people are ranked by their summed joint score and the best
-``max_persons`` (2) kept (OpenPose does not track identities, so the ranking is per frame);
-channels are (x, y, score); x, y are shifted by -0.5 and zeroed where the score is 0.
-Clips whose label entry says ``has_skeleton: false`` are skipped, as st-gcn does.
-Kinetics-200 is classes 0..199 of Kinetics-400.
+:func:`parse_kinetics_clip` returns the file's frames and people as written; :func:`read_kinetics_clip`
+follows st-gcn's ``feeder_kinetics``: up to ``num_person_in`` (5) people per frame are read, each
+frame's people are ranked by their summed joint score and the best ``max_persons`` (2) kept (OpenPose
+does not track identities, so the ranking is per frame); channels are (x, y, score); x, y are shifted
+by -0.5 and zeroed where the score is 0. Clips whose label entry says ``has_skeleton: false`` are
+left out, as st-gcn does. Kinetics-200 is classes 0..199 of Kinetics-400.
+
+A broken clip (truncated json, a pose without 18 joints, NaN/inf values, no frame or no person) or a
+clip missing from the label file raises an error naming it, or with ``on_error="skip"`` is left out
+and listed in one report (see :mod:`purls_pl.data.readers._base`). The processed arrays are read by
+:class:`~purls_pl.data.readers.kinetics_processed.KineticsProcessedSource`.
 """
 
 from __future__ import annotations
 
 import json
 import warnings
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from purls_pl.data.cache import (
+from purls_pl.data.cache import allocate
+from purls_pl.data.preprocess import check_temporal, preprocess_sequence
+from purls_pl.data.readers._base import (
+    OnError,
+    SampleError,
+    SkippedSample,
     SourceBase,
-    allocate,
-    array_shape,
-    fill_processed,
-    find_stgcn_files,
-    iter_array_rows,
-    load_label_pickle,
+    check_on_error,
+    convert_files,
+    format_skipped,
     missing_root_error,
     pick_evenly,
+    reject,
 )
-from purls_pl.data.preprocess import check_temporal, preprocess_sequence
 from purls_pl.data.skeletons import SkeletonSet
 from purls_pl.data.splits import class_names
 
-__all__ = ["KineticsProcessedSource", "KineticsSource", "read_kinetics_clip"]
+__all__ = ["KineticsFrame", "KineticsSource", "check_kinetics_dataset", "parse_kinetics_clip", "read_kinetics_clip"]
 
 NUM_JOINTS = 18
-_READER_VERSION = 1
+_READER_VERSION = 2  # 2: skipped files recorded in the manifest
 _SPLITS = {"train": "train", "val": "test"}
+FIX_CLIP = "re-extract the clip from kinetics-skeleton.zip or remove it"
 HOW_TO_GET = (
     "Download kinetics-skeleton.zip as linked from the st-gcn README (https://github.com/yysijie/st-gcn) and "
     "unzip it into <root>, giving kinetics_train/, kinetics_val/ and their *_label.json files."
 )
 
 
-def _check_dataset(dataset: str) -> int:
+def check_kinetics_dataset(dataset: str) -> int:
+    """Number of classes of ``"kinetics400"`` (400) or ``"kinetics200"`` (200); else a ``ValueError``."""
     if dataset not in ("kinetics400", "kinetics200"):
         raise ValueError(f"dataset must be 'kinetics400' or 'kinetics200', got {dataset!r}")
     return 400 if dataset == "kinetics400" else 200
+
+
+@dataclass(frozen=True)
+class KineticsFrame:
+    """One entry of a clip's ``data`` list, as written.
+
+    Attributes:
+        frame_index: The file's ``frame_index`` (1-based in st-gcn's files).
+        poses: ``(P, 18, 2)`` float32 x, y of the ``P`` people in file order.
+        scores: ``(P, 18)`` float32 OpenPose confidences.
+    """
+
+    frame_index: int
+    poses: np.ndarray
+    scores: np.ndarray
+
+
+def parse_kinetics_clip(path: str | Path) -> tuple[list[KineticsFrame], int]:
+    """Parse one st-gcn Kinetics json clip exactly as written (no ranking, no normalisation).
+
+    Returns:
+        The frames in file order and the clip's ``label_index`` (-1 if absent).
+
+    Raises:
+        SampleError: (a ``ValueError``) naming the file, the place and the fix: not json / truncated,
+            no ``data`` list or an empty one, a frame without an integer ``frame_index``, a person whose
+            ``pose`` / ``score`` do not hold 2 x 18 / 18 numbers, NaN/inf values.
+    """
+    path = Path(path)
+    try:
+        info = json.loads(path.read_bytes())
+        frames = info["data"]
+        if not isinstance(frames, list):
+            raise TypeError(f"'data' is a {type(frames).__name__}, not a list")
+    except (ValueError, KeyError, TypeError) as err:
+        raise SampleError(
+            path,
+            f"not an st-gcn Kinetics clip json ({type(err).__name__}: {err}); expected an object with a 'data' "
+            "list of {frame_index, skeleton}",
+            FIX_CLIP,
+        ) from None
+    if not frames:
+        raise SampleError(path, "'data' is empty (0 frames)", FIX_CLIP)
+    out = []
+    for n, frame in enumerate(frames):
+        if not isinstance(frame, dict) or not isinstance(frame.get("frame_index"), int):
+            raise SampleError(path, f"entry {n} of 'data' has no integer 'frame_index'", FIX_CLIP)
+        people = frame.get("skeleton", [])
+        poses = np.zeros((len(people), NUM_JOINTS, 2), np.float32)
+        scores = np.zeros((len(people), NUM_JOINTS), np.float32)
+        for m, person in enumerate(people):
+            where = f"frame_index {frame['frame_index']}, person {m}"
+            try:
+                pose = np.asarray(person.get("pose", []), dtype=np.float32)
+                score = np.asarray(person.get("score", []), dtype=np.float32)
+            except (AttributeError, TypeError, ValueError) as err:
+                raise SampleError(
+                    path, f"{where}: 'pose' / 'score' are not lists of numbers ({err})", FIX_CLIP
+                ) from None
+            if pose.shape != (2 * NUM_JOINTS,) or score.shape != (NUM_JOINTS,):
+                raise SampleError(
+                    path,
+                    f"{where}: 'pose' has {pose.size} values and 'score' {score.size}; expected {2 * NUM_JOINTS} "
+                    f"and {NUM_JOINTS} (18 OpenPose joints)",
+                    "regenerate the clip with the st-gcn OpenPose pipeline, or remove it",
+                )
+            if not (np.isfinite(pose).all() and np.isfinite(score).all()):
+                raise SampleError(path, f"{where}: 'pose' or 'score' holds NaN/inf", FIX_CLIP)
+            poses[m], scores[m] = pose.reshape(NUM_JOINTS, 2), score
+        out.append(KineticsFrame(frame["frame_index"], poses, scores))
+    label = info.get("label_index", -1)
+    return out, int(label) if isinstance(label, int) else -1
 
 
 def read_kinetics_clip(
@@ -74,43 +157,44 @@ def read_kinetics_clip(
         Raw ``(max_persons, max_frames, 18, 3)`` float32 (x, y, score; not yet normalised) and the
         clip's ``label_index`` from the file (-1 if absent).
     """
-    path = Path(path)
-    try:
-        info = json.loads(path.read_text())
-        frames = info["data"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ValueError(
-            f"{path}: not an st-gcn Kinetics clip json ({err}); expected an object with a 'data' list "
-            "of {frame_index, skeleton}; re-extract it from kinetics-skeleton.zip"
-        ) from None
+    frames, label = parse_kinetics_clip(path)
     raw = np.zeros((num_person_in, max_frames, NUM_JOINTS, 3), dtype=np.float32)
-    if not all(isinstance(f, dict) and isinstance(f.get("frame_index"), int) for f in frames):
-        raise ValueError(
-            f"{path}: every entry of 'data' needs an integer 'frame_index' and a 'skeleton' list; "
-            "re-extract the clip from kinetics-skeleton.zip"
-        )
-    base = 0 if any(f["frame_index"] == 0 for f in frames) else 1
+    base = 0 if any(f.frame_index == 0 for f in frames) else 1
     for frame in frames:
-        t = frame["frame_index"] - base
+        t = frame.frame_index - base
         if not 0 <= t < max_frames:
             continue
-        for m, person in enumerate(frame.get("skeleton", [])[:num_person_in]):
-            pose, score = person.get("pose", []), person.get("score", [])
-            if len(pose) != 2 * NUM_JOINTS or len(score) != NUM_JOINTS:
-                raise ValueError(
-                    f"{path}: frame_index {frame['frame_index']}, person {m}: 'pose' has {len(pose)} "
-                    f"values and 'score' {len(score)}; expected {2 * NUM_JOINTS} and {NUM_JOINTS} "
-                    "(18 OpenPose joints); regenerate the clip with the st-gcn OpenPose pipeline"
-                )
-            raw[m, t, :, 0] = pose[0::2]
-            raw[m, t, :, 1] = pose[1::2]
-            raw[m, t, :, 2] = score
+        p = min(num_person_in, len(frame.poses))
+        raw[:p, t, :, :2] = frame.poses[:p]
+        raw[:p, t, :, 2] = frame.scores[:p]
     order = np.argsort(-raw[..., 2].sum(axis=2), axis=0, kind="stable")  # (P, T): per-frame ranking
     ranked = np.take_along_axis(raw, order[:, :, None, None], axis=0)
     out = np.zeros((max_persons, max_frames, NUM_JOINTS, 3), dtype=np.float32)
     keep = min(max_persons, num_person_in)
     out[:keep] = ranked[:keep]
-    return out, int(info.get("label_index", -1))
+    return out, label
+
+
+def _process_clip(
+    path: Path, *, num_frames: int, temporal: str, max_persons: int, num_person_in: int, normalize: bool, center: bool
+) -> tuple[np.ndarray, int, int]:
+    """One clip -> ``((max_persons, num_frames, 18, 3), valid frames, label_index in the file)``."""
+    raw, file_label = read_kinetics_clip(path, max(300, num_frames), num_person_in, max_persons)
+    seq, length = preprocess_sequence(
+        raw,
+        "openpose18",
+        num_frames,
+        temporal,  # type: ignore[arg-type]
+        center=center,
+        normalize_kinetics=normalize,
+    )
+    if length == 0:
+        raise SampleError(
+            path,
+            "no person in any frame (an empty sequence)",
+            "mark it has_skeleton: false in the label file or remove the clip",
+        )
+    return seq, length, file_label
 
 
 class KineticsSource(SourceBase):
@@ -128,8 +212,11 @@ class KineticsSource(SourceBase):
         normalize: st-gcn centralization (x, y - 0.5, zero where score is 0).
         center: Also subtract the first frame's neck (layout ``openpose18`` center) from x, y.
         max_samples: Read only this many clips, evenly spaced over the sorted list (quick runs).
+        num_workers: Parallel processes for the first read (0 = in-process; results are identical).
         cache_dir: Cache folder (default ``$PURLS_CACHE_DIR`` or ``~/.cache/purls_pl``).
         cache: Store / reuse the processed arrays there.
+        on_error: A broken clip raises an error naming it (``"raise"``) or is left out and listed in
+            one warning at the end, in ``self.skipped`` and in the cache manifest (``"skip"``).
     """
 
     layout = "openpose18"
@@ -146,57 +233,80 @@ class KineticsSource(SourceBase):
         normalize: bool = True,
         center: bool = False,
         max_samples: int | None = None,
+        num_workers: int = 0,
         cache_dir: str | None = None,
         cache: bool = True,
+        on_error: OnError = "raise",
     ) -> None:
-        self.num_classes = _check_dataset(dataset)
+        self.num_classes = check_kinetics_dataset(dataset)
         if split not in ("train", "val", "both"):
             raise ValueError(f"split must be 'train', 'val' or 'both', got {split!r}")
         check_temporal(temporal)
+        self.on_error = check_on_error(on_error)
         self.root, self.dataset, self.split, self.num_frames, self.temporal = root, dataset, split, num_frames, temporal
-        self.max_persons, self.num_person_in, self.normalize, self.center = (
-            max_persons,
-            num_person_in,
-            normalize,
-            center,
-        )
-        self.max_samples, self.cache_dir, self.cache = max_samples, cache_dir, cache
+        self.max_persons, self.num_person_in, self.normalize = max_persons, num_person_in, normalize
+        self.center, self.max_samples, self.num_workers = center, max_samples, num_workers
+        self.cache_dir, self.cache = cache_dir, cache
 
-    def _clips(self) -> tuple[list[tuple[Path, str, int]], list[Path]]:
-        """``[(clip json, partition, label)]`` and the label files read."""
+    def _clips(self) -> tuple[list[tuple[Path, str, int]], list[Path], list[SkippedSample]]:
+        """``[(clip json, partition, label)]``, the label files read, and clips left out as bad."""
         root = Path(self.root).expanduser()
         expected = "kinetics_{train,val}/ clip folders with kinetics_{train,val}_label.json"
         if not root.is_dir():
             raise missing_root_error(root, "Kinetics-skeleton", expected, HOW_TO_GET)
         clips: list[tuple[Path, str, int]] = []
         label_files: list[Path] = []
-        splits = list(_SPLITS) if self.split == "both" else [self.split]
-        for split in splits:
+        skipped: list[SkippedSample] = []
+        for split in list(_SPLITS) if self.split == "both" else [self.split]:
             label_file = root / f"kinetics_{split}_label.json"
             folder = root / f"kinetics_{split}"
-            if not folder.is_dir():
-                folder = root
+            own_folder = folder.is_dir()
+            folder = folder if own_folder else root
             files = [p for p in sorted(folder.glob("*.json")) if not p.name.endswith("_label.json")]
-            if not label_file.is_file() or not files:
+            if not files:
+                continue
+            if not label_file.is_file():
+                if own_folder:
+                    raise FileNotFoundError(
+                        f"{label_file} does not exist but {folder} holds {len(files)} clips; put the label file "
+                        f"from kinetics-skeleton.zip there. {HOW_TO_GET}"
+                    )
                 continue
             label_files.append(label_file)
-            labels = json.loads(label_file.read_text())
+            try:
+                labels = json.loads(label_file.read_bytes())
+            except ValueError as err:
+                raise ValueError(
+                    f"{label_file}: not valid json ({err}); re-extract it from kinetics-skeleton.zip"
+                ) from None
             for p in files:
                 entry = labels.get(p.stem)
+                label = entry.get("label_index") if isinstance(entry, dict) else None
                 if entry is None:
-                    raise ValueError(
-                        f"{label_file}: no entry for clip {p.stem!r} ({p}); use the label file that "
-                        "came with the clips or remove the clip"
+                    reject(
+                        self.on_error,
+                        skipped,
+                        p,
+                        f"clip {p.stem!r} has no entry in {label_file.name}",
+                        "use the label file that came with the clips or remove the clip",
                     )
-                if entry.get("has_skeleton", True) and int(entry["label_index"]) < self.num_classes:
-                    clips.append((p, _SPLITS[split], int(entry["label_index"])))
+                elif not isinstance(label, int) or not 0 <= label < 400:
+                    reject(
+                        self.on_error,
+                        skipped,
+                        p,
+                        f"{label_file.name} gives label_index {label!r}, not 0..399",
+                        "fix the entry or use the label file that came with the clips",
+                    )
+                elif entry.get("has_skeleton", True) and label < self.num_classes:
+                    clips.append((p, _SPLITS[split], label))
         if not label_files:
             raise missing_root_error(root, "Kinetics-skeleton", expected, HOW_TO_GET, empty=True)
-        return pick_evenly(clips, self.max_samples), label_files
+        return pick_evenly(clips, self.max_samples), label_files, skipped
 
     def load(self) -> SkeletonSet:
         """Read (or take from the cache) the clips: data ``(N, max_persons, num_frames, 18, 3)``."""
-        clips, label_files = self._clips()
+        clips, label_files, skipped = self._clips()
         params = {
             "reader": f"{self.dataset}-json-{self.split}",
             "version": _READER_VERSION,
@@ -208,24 +318,35 @@ class KineticsSource(SourceBase):
             "center": self.center,
             "max_samples": self.max_samples,
         }
-        return self._cached(params, [c[0] for c in clips] + label_files, lambda: self._build(clips))
+        sources = [c[0] for c in clips] + label_files
+        return self._cached(params, sources, lambda found: self._build(clips, found), skipped)
 
-    def _build(self, clips: list[tuple[Path, str, int]]) -> SkeletonSet:
+    def _build(self, clips: list[tuple[Path, str, int]], skipped: list[SkippedSample]) -> SkeletonSet:
+        work = partial(
+            _process_clip,
+            num_frames=self.num_frames,
+            temporal=self.temporal,
+            max_persons=self.max_persons,
+            num_person_in=self.num_person_in,
+            normalize=self.normalize,
+            center=self.center,
+        )
         data = allocate((len(clips), self.max_persons, self.num_frames, NUM_JOINTS, 3))
-        lengths = np.zeros(len(clips), np.int64)
+        kept: list[int] = []
+        lengths: list[int] = []
         mismatched = []
-        for i, (path, _, label) in enumerate(clips):
-            raw, file_label = read_kinetics_clip(path, max(300, self.num_frames), self.num_person_in, self.max_persons)
-            if file_label not in (-1, label):
-                mismatched.append(path.stem)
-            data[i], lengths[i] = preprocess_sequence(
-                raw,
-                self.layout,
-                self.num_frames,
-                self.temporal,  # type: ignore[arg-type]
-                center=self.center,
-                normalize_kinetics=self.normalize,
-            )
+        paths = [c[0] for c in clips]
+        converted = convert_files(
+            work, paths, on_error=self.on_error, skipped=skipped, num_workers=self.num_workers, desc=self.dataset
+        )
+        for i, (seq, length, file_label) in converted:
+            data[len(kept)] = seq
+            kept.append(i)
+            lengths.append(length)
+            if file_label not in (-1, clips[i][2]):
+                mismatched.append(clips[i][0].stem)
+        if not kept:
+            raise ValueError(f"{self.root}: none of the {len(clips)} clips could be used:\n{format_skipped(skipped)}")
         if mismatched:
             warnings.warn(
                 f"{len(mismatched)} clip(s) disagree with the label file on label_index; the label file "
@@ -233,104 +354,11 @@ class KineticsSource(SourceBase):
                 stacklevel=3,
             )
         return SkeletonSet(
-            data=data,
-            labels=np.array([c[2] for c in clips], np.int64),
-            sample_ids=[c[0].stem for c in clips],
+            data=data[: len(kept)],
+            labels=np.array([clips[i][2] for i in kept], np.int64),
+            sample_ids=[clips[i][0].stem for i in kept],
             class_names=class_names(self.dataset),
             layout=self.layout,
-            partition=np.array([c[1] for c in clips], dtype="<U5"),
-            lengths=lengths,
-        )
-
-
-class KineticsProcessedSource(SourceBase):
-    """Kinetics-skeleton from st-gcn's processed ``{train,val}_data.npy`` ``(N, 3, 300, 18, 2)`` + ``_label.pkl``.
-
-    The arrays are taken as already normalised (st-gcn's ``kinetics_gendata.py`` output). train ->
-    partition ``"train"``, val -> ``"test"``; either split may be absent.
-
-    Args:
-        root: Folder holding ``train_data.npy``, ``train_label.pkl``, ``val_data.npy``, ``val_label.pkl``.
-        dataset: ``"kinetics400"`` or ``"kinetics200"`` (keeps classes 0..199 only).
-        num_frames: Refit every sequence to this many frames; ``None`` keeps the stored 300.
-        temporal: ``"pad"``, ``"loop"`` or ``"resample"`` (with ``num_frames``).
-        max_samples: Keep only this many samples, evenly spaced (quick runs).
-        cache_dir: Cache folder (default ``$PURLS_CACHE_DIR`` or ``~/.cache/purls_pl``).
-        cache: Store / reuse the converted arrays there (memory-mapped afterwards).
-    """
-
-    layout = "openpose18"
-
-    def __init__(
-        self,
-        root: str,
-        dataset: str = "kinetics400",
-        num_frames: int | None = None,
-        temporal: str = "pad",
-        max_samples: int | None = None,
-        cache_dir: str | None = None,
-        cache: bool = True,
-    ) -> None:
-        self.num_classes = _check_dataset(dataset)
-        check_temporal(temporal)
-        self.root, self.dataset, self.num_frames, self.temporal = root, dataset, num_frames, temporal
-        self.max_samples, self.cache_dir, self.cache = max_samples, cache_dir, cache
-
-    def load(self) -> SkeletonSet:
-        """Convert (or take from the cache) the arrays: data ``(N, 2, T, 18, 3)``."""
-        root = Path(self.root).expanduser()
-        expected = "train_data.npy + train_label.pkl and/or val_data.npy + val_label.pkl (st-gcn kinetics_gendata.py)"
-        if not root.is_dir():
-            raise missing_root_error(root, "processed Kinetics-skeleton", expected, HOW_TO_GET)
-        parts = [(s, f) for s in _SPLITS if (f := find_stgcn_files([root], s, ("{split}_data.npy",)))]
-        if not parts:
-            raise missing_root_error(root, "processed Kinetics-skeleton", expected, HOW_TO_GET, empty=True)
-        params = {
-            "reader": f"{self.dataset}-stgcn",
-            "version": _READER_VERSION,
-            "num_frames": self.num_frames,
-            "temporal": self.temporal,
-            "max_samples": self.max_samples,
-        }
-        return self._cached(params, [p for _, f in parts for p in f], lambda: self._build(parts))
-
-    def _build(self, parts: list[tuple[str, tuple[Path, Path]]]) -> SkeletonSet:
-        ids: list[str] = []
-        labels: list[int] = []
-        partition: list[str] = []
-        readers = []
-        tail = (0, 0, 0, 0)
-        for split, (data_path, label_path) in parts:
-            shape = array_shape(data_path)
-            if len(shape) != 5 or shape[1] != 3 or shape[3] != NUM_JOINTS:
-                raise ValueError(
-                    f"{data_path}: shape {shape}; expected (N, 3, T, 18, M) from st-gcn kinetics_gendata.py"
-                )
-            names, lab = load_label_pickle(label_path)
-            if len(names) != shape[0]:
-                raise ValueError(
-                    f"{label_path}: {len(names)} labels for {shape[0]} samples in {data_path}; "
-                    "regenerate the two files together"
-                )
-            ids += [Path(n).stem for n in names]
-            labels += lab
-            partition += [_SPLITS[split]] * shape[0]
-            readers.append((iter_array_rows(data_path), lambda a: a.transpose(0, 4, 2, 3, 1)))
-            if tail[0] and tail != (shape[4], shape[2], NUM_JOINTS, 3):
-                raise ValueError(f"{data_path}: shape {shape} differs from the other split's; regenerate both")
-            tail = (shape[4], shape[2], NUM_JOINTS, 3)
-        bad = sorted({x for x in labels if not 0 <= x < 400})
-        if bad:
-            raise ValueError(f"{parts[0][1][1]}: labels {bad[:5]} outside 0..399; not a Kinetics-400 label file")
-        wanted = [i for i, x in enumerate(labels) if x < self.num_classes]
-        select = np.asarray(pick_evenly(wanted, self.max_samples), dtype=np.int64)
-        data, lengths = fill_processed(readers, len(ids), select, tail, self.num_frames, self.temporal)
-        return SkeletonSet(
-            data=data,
-            labels=np.array(labels, np.int64)[select],
-            sample_ids=[ids[i] for i in select],
-            class_names=class_names(self.dataset),
-            layout=self.layout,
-            partition=np.array(partition, dtype="<U5")[select],
-            lengths=lengths,
+            partition=np.array([clips[i][1] for i in kept], dtype="<U5"),
+            lengths=np.array(lengths, np.int64),
         )

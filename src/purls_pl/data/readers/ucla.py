@@ -3,19 +3,37 @@
 Each ``<root>/aAA_sSS_eEE_vVV.json`` is ``{"file_name": "aAA_sSS_eEE_vVV", "skeletons": [[[x, y, z] x 20] x T]}``
 (Kinect v1, 20 joints, one person). Actions a01-a06, a08, a09, a11, a12 are classes 0-9 in that
 order (a07 and a10 do not exist); the standard protocol trains on views 1-2 and tests on view 3.
-Sequences of any length are kept, including single-frame ones.
+
+Sequences of any length >= 1 are kept, including the real single-frame one. A broken file
+(truncated json, a joint count other than 20, NaN/inf, 0 frames, a name that is no NW-UCLA sample
+name) raises an error naming it, or with ``on_error="skip"`` is left out and listed in one report
+(see :mod:`purls_pl.data.readers._base`). ``num_workers`` parses in parallel processes.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from purls_pl.data.cache import SourceBase, allocate, missing_root_error, pick_evenly
+from purls_pl.data.cache import allocate
 from purls_pl.data.preprocess import check_temporal, preprocess_sequence
+from purls_pl.data.readers._base import (
+    OnError,
+    SampleError,
+    SkippedSample,
+    SourceBase,
+    check_on_error,
+    check_values,
+    convert_files,
+    format_skipped,
+    missing_root_error,
+    pick_evenly,
+    reject,
+)
 from purls_pl.data.skeletons import SkeletonSet
 from purls_pl.data.splits import class_names
 
@@ -25,7 +43,8 @@ __all__ = ["UCLA_ACTIONS", "UCLASource", "parse_ucla_name", "read_ucla_file"]
 UCLA_ACTIONS: dict[int, int] = {a: i for i, a in enumerate((1, 2, 3, 4, 5, 6, 8, 9, 11, 12))}
 UCLA_TRAIN_VIEWS: tuple[int, ...] = (1, 2)
 _NAME = re.compile(r"^a(\d+)_s(\d+)_e(\d+)_v(\d+)$")
-_READER_VERSION = 1
+_READER_VERSION = 2  # 2: skipped files recorded in the manifest
+FIX_FILE = "re-extract the file from the all_sqe archive or remove it"
 HOW_TO_GET = (
     "Download the NW-UCLA skeletons in the 'all_sqe' json form (linked from the CTR-GCN README, "
     "https://github.com/Uason-Chen/CTR-GCN, 'NW-UCLA' section; original data: "
@@ -48,24 +67,52 @@ def parse_ucla_name(name: str) -> dict[str, int]:
 
 
 def read_ucla_file(path: str | Path) -> np.ndarray:
-    """One ``all_sqe`` json -> ``(1, T, 20, 3)`` float32."""
+    """One ``all_sqe`` json -> ``(1, T, 20, 3)`` float32 (``T >= 1``), exactly as written.
+
+    Raises:
+        SampleError: (a ``ValueError``) naming the file, what is wrong and the fix: not json /
+            truncated, no ``skeletons`` field, 0 frames, a joint count other than 20, NaN/inf, or a
+            ``file_name`` that differs from the file's name.
+    """
     path = Path(path)
     try:
-        info = json.loads(path.read_text())
+        info = json.loads(path.read_bytes())
         seq = np.asarray(info["skeletons"], dtype=np.float32)
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ValueError(
-            f"{path}: cannot read field 'skeletons' ({err}); expected "
-            "{'file_name': ..., 'skeletons': [[[x, y, z] x 20] x T]}; re-extract the file"
+    except (ValueError, KeyError, TypeError) as err:
+        raise SampleError(
+            path,
+            f"cannot read field 'skeletons' ({type(err).__name__}: {err}); expected "
+            "{'file_name': ..., 'skeletons': [[[x, y, z] x 20] x T]}",
+            FIX_FILE,
         ) from None
-    if seq.ndim != 3 or seq.shape[1:] != (20, 3) or len(seq) == 0:
-        raise ValueError(f"{path}: 'skeletons' has shape {seq.shape}; expected (T >= 1, 20, 3)")
+    if seq.size == 0:
+        raise SampleError(path, "'skeletons' holds 0 frames (an empty sequence)", FIX_FILE)
+    if seq.ndim != 3 or seq.shape[1:] != (20, 3):
+        raise SampleError(path, f"'skeletons' has shape {seq.shape}; expected (T >= 1, 20 joints, 3)", FIX_FILE)
+    check_values(path, seq, "'skeletons'", FIX_FILE)
     if info.get("file_name", path.stem) != path.stem:
-        raise ValueError(
-            f"{path}: field 'file_name' is {info['file_name']!r} but the file is named {path.stem!r}; "
-            "rename the file to match its content"
+        raise SampleError(
+            path,
+            f"field 'file_name' is {info['file_name']!r} but the file is named {path.stem!r}",
+            "rename the file to match its content",
         )
     return seq[None]
+
+
+def _process_ucla(
+    path: Path, *, num_frames: int, temporal: str, center: bool, align: bool
+) -> tuple[np.ndarray, int, int]:
+    """One file -> ``((1, num_frames, 20, 3), valid frames, raw frame count)``."""
+    seq = read_ucla_file(path)
+    out, length = preprocess_sequence(
+        seq,
+        "kinect20",
+        num_frames,
+        temporal,  # type: ignore[arg-type]
+        center=center,
+        align=align,
+    )
+    return out, length, seq.shape[1]
 
 
 class UCLASource(SourceBase):
@@ -81,8 +128,11 @@ class UCLASource(SourceBase):
         center: Subtract the first frame's spine joint (layout center).
         align: Rotate hip->spine to +z and shoulders to +x (off by default for NW-UCLA).
         max_samples: Read only this many files, evenly spaced over the sorted list (quick runs).
+        num_workers: Parallel processes for the first read (0 = in-process; results are identical).
         cache_dir: Cache folder (default ``$PURLS_CACHE_DIR`` or ``~/.cache/purls_pl``).
         cache: Store / reuse the processed arrays there.
+        on_error: A broken file raises an error naming it (``"raise"``) or is left out and listed in
+            one warning at the end, in ``self.skipped`` and in the cache manifest (``"skip"``).
     """
 
     dataset = "nw-ucla"
@@ -96,14 +146,18 @@ class UCLASource(SourceBase):
         center: bool = True,
         align: bool = False,
         max_samples: int | None = None,
+        num_workers: int = 0,
         cache_dir: str | None = None,
         cache: bool = True,
+        on_error: OnError = "raise",
     ) -> None:
         check_temporal(temporal)
+        self.on_error = check_on_error(on_error)
         self.root, self.num_frames, self.temporal, self.center, self.align = root, num_frames, temporal, center, align
-        self.max_samples, self.cache_dir, self.cache = max_samples, cache_dir, cache
+        self.max_samples, self.num_workers, self.cache_dir, self.cache = max_samples, num_workers, cache_dir, cache
 
-    def _files(self) -> list[Path]:
+    def _files(self) -> tuple[list[tuple[Path, dict[str, int]]], list[SkippedSample]]:
+        """The files with their parsed names, and those left out for a bad name."""
         root = Path(self.root).expanduser()
         expected = "aAA_sSS_eEE_vVV.json files (NW-UCLA all_sqe)"
         if not root.is_dir():
@@ -111,11 +165,19 @@ class UCLASource(SourceBase):
         files = sorted(root.glob("a*_s*_e*_v*.json")) or sorted(root.glob("*/a*_s*_e*_v*.json"))
         if not files:
             raise missing_root_error(root, "NW-UCLA", expected, HOW_TO_GET, empty=True)
-        return pick_evenly(files, self.max_samples)
+        named: list[tuple[Path, dict[str, int]]] = []
+        skipped: list[SkippedSample] = []
+        for f in files:
+            try:
+                named.append((f, parse_ucla_name(f.name)))
+            except ValueError as err:
+                problem = str(err).removeprefix(f"{f.name!r}: ").removeprefix(f"{f.name!r} ").split("; rename")[0]
+                reject(self.on_error, skipped, f, problem, "rename or remove the file")
+        return pick_evenly(named, self.max_samples), skipped
 
     def load(self) -> SkeletonSet:
         """Read (or take from the cache) the set: data ``(N, 1, num_frames, 20, 3)``."""
-        files = self._files()
+        files, skipped = self._files()
         params = {
             "reader": "nw-ucla-json",
             "version": _READER_VERSION,
@@ -125,34 +187,42 @@ class UCLASource(SourceBase):
             "align": self.align,
             "max_samples": self.max_samples,
         }
-        return self._cached(params, files, lambda: self._build(files))
+        return self._cached(params, [f for f, _ in files], lambda found: self._build(files, found), skipped)
 
-    def _build(self, files: list[Path]) -> SkeletonSet:
-        names = [parse_ucla_name(f.name) for f in files]
+    def _build(self, files: list[tuple[Path, dict[str, int]]], skipped: list[SkippedSample]) -> SkeletonSet:
+        work = partial(
+            _process_ucla, num_frames=self.num_frames, temporal=self.temporal, center=self.center, align=self.align
+        )
         data = allocate((len(files), 1, self.num_frames, 20, 3))
-        lengths = np.zeros(len(files), np.int64)
-        raw_frames = np.zeros(len(files), np.int64)
-        for i, f in enumerate(files):
-            seq = read_ucla_file(f)
-            raw_frames[i] = seq.shape[1]
-            data[i], lengths[i] = preprocess_sequence(
-                seq,
-                self.layout,
-                self.num_frames,
-                self.temporal,  # type: ignore[arg-type]
-                center=self.center,
-                align=self.align,
-            )
+        kept: list[int] = []
+        lengths: list[int] = []
+        raw_frames: list[int] = []
+        converted = convert_files(
+            work,
+            [f for f, _ in files],
+            on_error=self.on_error,
+            skipped=skipped,
+            num_workers=self.num_workers,
+            desc="nw-ucla",
+        )
+        for i, (seq, length, frames) in converted:
+            data[len(kept)] = seq
+            kept.append(i)
+            lengths.append(length)
+            raw_frames.append(frames)
+        if not kept:
+            raise ValueError(f"{self.root}: none of the {len(files)} files could be used:\n{format_skipped(skipped)}")
+        names = [files[i][1] for i in kept]
         return SkeletonSet(
-            data=data,
+            data=data[: len(kept)],
             labels=np.array([n["label"] for n in names], np.int64),
-            sample_ids=[f.stem for f in files],
+            sample_ids=[files[i][0].stem for i in kept],
             class_names=class_names(self.dataset),
             layout=self.layout,
             partition=np.array(["train" if n["view"] in UCLA_TRAIN_VIEWS else "test" for n in names], dtype="<U5"),
-            lengths=lengths,
+            lengths=np.array(lengths, np.int64),
             meta={
-                "raw_frames": raw_frames,
+                "raw_frames": np.array(raw_frames, np.int64),
                 **{k: np.array([n[k] for n in names], np.int64) for k in ("action", "subject", "episode", "view")},
             },
         )

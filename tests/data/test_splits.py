@@ -1,0 +1,112 @@
+"""Split registry: the paper's splits, user-defined splits (names, indices, seeded random), lookups."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+import pytest
+import yaml
+
+from purls_pl.data.datamodule import PretrainDataModule
+from purls_pl.data.random_source import RandomSkeletonSource
+from purls_pl.data.splits import (
+    ZeroShotSplit,
+    available_splits,
+    builtin_splits,
+    class_names,
+    classes_without_samples,
+    get_split,
+    random_split,
+    random_split_name,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("name", builtin_splits())
+def test_builtin_split_is_a_partition_of_the_classes(name: str) -> None:
+    split = get_split(name)
+    assert split.name == name and split.num_classes == len(class_names(split.dataset))
+    assert all(0 <= c < split.num_classes for c in (*split.seen, *split.unseen))
+    assert sorted((*split.seen, *split.unseen)) == list(range(split.num_classes))  # each class exactly once
+    assert split.missing == ()
+    seen, unseen = (int(x) for x in name.rsplit("_", 2)[1:])
+    assert (len(split.seen), len(split.unseen)) == (seen, unseen)
+
+
+@pytest.mark.parametrize("name", builtin_splits())
+def test_every_builtin_split_has_experiment_files(name: str) -> None:
+    for config in (REPO / "experiments" / f"{name}.yaml", REPO / "experiments" / "backbones" / f"{name}.yaml"):
+        assert config.is_file(), f"{config} is missing"
+        assert yaml.safe_load(config.read_text())["data"]["split"] == name
+
+
+def test_uwa3d_splits_stay_in_the_json_but_are_not_registered() -> None:
+    raw = json.loads(resources.files("purls_pl.data").joinpath("splits.json").read_text())["splits"]
+    uwa = [n for n, s in raw.items() if s["dataset"] == "uwa3dii"]
+    assert len(uwa) == 3 and not set(uwa) & set(available_splits())
+    with pytest.raises(KeyError, match="unknown zero-shot split 'uwa3dii_20_10'"):
+        get_split("uwa3dii_20_10")
+
+
+def test_unknown_split_lists_available_names() -> None:
+    with pytest.raises(KeyError, match=r"'ntu120_96_42' \(did you mean \['ntu120_96_24'.*available: .*nw-ucla_8_2"):
+        get_split("ntu120_96_42")
+    with pytest.raises(KeyError, match="_random<K>_seed<S>"):
+        get_split("mydata_random3_seed0")  # no class list for 'mydata'
+
+
+def test_from_names_validates_with_close_matches() -> None:
+    split = ZeroShotSplit.from_names("ucla_mine", "nw-ucla", ["walk around", "carry"])
+    assert split.unseen == (3, 9) and split.seen == (0, 1, 2, 4, 5, 6, 7, 8) and split.dataset == "nw-ucla"
+    with pytest.raises(KeyError, match=r"'walk arround' \(close: 'walk around'\).*'teleport' \(close: none\)"):
+        ZeroShotSplit.from_names("bad", "nw-ucla", ["walk arround", "teleport", "carry"])
+    custom = ZeroShotSplit.from_names("g", "gestures", ["jump"], classes=["wave", "jump", "sit"])
+    assert (custom.num_classes, custom.seen, custom.unseen) == (3, (0, 2), (1,))
+
+
+def test_from_indices() -> None:
+    split = ZeroShotSplit.from_indices("n60_mine", "ntu60", [59, 0])
+    assert split.unseen == (59, 0) and len(split.seen) == 58 and split.missing == ()
+    partial = ZeroShotSplit.from_indices("p", "nw-ucla", [1], seen=[0, 2])
+    assert partial.missing == (3, 4, 5, 6, 7, 8, 9)
+    with pytest.raises(ValueError, match=r"outside 0\.\.9"):
+        ZeroShotSplit.from_indices("bad", "nw-ucla", [10])
+    with pytest.raises(ValueError, match="at least one"):
+        ZeroShotSplit.from_indices("bad", "nw-ucla", [])
+
+
+def test_random_split_is_seeded_named_and_registered() -> None:
+    a = random_split("ntu120", 24, seed=0)
+    assert a.name == random_split_name("ntu120", 24, 0) == "ntu120_random24_seed0"
+    assert a.name in available_splits() and get_split(a.name) == a
+    assert len(a.unseen) == 24 and sorted((*a.seen, *a.unseen)) == list(range(120))
+    assert random_split("ntu120", 24, seed=0) == a and random_split("ntu120", 24, seed=1).unseen != a.unseen
+    assert random_split("nw-ucla", 2, seed=0).unseen == (0, 3)  # pinned: the ranking must never change
+    with pytest.raises(ValueError, match=r"num_unseen must lie in 1\.\.9"):
+        random_split("nw-ucla", 10)
+
+
+def test_random_split_names_work_from_configs() -> None:
+    split = get_split("kinetics200_random40_seed7")  # built on the fly, no registration needed
+    assert (split.dataset, len(split.seen), len(split.unseen)) == ("kinetics200", 160, 40)
+    source = RandomSkeletonSource("nw-ucla", "kinect20", samples_per_class=2, num_frames=4, num_persons=1)
+    dm = PretrainDataModule(source, "nw-ucla_random3_seed5")
+    dm.setup()
+    assert set(dm.skeletons.labels[dm.sets["unseen_test"].index]) == set(get_split("nw-ucla_random3_seed5").unseen)
+
+
+def test_classes_without_samples() -> None:
+    split = get_split("nw-ucla_8_2")
+    labels = [c for c in range(10) for _ in range(2)]
+    partition = ["train", "test"] * 10
+    assert classes_without_samples(split, labels, partition) == {"seen_train": (), "unseen_test": ()}
+    keep = [i for i, c in enumerate(labels) if c not in (split.seen[0], split.unseen[0]) or partition[i] == "train"]
+    missing = classes_without_samples(split, [labels[i] for i in keep], [partition[i] for i in keep])
+    assert missing == {"seen_train": (), "unseen_test": (split.unseen[0],)}
+    assert classes_without_samples(split, [labels[i] for i in keep], [partition[i] for i in keep], "all") == {
+        "seen_train": (),
+        "unseen_test": (),
+    }
