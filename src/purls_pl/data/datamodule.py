@@ -51,7 +51,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from purls_pl.data.augment import SkeletonAugment
 from purls_pl.data.skeletons import SkeletonSet, SkeletonSource
-from purls_pl.data.splits import ZeroShotSplit, class_names, get_split
+from purls_pl.data.splits import ZeroShotSplit, class_names, classes_without_samples, get_split
 from purls_pl.text.descriptions import DescriptionSet, load_descriptions
 from purls_pl.text.encoder import ClassText, TextEncoder, embed_descriptions
 
@@ -180,6 +180,16 @@ class SkeletonDataModule(LightningDataModule):
                     f"split {self.split.name!r} leaves no {name.replace('_', ' ')} samples in "
                     f"{type(self.source).__name__}; check the source's protocol/partition or use unseen_from='all'"
                 )
+        empty = {
+            k: v
+            for k, v in classes_without_samples(
+                self.split, skeletons.labels, skeletons.partition, self.unseen_from
+            ).items()
+            if v
+        }
+        for name, classes in empty.items():
+            names = [skeletons.class_names[c] for c in classes]
+            log.warning("split %s: %d classes have no %s samples: %s", self.split.name, len(names), name, names)
         self.skeletons = skeletons
         self.sets = {
             name: SkeletonDataset(skeletons, idx, self.augment if name == "seen_train" else None)
