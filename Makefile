@@ -13,7 +13,7 @@ PRETRAIN_ARGS ?=
 PYTEST_ARGS ?=
 BACKBONE := lightning_logs/backbones/$(SPLIT).pt
 
-.PHONY: help install train backbone fit report test test-all lint format clean
+.PHONY: help install train backbone fit report sweep test test-all lint format clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -46,8 +46,27 @@ backbone: install ## Stage 1: pre-train the backbone on SPLIT's seen classes (sk
 fit: install ## Stage 2 only: PURLS on SPLIT with experiments/<SPLIT>.yaml
 	$(BIN)/python -m purls_pl fit --config experiments/$(SPLIT).yaml $(ARGS)
 
+UCLA_ROOT ?= ../shared/data/nw-ucla/all_sqe
+bench-ucla: install ## NW-UCLA table (2 splits x 5 ablation rows x 3 seeds) -> results/, README
+	$(BIN)/python -m purls_pl table experiments/tables/nw-ucla.yaml --out lightning_logs/tables/nw-ucla \
+	  --set=--data.source.init_args.root=$(UCLA_ROOT) --publish results --readme README.md
+
 report: install ## Print the zero-shot results table of SPLIT's runs
 	@$(BIN)/python -m purls_pl report lightning_logs/$(SPLIT) $(wildcard lightning_logs/$(SPLIT)_global)
+
+SWEEP ?= hparams
+SWEEP_FILE := lightning_logs/sweeps/$(SWEEP)-$(SPLIT)
+
+sweep: install ## Create a W&B sweep (SWEEP=hparams|partitioner, experiments/sweeps/) over SPLIT; prints the agent command
+	@test -f experiments/$(SPLIT).yaml || { echo "no experiments/$(SPLIT).yaml"; exit 1; }
+	@test -f experiments/sweeps/$(SWEEP).yaml || { echo "no experiments/sweeps/$(SWEEP).yaml"; exit 1; }
+	@mkdir -p lightning_logs/sweeps
+	@sed 's#experiments/demo_15_5.yaml#experiments/$(SPLIT).yaml#' experiments/sweeps/$(SWEEP).yaml > $(SWEEP_FILE).yaml
+	@$(BIN)/wandb sweep --project purls-pl --name $(SWEEP)-$(SPLIT) $(SWEEP_FILE).yaml 2>&1 | tee $(SWEEP_FILE).log
+	@agent=$$(grep -o 'wandb agent [^ ]*' $(SWEEP_FILE).log | tail -1); \
+	if [ -z "$$agent" ]; then echo "no sweep was created (see above; \`$(BIN)/wandb login\` first)"; exit 1; fi; \
+	echo "Start agents from this directory (each runs trials one after another; --count N stops after N):"; \
+	echo "  PATH=$(CURDIR)/$(BIN):\$$PATH $$agent"
 
 test: install ## Run the test suite (fast tests; CI runs this)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)

@@ -8,14 +8,20 @@ skeleton layout) are linked into the model when both are instantiated, so no con
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import yaml
 from jsonargparse import Namespace
+from pytorch_lightning import Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
+from purls_pl.callbacks.gzsl import GeneralizedZeroShotEvaluation
+from purls_pl.callbacks.provenance import RunProvenance
 from purls_pl.callbacks.zero_shot import ZeroShotEvaluation
 from purls_pl.data.datamodule import ZeroShotDataModule
 from purls_pl.models.purls_module import PurlsModule
@@ -49,6 +55,47 @@ def name_runs(config: Namespace, prefix: str = "") -> None:
     )
 
 
+def reserve_version(root: Path) -> int:
+    """Create ``root/version_<k>`` for the next free ``k`` (atomic ``mkdir``, so parallel runs such as sweep
+    agents never share a directory) and return ``k``. A DDP worker process only looks the newest one up."""
+    root.mkdir(parents=True, exist_ok=True)
+    taken = [int(p.name[8:]) for p in root.glob("version_*") if p.name[8:].isdigit()]
+    k = max(taken, default=-1) + 1
+    if os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0":
+        return max(k - 1, 0)
+    while True:
+        try:
+            (root / f"version_{k}").mkdir()
+            return k
+        except FileExistsError:
+            k += 1
+
+
+def pair_wandb_logger(config: Namespace, prefix: str = "") -> None:
+    """A lone W&B logger (``--trainer.logger experiments/loggers/wandb.yaml``) gets a TensorBoard logger in
+    front of it, and both write into one run directory of their own,
+    ``<root>/<prefix><config stem>/version_<k>/`` (reserved at once; root = ``trainer.default_root_dir``, else
+    the W&B ``save_dir``): config, checkpoints, results and ``wandb/run-*`` stay together per run, and
+    ``report`` reads it like any other run."""
+    trainer = config.trainer
+    logger = trainer.logger
+    if not isinstance(logger, Namespace) or not str(logger.get("class_path", "")).endswith("WandbLogger"):
+        return
+    configs = [c for c in (config.get("config") or []) if c is not None]
+    name = prefix + (Path(str(configs[-1])).stem if configs else config.data.split)
+    args = logger.init_args
+    root = Path(trainer.default_root_dir or args.get("save_dir") or "lightning_logs")
+    version = reserve_version(root / name)
+    args.save_dir = str(root / name / f"version_{version}")
+    if not args.get("name"):
+        args.name = f"{name}/version_{version}"
+    tensorboard = Namespace(
+        class_path="pytorch_lightning.loggers.TensorBoardLogger",
+        init_args=Namespace(save_dir=str(root), name=name, version=version),
+    )
+    trainer.logger = [tensorboard, logger]
+
+
 class PurlsCLI(LightningCLI):
     """LightningCLI for PURLS with argument links and zero-shot evaluation always attached."""
 
@@ -56,6 +103,7 @@ class PurlsCLI(LightningCLI):
         parser.link_arguments("data.class_text", "model.class_text", apply_on="instantiate")
         parser.link_arguments("data.layout", "model.layout", apply_on="instantiate")
         parser.add_lightning_class_args(ZeroShotEvaluation, "zero_shot")
+        parser.add_lightning_class_args(GeneralizedZeroShotEvaluation, "gzsl")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults(
             {
@@ -75,6 +123,22 @@ class PurlsCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         name_runs(self.config[self.subcommand])
+        pair_wandb_logger(self.config[self.subcommand])
+
+    def resolved_config(self) -> dict[str, Any]:
+        """The run's full resolved configuration as a plain dict (what ``config.yaml`` holds)."""
+        parser = self._parser(self.subcommand)
+        try:
+            return yaml.safe_load(parser.dump(self.config.get(str(self.subcommand), self.config), skip_none=False))
+        except Exception as err:  # provenance must never stop a run
+            warnings.warn(f"could not dump the resolved config for the loggers: {err}", stacklevel=2)
+            return {}
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """The trainer, with :class:`RunProvenance` recording the resolved config and the git commit."""
+        trainer = super().instantiate_trainer(**kwargs)
+        trainer.callbacks.append(RunProvenance(self.resolved_config()))
+        return trainer
 
     def after_fit(self) -> None:
         if self.config[self.subcommand].get("test_after_fit", True):

@@ -15,9 +15,13 @@ from collections.abc import Callable, Sequence
 COMMANDS: dict[str, str] = {
     "pretrain": "purls_pl.pretrain:main",
     "report": "purls_pl.report:main",
+    "table": "purls_pl.runner:main",
     "describe": "purls_pl.text.generate:main",
     "import-descriptions": "purls_pl.text.importers:import_main",
     "validate-descriptions": "purls_pl.text.importers:validate_main",
+    "recognize": "purls_pl.predict:main",
+    "plot-attention": "purls_pl.plots:plot_attention_main",
+    "plot-results": "purls_pl.plots:plot_results_main",
 }
 
 

@@ -8,12 +8,19 @@ this callback accumulates them in torchmetrics (synchronised across processes) a
 * ``<stage>/zsl_mean_class`` — top-1 accuracy averaged over classes,
 
 for ``stage`` in ``val`` and ``test``. After testing, the final values are also written to
-``<log_dir>/results.json`` for runners and report tables.
+``<log_dir>/results.json`` for runners and report tables, with the test confusion matrix over the
+unseen classes (``confusion``: rows = true class, columns = predicted, in ``unseen_classes`` order)
+and each unseen class's accuracy (``per_class``: name -> top-1, ``null`` for a class without test
+samples); ``confusion.png`` is saved beside it and logged to the loggers (with matplotlib).
+
+Other callbacks add their own keys to the same file with :func:`update_results`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +28,25 @@ import torch
 from pytorch_lightning import Callback, LightningModule, Trainer
 from torch import Tensor
 from torchmetrics import Metric, MetricCollection
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
+log = logging.getLogger(__name__)
+
+
+def results_path(trainer: Trainer) -> Path:
+    """The run's results file: ``<log_dir>/<ZeroShotEvaluation.results_file>`` (default ``results.json``)."""
+    name = next((cb.results_file for cb in trainer.callbacks if isinstance(cb, ZeroShotEvaluation)), "results.json")
+    return Path(trainer.log_dir or trainer.default_root_dir) / name
+
+
+def update_results(path: str | Path, record: dict[str, Any]) -> None:
+    """Merge ``record`` into the JSON object in ``path`` (created if absent), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    current = json.loads(path.read_text()) if path.is_file() else {}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({**current, **record}, indent=1) + "\n")
+    tmp.replace(path)
 
 
 class MeanClassAccuracy(Metric):
@@ -67,10 +92,15 @@ class ZeroShotEvaluation(Callback):
 
     Args:
         results_file: File name (inside the logger's directory) for the final test metrics.
+        figures: After testing, save the unseen classes' confusion matrix as ``confusion.png``
+            beside the results and log it to the loggers (skipped in ``fast_dev_run`` or without
+            matplotlib).
     """
 
-    def __init__(self, results_file: str = "results.json") -> None:
+    def __init__(self, results_file: str = "results.json", figures: bool = True) -> None:
         self.results_file = results_file
+        self.figures = figures
+        self.confusion: MulticlassConfusionMatrix | None = None
         self.metrics: dict[str, MetricCollection] = {}
         self.last: dict[str, dict[str, float]] = {}
 
@@ -78,12 +108,16 @@ class ZeroShotEvaluation(Callback):
         num_classes = len(pl_module.unseen)
         for split in ("val", "test"):
             self.metrics[split] = zsl_metrics(num_classes).to(pl_module.device)
+        self.confusion = MulticlassConfusionMatrix(num_classes).to(pl_module.device)
 
     def _update(self, split: str, pl_module: LightningModule, outputs: Any) -> None:
         if not isinstance(outputs, dict) or "scores" not in outputs:
             raise TypeError("ZeroShotEvaluation expects the module's eval steps to return {'scores', 'targets'}")
         metrics = self.metrics[split].to(pl_module.device)
         metrics.update(outputs["scores"].float(), outputs["targets"])
+        if split == "test" and self.confusion is not None:
+            self.confusion = self.confusion.to(pl_module.device)
+            self.confusion.update(outputs["scores"].argmax(dim=-1), outputs["targets"])
 
     def _log(self, split: str, pl_module: LightningModule) -> None:
         values = {f"{split}/{k}": v for k, v in self.metrics[split].compute().items()}
@@ -120,8 +154,35 @@ class ZeroShotEvaluation(Callback):
     ) -> None:
         self._update("test", pl_module, outputs)
 
+    def _per_class(self, pl_module: LightningModule) -> dict[str, Any]:
+        """``{"per_class": {unseen class name: top-1 or None}, "confusion": K_u x K_u counts}`` of the test."""
+        if self.confusion is None:
+            return {}
+        confusion = self.confusion.compute().long().cpu()  # synchronised across processes
+        self.confusion.reset()
+        totals = confusion.sum(dim=1)
+        names = [pl_module.class_names[i] for i in pl_module.unseen]
+        per_class = {
+            name: (float(confusion[i, i] / totals[i]) if totals[i] > 0 else None) for i, name in enumerate(names)
+        }
+        return {"per_class": per_class, "confusion": confusion.tolist()}
+
+    def _confusion_figure(self, trainer: Trainer, record: dict[str, Any]) -> None:
+        """Save ``confusion.png`` beside the results and log it to the loggers."""
+        if not self.figures or trainer.fast_dev_run or "confusion" not in record:
+            return
+        try:
+            from purls_pl import plots
+        except ImportError as err:  # pragma: no cover - matplotlib is in the `plots` extra
+            log.info("no confusion figure: %s", err)
+            return
+        fig = plots.confusion_figure(record["confusion"], record["unseen_classes"])
+        out = Path(trainer.log_dir or trainer.default_root_dir) / "confusion.png"
+        plots.log_figure(fig, "test/confusion", trainer.loggers, out, step=trainer.global_step)
+
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._log("test", pl_module)
+        per_class = self._per_class(pl_module)
         if trainer.is_global_zero:
             path = Path(trainer.log_dir or trainer.default_root_dir) / self.results_file
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -131,10 +192,12 @@ class ZeroShotEvaluation(Callback):
                 "global_step": trainer.global_step,
                 "num_unseen_classes": len(pl_module.unseen),
                 "unseen_classes": [pl_module.class_names[i] for i in pl_module.unseen],
+                **per_class,
             }
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps(record, indent=1) + "\n")
             tmp.replace(path)
+            self._confusion_figure(trainer, record)
 
     def state_dict(self) -> dict[str, Any]:
         return {}

@@ -10,6 +10,7 @@ label information is used at test time.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -200,3 +201,42 @@ class PurlsModule(LightningModule):
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # ------------------------------------------------------------------ self-contained checkpoints
+    #: The ``checkpoint["purls"]`` record the module was rebuilt from by :meth:`from_checkpoint` (else None).
+    checkpoint_spec: dict[str, Any] | None = None
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store what rebuilding and open-vocabulary prediction need under ``checkpoint["purls"]`` (class
+        list, text, layout, partitioner, backbone architecture, text tower, templates, preprocessing; see
+        :mod:`purls_pl.models.checkpoint`) and keep the hyper-parameters plain data, so the file loads with
+        ``torch.load(..., weights_only=True)``."""
+        from purls_pl.models.checkpoint import SPEC_KEY, build_spec, plain
+
+        checkpoint[SPEC_KEY] = build_spec(self)
+        if "hyper_parameters" in checkpoint:
+            checkpoint["hyper_parameters"] = plain(checkpoint["hyper_parameters"])
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse a checkpoint trained on another class list or seen/unseen split (e.g. resuming elsewhere)."""
+        spec = checkpoint.get("purls")
+        if not isinstance(spec, dict) or "class_names" not in spec:
+            return
+        if (tuple(spec["class_names"]), tuple(spec["seen"]), tuple(spec["unseen"])) != (
+            tuple(self.class_names),
+            self.seen,
+            self.unseen,
+        ):
+            raise ValueError(
+                f"checkpoint was trained on {len(spec['class_names'])} classes with {len(spec['seen'])} seen / "
+                f"{len(spec['unseen'])} unseen; this module has {len(self.class_names)} classes with "
+                f"{len(self.seen)} / {len(self.unseen)} (or another class order): use the checkpoint's split"
+            )
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, map_location: str | torch.device = "cpu") -> PurlsModule:
+        """Rebuild a trained module from its checkpoint alone (no config, data or backbone export needed;
+        loaded with ``weights_only=True``), in eval mode, with :attr:`checkpoint_spec` set."""
+        from purls_pl.models.checkpoint import module_from_checkpoint
+
+        return module_from_checkpoint(cls, path, map_location)
