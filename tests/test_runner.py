@@ -1,0 +1,62 @@
+"""The table runner: stage 1 once per split, every (row, seed) run, resumable, aggregated."""
+
+import csv
+from pathlib import Path
+
+import yaml
+
+from purls_pl import cli
+from purls_pl.runner import TableSpec, aggregate, run_table
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_DATA = ["--data.source.init_args.samples_per_class=4", "--data.source.init_args.num_frames=12"]
+
+
+def _spec(tmp_path: Path, tiny_clip: Path) -> TableSpec:
+    spec = {
+        "name": "demo table",
+        "splits": ["demo_15_5"],
+        "seeds": [0, 1],
+        "experiments": str(REPO / "experiments"),
+        "common": [f"--data.text_encoder.model={tiny_clip}", "--trainer.max_epochs=1", "--data.batch_size=8"],
+        "pretrain": [
+            "--trainer.max_epochs=1",
+            "--data.batch_size=8",
+            "--model.backbone.init_args.channels=[8,16]",
+            "--model.backbone.init_args.strides=[1,2]",
+        ],
+        "rows": [
+            {
+                "name": "Global (labels)",
+                "args": [
+                    "--data.descriptions=labels",
+                    "--model.partitioner=purls_pl.models.partition.GlobalPartitioner",
+                ],
+            },
+            {"name": "PURLS", "args": [], "paper": {"demo_15_5": 50.0}},
+        ],
+    }
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return TableSpec.load(path)
+
+
+def test_table_runs_resumes_and_aggregates(tmp_path, tiny_clip, monkeypatch):
+    monkeypatch.chdir(REPO)
+    spec = _spec(tmp_path, tiny_clip)
+    out = tmp_path / "out"
+    lines: list[str] = []
+    records = run_table(spec, out, TINY_DATA, log=lines.append)
+    assert len(records) == 4 and (out / "backbones" / "demo_15_5.pt").is_file()
+    assert any(line.startswith("[stage 1]") for line in lines) and lines[-1].startswith("[4/4]")
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("finished runs are not repeated")
+
+    monkeypatch.setattr(cli, "main", must_not_run)
+    again = run_table(spec, out, TINY_DATA, log=lines.append)
+    assert [r["test/zsl_top1"] for r in again] == [r["test/zsl_top1"] for r in records]
+    table = aggregate(spec, again, out)
+    assert "| PURLS |" in table and "50.00" in table and "± " in table
+    rows = list(csv.DictReader((out / "table.csv").open()))
+    assert [r["row"] for r in rows] == ["Global (labels)", "PURLS"] and rows[0]["seeds"] == "2"
