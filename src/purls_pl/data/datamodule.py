@@ -49,6 +49,7 @@ import torch
 from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
+from purls_pl.data import resumable
 from purls_pl.data.augment import SkeletonAugment
 from purls_pl.data.skeletons import SkeletonSet, SkeletonSource
 from purls_pl.data.splits import ZeroShotSplit, class_names, classes_without_samples, get_split
@@ -93,7 +94,7 @@ class SkeletonDataset(Dataset):
         if self.augment is not None:
             x = self.augment(x, np.random.default_rng(int(torch.randint(0, 2**62, ()).item())))
         return {
-            "x": torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+            "x": torch.from_numpy(np.array(x, dtype=np.float32)),  # a copy: the cache is a read-only memmap
             "y": torch.tensor(int(self.skeletons.labels[j])),
             "index": torch.tensor(j),
         }
@@ -197,18 +198,20 @@ class SkeletonDataModule(LightningDataModule):
         }
         log.info("split %s: %s", self.split.name, {k: len(v) for k, v in self.sets.items()})
 
-    def _loader(self, name: str, train: bool) -> DataLoader:
+    def _loader(self, name: str, train: bool, shard: bool = True) -> DataLoader:
+        """Training: seeded, resumable, sharded under DDP; evaluation: in order, under DDP sharded without
+        double-counted samples unless ``shard=False`` (see :mod:`purls_pl.data.resumable`)."""
         if not self.sets:
             self.setup()
-        return DataLoader(
-            self.sets[name],
-            batch_size=self.batch_size if train else self.eval_batch_size,
-            shuffle=train,
-            drop_last=train and len(self.sets[name]) > self.batch_size,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-        )
+        common = {
+            "num_workers": self.num_workers,
+            "pin_memory": self.pin_memory,
+            "persistent_workers": self.num_workers > 0,
+        }
+        if train:
+            drop_last = len(self.sets[name]) > self.batch_size
+            return resumable.train_loader(self.sets[name], self.batch_size, drop_last=drop_last, **common)
+        return resumable.eval_loader(self.sets[name], self.eval_batch_size, shard=shard, **common)
 
 
 class PretrainDataModule(SkeletonDataModule):
@@ -311,4 +314,4 @@ class ZeroShotDataModule(SkeletonDataModule):
         if "gzsl_test" not in self.sets:
             index = np.concatenate([self.sets["seen_test"].index, self.sets["unseen_test"].index])
             self.sets["gzsl_test"] = SkeletonDataset(self.sets["seen_test"].skeletons, index)
-        return self._loader("gzsl_test", train=False)
+        return self._loader("gzsl_test", train=False, shard=False)  # every process scores all of it
