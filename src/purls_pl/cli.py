@@ -23,6 +23,7 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from purls_pl.callbacks.gzsl import GeneralizedZeroShotEvaluation
 from purls_pl.callbacks.provenance import RunProvenance
 from purls_pl.callbacks.zero_shot import ZeroShotEvaluation
+from purls_pl.checkpoint_io import use_atomic_checkpoint_io
 from purls_pl.data.datamodule import ZeroShotDataModule
 from purls_pl.models.purls_module import PurlsModule
 
@@ -39,6 +40,8 @@ TRAINER_DEFAULTS: dict = {
 # Expected with a frozen backbone inside the module, and a Lightning-internal deprecation.
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+# Under DDP: the zero-shot metrics are reduced by torchmetrics before they are logged (and GZSL is global).
+warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\('(val|test|gzsl)/")
 
 
 def name_runs(config: Namespace, prefix: str = "") -> None:
@@ -57,11 +60,12 @@ def name_runs(config: Namespace, prefix: str = "") -> None:
 
 def reserve_version(root: Path) -> int:
     """Create ``root/version_<k>`` for the next free ``k`` (atomic ``mkdir``, so parallel runs such as sweep
-    agents never share a directory) and return ``k``. A DDP worker process only looks the newest one up."""
+    agents never share a directory) and return ``k``. A DDP worker process (``LOCAL_RANK``/``NODE_RANK``, or
+    a SLURM task other than the first) only looks the newest one up."""
     root.mkdir(parents=True, exist_ok=True)
     taken = [int(p.name[8:]) for p in root.glob("version_*") if p.name[8:].isdigit()]
     k = max(taken, default=-1) + 1
-    if os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0":
+    if any(os.environ.get(var, "0") != "0" for var in ("LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")):
         return max(k - 1, 0)
     while True:
         try:
@@ -135,9 +139,11 @@ class PurlsCLI(LightningCLI):
             return {}
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        """The trainer, with :class:`RunProvenance` recording the resolved config and the git commit."""
+        """The trainer, with :class:`RunProvenance` recording the resolved config and the git commit, and
+        checkpoints written atomically and loaded with ``weights_only=True`` (:mod:`purls_pl.checkpoint_io`)."""
         trainer = super().instantiate_trainer(**kwargs)
         trainer.callbacks.append(RunProvenance(self.resolved_config()))
+        use_atomic_checkpoint_io(trainer)
         return trainer
 
     def after_fit(self) -> None:

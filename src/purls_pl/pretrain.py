@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import Any
 
+from pytorch_lightning import Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
+from purls_pl.checkpoint_io import use_atomic_checkpoint_io
 from purls_pl.cli import TRAINER_DEFAULTS, name_runs
 from purls_pl.commands import exit_on_user_error
 from purls_pl.data.datamodule import PretrainDataModule
@@ -28,6 +31,12 @@ class PretrainCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         name_runs(self.config[self.subcommand], prefix="backbones/")
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """The trainer, writing checkpoints atomically (temp file, then rename)."""
+        trainer = super().instantiate_trainer(**kwargs)
+        use_atomic_checkpoint_io(trainer)
+        return trainer
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.split", "model.seen_classes", compute_fn=_seen)

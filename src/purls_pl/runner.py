@@ -87,7 +87,9 @@ def _timed(record: Path, run: Any) -> float:
     run()
     seconds = time.perf_counter() - start
     record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps({"seconds": round(seconds, 2)}) + "\n")
+    tmp = record.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"seconds": round(seconds, 2)}) + "\n")
+    tmp.replace(record)
     return seconds
 
 

@@ -16,7 +16,10 @@ result (choose γ on held-out data for that). Everything is written to ``results
 ``"gzsl"`` (the swept γ with their accuracies, a thinned complete curve), and the curve is drawn
 as ``gzsl_curve.png`` and logged to the loggers.
 
-Every process scores the whole GZSL set (it is not sharded); rank 0 writes the results.
+Under DDP every process scores the whole GZSL set (``gzsl_dataloader`` is not sharded): the result is
+the single-process one by construction, the same in every process (identical weights, so the values
+logged with ``sync_dist=False`` agree), at the cost of repeating this one pass per process; rank 0 writes
+the results. The exact γ curve needs every score at once, which sharding would have to gather anyway.
 """
 
 from __future__ import annotations
@@ -167,9 +170,11 @@ class GeneralizedZeroShotEvaluation(Callback):
 
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Write ``results.json["gzsl"]`` (after ZeroShotEvaluation wrote the file) and the figure."""
-        if self.result is None or not trainer.is_global_zero:
+        if self.result is None:
             return
-        path = results_path(trainer)
+        path = results_path(trainer)  # in every process: under DDP trainer.log_dir is a collective
+        if not trainer.is_global_zero:
+            return
         update_results(path, {"gzsl": self.result})
         if not self.figures or trainer.fast_dev_run:
             return

@@ -14,6 +14,11 @@ and each unseen class's accuracy (``per_class``: name -> top-1, ``null`` for a c
 samples); ``confusion.png`` is saved beside it and logged to the loggers (with matplotlib).
 
 Other callbacks add their own keys to the same file with :func:`update_results`.
+
+Under DDP every process scores its own shard of the evaluation set; the metric states are summed over
+the processes by torchmetrics when computed, and the padding rows that even out the shards (flagged
+``batch["valid"] == False`` by :func:`purls_pl.data.resumable.eval_loader`) are skipped, so the logged
+values and ``results.json`` (written by rank 0) equal a single process over all samples.
 """
 
 from __future__ import annotations
@@ -110,14 +115,19 @@ class ZeroShotEvaluation(Callback):
             self.metrics[split] = zsl_metrics(num_classes).to(pl_module.device)
         self.confusion = MulticlassConfusionMatrix(num_classes).to(pl_module.device)
 
-    def _update(self, split: str, pl_module: LightningModule, outputs: Any) -> None:
+    def _update(self, split: str, pl_module: LightningModule, outputs: Any, batch: Any = None) -> None:
         if not isinstance(outputs, dict) or "scores" not in outputs:
             raise TypeError("ZeroShotEvaluation expects the module's eval steps to return {'scores', 'targets'}")
+        scores, targets = outputs["scores"], outputs["targets"]
+        valid = batch.get("valid") if isinstance(batch, dict) else None
+        if valid is not None:  # DDP padding rows (purls_pl.data.resumable.eval_loader) are not counted
+            valid = valid.to(scores.device, torch.bool)
+            scores, targets = scores[valid], targets[valid]
         metrics = self.metrics[split].to(pl_module.device)
-        metrics.update(outputs["scores"].float(), outputs["targets"])
+        metrics.update(scores.float(), targets)
         if split == "test" and self.confusion is not None:
             self.confusion = self.confusion.to(pl_module.device)
-            self.confusion.update(outputs["scores"].argmax(dim=-1), outputs["targets"])
+            self.confusion.update(scores.argmax(dim=-1), targets)
 
     def _log(self, split: str, pl_module: LightningModule) -> None:
         values = {f"{split}/{k}": v for k, v in self.metrics[split].compute().items()}
@@ -135,7 +145,7 @@ class ZeroShotEvaluation(Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        self._update("val", pl_module, outputs)
+        self._update("val", pl_module, outputs, batch)
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.sanity_checking:
@@ -152,7 +162,7 @@ class ZeroShotEvaluation(Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        self._update("test", pl_module, outputs)
+        self._update("test", pl_module, outputs, batch)
 
     def _per_class(self, pl_module: LightningModule) -> dict[str, Any]:
         """``{"per_class": {unseen class name: top-1 or None}, "confusion": K_u x K_u counts}`` of the test."""
@@ -167,8 +177,8 @@ class ZeroShotEvaluation(Callback):
         }
         return {"per_class": per_class, "confusion": confusion.tolist()}
 
-    def _confusion_figure(self, trainer: Trainer, record: dict[str, Any]) -> None:
-        """Save ``confusion.png`` beside the results and log it to the loggers."""
+    def _confusion_figure(self, trainer: Trainer, record: dict[str, Any], directory: Path) -> None:
+        """Save ``confusion.png`` in ``directory`` (beside the results) and log it to the loggers."""
         if not self.figures or trainer.fast_dev_run or "confusion" not in record:
             return
         try:
@@ -177,14 +187,15 @@ class ZeroShotEvaluation(Callback):
             log.info("no confusion figure: %s", err)
             return
         fig = plots.confusion_figure(record["confusion"], record["unseen_classes"])
-        out = Path(trainer.log_dir or trainer.default_root_dir) / "confusion.png"
-        plots.log_figure(fig, "test/confusion", trainer.loggers, out, step=trainer.global_step)
+        plots.log_figure(fig, "test/confusion", trainer.loggers, directory / "confusion.png", step=trainer.global_step)
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._log("test", pl_module)
         per_class = self._per_class(pl_module)
+        # Every process asks: under DDP ``trainer.log_dir`` is a broadcast (a collective).
+        directory = Path(trainer.log_dir or trainer.default_root_dir)
         if trainer.is_global_zero:
-            path = Path(trainer.log_dir or trainer.default_root_dir) / self.results_file
+            path = directory / self.results_file
             path.parent.mkdir(parents=True, exist_ok=True)
             record = {
                 **self.last["test"],
@@ -197,7 +208,7 @@ class ZeroShotEvaluation(Callback):
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps(record, indent=1) + "\n")
             tmp.replace(path)
-            self._confusion_figure(trainer, record)
+            self._confusion_figure(trainer, record, directory)
 
     def state_dict(self) -> dict[str, Any]:
         return {}

@@ -18,6 +18,14 @@ Weights α (Eq. 4):
   The ``+ s_i`` term keeps a weight from collapsing to zero (a plain learnable α would be driven to
   0 or to a single term); the optimum is α_i ∝ 1/L_i. The logged ``alpha_<field>`` is
   ``exp(-s_i) / D``.
+
+Distributed training (Lightning DDP, ``world_size > 1``): with ``distributed=True`` (default) V and the
+targets are all-gathered along the batch axis with gradients (:mod:`purls_pl.models.distributed`)
+before the loss, so both terms run over the *global* batch: the text -> skeleton term sees the
+negatives of every process and the skeleton -> text term is averaged over all samples. Every process
+computes the same global loss, and DDP's gradient averaging then gives exactly the gradient of one
+process on the concatenated batch (``tests/models/test_distributed_loss.py``). In a single process
+nothing is gathered and the computation is unchanged.
 """
 
 from __future__ import annotations
@@ -29,6 +37,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from purls_pl.models.distributed import Gather, default_gather
 
 AlphaMode = Literal["uniform", "learnable"]
 
@@ -66,6 +76,8 @@ class PartAwareContrastiveLoss(nn.Module):
         alpha: ``uniform`` or ``learnable`` (see the module docstring).
         temperature_init: Initial τ of every term.
         learn_temperature: Whether τ is learned.
+        distributed: Under torch.distributed with more than one process, gather V and the targets
+            of every process (with gradients) so the loss runs over the global batch.
     """
 
     def __init__(
@@ -74,12 +86,14 @@ class PartAwareContrastiveLoss(nn.Module):
         alpha: AlphaMode = "learnable",
         temperature_init: float = 0.07,
         learn_temperature: bool = True,
+        distributed: bool = True,
     ) -> None:
         super().__init__()
         if alpha not in ("uniform", "learnable"):
             raise ValueError(f"alpha must be 'uniform' or 'learnable', got {alpha!r}")
         self.fields = tuple(fields)
         self.alpha_mode = alpha
+        self.distributed = distributed
         init = torch.full((len(self.fields),), math.log(1.0 / temperature_init))
         self.log_scale = nn.Parameter(init, requires_grad=learn_temperature)
         self.log_var = nn.Parameter(torch.zeros(len(self.fields)), requires_grad=alpha == "learnable")
@@ -95,15 +109,25 @@ class PartAwareContrastiveLoss(nn.Module):
             return torch.full((d,), 1.0 / d, device=self.log_var.device)
         return torch.exp(-self.log_var) / d
 
-    def forward(self, skeleton: Tensor, class_text: Tensor, targets: Tensor) -> dict[str, Tensor]:
+    def forward(
+        self, skeleton: Tensor, class_text: Tensor, targets: Tensor, gather: Gather | None = None
+    ) -> dict[str, Tensor]:
         """Args:
-            skeleton: ``(B, D, m)`` unit embeddings V, one per active field.
+            skeleton: ``(B, D, m)`` unit embeddings V, one per active field (this process's shard).
             class_text: ``(K, D, m)`` unit embeddings F of the seen classes.
             targets: ``(B,)`` positions in ``0..K-1``.
+            gather: ``(B, ...) -> (B_global, ...)`` along the batch axis, with gradients; default
+                :func:`~purls_pl.models.distributed.gather_with_grad` when ``distributed`` and
+                torch.distributed runs more than one process, else none.
 
         Returns:
-            ``{"loss": total, "loss_<field>": L_i, "alpha_<field>": α_i, "temperature_<field>": τ_i}``.
+            ``{"loss": total, "loss_<field>": L_i, "alpha_<field>": α_i, "temperature_<field>": τ_i}``,
+            over the global batch when gathered (the same value in every process).
         """
+        if gather is None and self.distributed:
+            gather = default_gather()
+        if gather is not None:
+            skeleton, targets = gather(skeleton), gather(targets)
         scales = self.logit_scale()
         alphas = self.alphas()
         out: dict[str, Tensor] = {}

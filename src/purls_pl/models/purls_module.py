@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from pytorch_lightning import LightningModule
+from pytorch_lightning import Callback, LightningModule
 from torch import Tensor, nn
 
 from purls_pl.data.layouts import SkeletonLayout
@@ -75,6 +75,9 @@ class PurlsModule(LightningModule):
         weight_decay: AdamW weight decay.
         warmup_epochs: Linear warm-up epochs before cosine decay (0 = constant learning rate after warm-up).
         cosine: Cosine-decay the learning rate to 0 over ``trainer.max_epochs``.
+        global_negatives: Under DDP, compute the loss over the global batch (V and targets gathered from
+            every process with gradients), as one process would on the concatenated batch; ``False``
+            keeps each process's negatives local.
     """
 
     def __init__(
@@ -92,6 +95,7 @@ class PurlsModule(LightningModule):
         weight_decay: float = 0.0,
         warmup_epochs: int = 0,
         cosine: bool = False,
+        global_negatives: bool = True,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["class_text", "backbone", "layout"])
@@ -111,7 +115,9 @@ class PurlsModule(LightningModule):
         position[list(self.seen)] = torch.arange(len(self.seen))
         self.register_buffer("seen_position", position, persistent=False)
         self.projector = SkeletonProjector(backbone.out_channels, class_text.embed_dim, proj_hidden, proj_dropout)
-        self.criterion = PartAwareContrastiveLoss(self.fields, alpha, temperature_init, learn_temperature)
+        self.criterion = PartAwareContrastiveLoss(
+            self.fields, alpha, temperature_init, learn_temperature, distributed=global_negatives
+        )
 
     def setup(self, stage: str) -> None:
         """In cached feature mode, extract (rank 0) or open the feature cache of the whole dataset."""
@@ -201,6 +207,13 @@ class PurlsModule(LightningModule):
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def configure_callbacks(self) -> list[Callback]:
+        """:class:`~purls_pl.data.resumable.ExactResume`: checkpoints carry the RNG states (and the loader
+        position is restored), so a fit resumed from one, even mid-epoch, continues the interrupted run exactly."""
+        from purls_pl.data.resumable import ExactResume
+
+        return [ExactResume()]
 
     # ------------------------------------------------------------------ self-contained checkpoints
     #: The ``checkpoint["purls"]`` record the module was rebuilt from by :meth:`from_checkpoint` (else None).
