@@ -79,3 +79,18 @@ def test_gradients_reach_embeddings_and_temperature():
     out = crit(v, _unit(3, 1, 8), torch.tensor([0, 1, 2, 0]))
     out["loss"].backward()
     assert v.grad is not None and crit.log_scale.grad is not None
+
+
+def test_class_conditioned_embeddings_reduce_to_the_plain_loss():
+    torch.manual_seed(0)
+    v, f, y = _unit(5, 8), _unit(4, 8), torch.tensor([0, 1, 2, 3, 1])
+    plain = symmetric_contrastive_loss(v, f, y, 5.0)
+    same_for_every_class = symmetric_contrastive_loss(v[:, None].expand(5, 4, 8), f, y, 5.0)
+    torch.testing.assert_close(same_for_every_class, plain)
+    # V(b, o) only matters through V(b, o) · F_o: a representation queried by class o is scored against F_o.
+    cond = _unit(5, 4, 8)
+    sims = torch.einsum("bkm,km->bk", cond, f)
+    expected = 0.5 * F.cross_entropy(sims * 5.0, y)
+    t2s = (sims[:, y].T * 5.0).masked_fill((y[:, None] == y[None]) & ~torch.eye(5, dtype=torch.bool), float("-inf"))
+    expected = expected + 0.5 * F.cross_entropy(t2s, torch.arange(5))
+    torch.testing.assert_close(symmetric_contrastive_loss(cond, f, y, 5.0), expected)

@@ -101,3 +101,22 @@ def test_tampered_checkpoint_is_refused(tmp_path):
     torch.save({"format": 1, "payload": Evil()}, path)
     with pytest.raises(Exception, match="[Ww]eights only"):
         load_backbone(path)
+
+
+@pytest.mark.parametrize("queries", ["candidates", "true_class"])
+def test_query_modes_train_and_agree_without_text_conditioning(class_text, tiny_backbone, queries):
+    torch.manual_seed(0)
+    adaptive = _module(class_text, tiny_backbone, queries=queries, proj_dropout=0.0)
+    assert torch.isfinite(adaptive.training_step(_batch([0, 1, 2, 4]), 0))
+    torch.manual_seed(0)
+    static = _module(class_text, tiny_backbone, partitioner=StaticPartitioner, queries=queries, proj_dropout=0.0)
+    torch.manual_seed(0)
+    other = _module(
+        class_text,
+        tiny_backbone,
+        partitioner=StaticPartitioner,
+        proj_dropout=0.0,
+        queries="true_class" if queries == "candidates" else "candidates",
+    )
+    batch = _batch([0, 1, 2, 4])
+    torch.testing.assert_close(static.training_step(batch, 0), other.training_step(batch, 0))

@@ -49,7 +49,9 @@ def symmetric_contrastive_loss(
     """Eq. 3 for one field.
 
     Args:
-        skeleton: ``(B, m)`` unit visual embeddings V_i.
+        skeleton: ``(B, m)`` unit visual embeddings V_i, or ``(B, K, m)`` with one embedding per
+            candidate class (text-conditioned partitioning queried with each class's description; then
+            the similarity with class o uses the representation queried by o).
         class_text: ``(K, m)`` unit text embeddings F_i of the K seen classes.
         targets: ``(B,)`` class positions in ``0..K-1``.
         logit_scale: 1/τ.
@@ -57,7 +59,10 @@ def symmetric_contrastive_loss(
     Returns:
         Scalar loss, averaged over the batch.
     """
-    sims = skeleton @ class_text.T  # (B, K)
+    if skeleton.dim() == 3:
+        sims = (skeleton * class_text.unsqueeze(0)).sum(-1)  # (B, K): V(b, o) · F_o
+    else:
+        sims = skeleton @ class_text.T  # (B, K)
     skel_to_text = F.cross_entropy(sims * logit_scale, targets)
     # text -> skeleton: for the text of sample b's class, score every sample w of the batch.
     text_to_skel_logits = (sims[:, targets].T * logit_scale).float()  # (B_text, B_skel)
@@ -113,7 +118,8 @@ class PartAwareContrastiveLoss(nn.Module):
         self, skeleton: Tensor, class_text: Tensor, targets: Tensor, gather: Gather | None = None
     ) -> dict[str, Tensor]:
         """Args:
-            skeleton: ``(B, D, m)`` unit embeddings V, one per active field (this process's shard).
+            skeleton: ``(B, D, m)`` unit embeddings V, one per active field (this process's shard), or
+                ``(B, K, D, m)``, one per seen class and field (class-conditioned representations).
             class_text: ``(K, D, m)`` unit embeddings F of the seen classes.
             targets: ``(B,)`` positions in ``0..K-1``.
             gather: ``(B, ...) -> (B_global, ...)`` along the batch axis, with gradients; default
@@ -133,7 +139,7 @@ class PartAwareContrastiveLoss(nn.Module):
         out: dict[str, Tensor] = {}
         total = skeleton.new_zeros((), dtype=torch.float32)
         for i, name in enumerate(self.fields):
-            term = symmetric_contrastive_loss(skeleton[:, i].float(), class_text[:, i].float(), targets, scales[i])
+            term = symmetric_contrastive_loss(skeleton[..., i, :].float(), class_text[:, i].float(), targets, scales[i])
             total = total + alphas[i] * term
             out[f"loss_{name}"] = term.detach()
             out[f"alpha_{name}"] = alphas[i].detach()
