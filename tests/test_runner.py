@@ -60,3 +60,31 @@ def test_table_runs_resumes_and_aggregates(tmp_path, tiny_clip, monkeypatch):
     assert "| PURLS |" in table and "50.00" in table and "± " in table
     rows = list(csv.DictReader((out / "table.csv").open()))
     assert [r["row"] for r in rows] == ["Global (labels)", "PURLS"] and rows[0]["seeds"] == "2"
+
+
+def test_nw_ucla_table_wiring_on_real_data(tmp_path, tiny_clip, monkeypatch):
+    """The committed NW-UCLA table spec, end to end on a subset of the real skeletons (1 epoch, 1 seed)."""
+    from conftest import shared_path
+
+    root = shared_path("data", "nw-ucla", "all_sqe")
+    monkeypatch.chdir(REPO)
+    spec = TableSpec.load(REPO / "experiments" / "tables" / "nw-ucla.yaml")
+    spec.seeds = [0]
+    spec.rows = [spec.rows[0], spec.rows[-1]]
+    spec.common = [f"--data.text_encoder.model={tiny_clip}", "--trainer.max_epochs=1"]
+    spec.pretrain = [
+        "--trainer.max_epochs=1",
+        "--model.backbone.init_args.channels=[8,16]",
+        "--model.backbone.init_args.strides=[1,2]",
+    ]
+    data = [
+        f"--data.source.init_args.root={root}",
+        "--data.source.init_args.max_samples=240",
+        f"--data.source.init_args.cache_dir={tmp_path / 'cache'}",
+    ]
+    records = run_table(spec, tmp_path / "out", data, log=lambda line: None)
+    assert {(r["split"], r["row"]) for r in records} == {(s, r.name) for s in spec.splits for r in spec.rows}
+    for r in records:
+        assert 0.0 <= r["test/zsl_top1"] <= 1.0 and r["num_unseen_classes"] == int(r["split"].rsplit("_", 1)[1])
+    table = aggregate(spec, records, tmp_path / "out")
+    assert "75.84" in table and "nw-ucla_5_5 top-1" in table
