@@ -40,6 +40,8 @@ TRAINER_DEFAULTS: dict = {
 # Expected with a frozen backbone inside the module, and a Lightning-internal deprecation.
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+# Our entry points hand LightningCLI an explicit argv (commands.main strips the subcommand name).
+warnings.filterwarnings("ignore", message=r"LightningCLI.s args parameter is intended to run from within Python")
 # Under DDP: the zero-shot metrics are reduced by torchmetrics before they are logged (and GZSL is global).
 warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\('(val|test|gzsl)/")
 

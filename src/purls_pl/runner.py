@@ -111,7 +111,7 @@ def run_table(spec: TableSpec, out: str | Path, extra: Sequence[str] = (), log: 
                 *spec.pretrain,
                 *extra_data(extra),
                 f"--export.path={backbone}",
-                f"--trainer.default_root_dir={out / 'backbones' / split}",
+                f"--trainer.default_root_dir={out}",  # logs land in <out>/backbones/<split>/version_k
                 "--trainer.enable_progress_bar=false",
             ]
             seconds = _timed(out / "backbones" / f"{split}.time.json", lambda a=stage1: pretrain.main(a))

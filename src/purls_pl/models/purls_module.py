@@ -225,6 +225,8 @@ class PurlsModule(LightningModule):
         position is restored), so a fit resumed from one, even mid-epoch, continues the interrupted run exactly."""
         from purls_pl.data.resumable import ExactResume
 
+        if self._trainer is not None and any(isinstance(c, ExactResume) for c in self.trainer.callbacks):
+            return []  # already attached by an earlier fit/test of this trainer
         return [ExactResume()]
 
     # ------------------------------------------------------------------ self-contained checkpoints
