@@ -101,13 +101,13 @@ class FeatureCache:
         batch = backbone.extract_batch_size
         encoder_device = next(backbone.parameters()).device
         backbone.to(device)
-        probe = backbone.encode(torch.from_numpy(np.asarray(skeletons.data[:1], dtype=np.float32)).to(device))
+        probe = backbone.encode(torch.from_numpy(np.array(skeletons.data[:1], dtype=np.float32)).to(device))
         shape = (n, *probe.shape[1:])
         array = np.lib.format.open_memmap(out / "features.npy", mode="w+", dtype=np.float16, shape=shape)
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else _null()
         with torch.no_grad(), autocast:
             for i in range(0, n, batch):
-                x = torch.from_numpy(np.asarray(skeletons.data[i : i + batch], dtype=np.float32)).to(device)
+                x = torch.from_numpy(np.array(skeletons.data[i : i + batch], dtype=np.float32)).to(device)
                 array[i : i + batch] = backbone.encode(x).float().cpu().numpy().astype(np.float16)
         array.flush()
         del array

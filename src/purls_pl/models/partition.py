@@ -16,6 +16,7 @@ carry their own hyper-parameters (``class_path`` + ``init_args``).
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 
 import torch
@@ -34,7 +35,7 @@ def _field_indices(fields: Sequence[str]) -> tuple[int, ...]:
     return tuple(sorted(FIELDS.index(f) for f in set(fields)))
 
 
-class Partitioner(nn.Module):
+class Partitioner(nn.Module, ABC):
     """Base class. ``fields`` are the description fields it produces, in :data:`FIELDS` order.
 
     Args:
@@ -62,13 +63,14 @@ class Partitioner(nn.Module):
         """Row of the global field in this partitioner's output."""
         return self.fields.index("global")
 
+    @abstractmethod
     def forward(self, nodes: Tensor, text: Tensor) -> tuple[Tensor, Tensor]:
         """Args: nodes ``(B, S, n)``; text ``(B, D, m)`` for the ``D = len(fields)`` fields.
 
         Returns: ``R (B, D, n)`` and ``A (B, D, S)``.
         """
-        raise NotImplementedError  # pragma: no cover - abstract
 
+    @abstractmethod
     def global_representation(self, nodes: Tensor, candidates: Tensor) -> Tensor:
         """Global representation for zero-shot scoring.
 
@@ -80,7 +82,6 @@ class Partitioner(nn.Module):
             ``(B, K, n)`` if the partitioner is text-conditioned (one representation per candidate
             class, each queried with that class's own description), else ``(B, 1, n)``.
         """
-        raise NotImplementedError  # pragma: no cover - abstract
 
 
 class AdaptivePartitioner(Partitioner):
