@@ -97,3 +97,25 @@ def test_fast_dev_run_both_stages(config, tmp_path, monkeypatch, tiny_clip):
     )
     results = json.loads(next(tmp_path.rglob("results.json")).read_text())
     assert 0.0 <= results["test/zsl_top1"] <= 1.0 and results["num_unseen_classes"] == int(split.rsplit("_", 1)[1])
+
+
+def test_fast_dev_run_under_bf16_autocast(tmp_path, monkeypatch, tiny_clip, tiny_backbone):
+    """Mixed precision (the GPU configs use bf16-mixed): the same path under CPU autocast."""
+    monkeypatch.chdir(REPO)
+    cli.main(
+        [
+            "fit",
+            "--config",
+            str(REPO / "experiments" / "demo_15_5.yaml"),
+            "--trainer.fast_dev_run=true",
+            "--trainer.precision=bf16-mixed",
+            f"--trainer.default_root_dir={tmp_path}",
+            "--data.batch_size=4",
+            *_stand_in("demo_15_5"),
+            f"--model.backbone.checkpoint={tiny_backbone}",
+            f"--data.text_encoder.model={tiny_clip}",
+            "--data.eval_batch_size=8",
+        ]
+    )
+    results = json.loads(next(tmp_path.rglob("results.json")).read_text())
+    assert 0.0 <= results["test/zsl_top1"] <= 1.0
