@@ -39,12 +39,18 @@ def collect(roots: Sequence[str | Path]) -> list[dict[str, object]]:
     return rows
 
 
+def _gzsl_h(row: dict[str, object]) -> str:
+    gzsl = row.get("gzsl")
+    h = gzsl.get("h") if isinstance(gzsl, dict) else None
+    return f"{100 * float(h):.2f}" if h is not None else "–"
+
+
 def markdown(rows: Sequence[dict[str, object]]) -> str:
-    """The rows as a Markdown table of percentages."""
-    lines = ["| run | " + " | ".join(HEADERS) + " | epochs |", "|---|" + "---:|" * (len(HEADERS) + 1)]
+    """The rows as a Markdown table of percentages (GZSL H at calibration γ of the run, when recorded)."""
+    lines = ["| run | " + " | ".join(HEADERS) + " | GZSL H % | epochs |", "|---|" + "---:|" * (len(HEADERS) + 2)]
     for row in rows:
         values = [f"{100 * float(row[c]):.2f}" if c in row else "–" for c in COLUMNS]
-        lines.append(f"| {row['run']} | " + " | ".join(values) + f" | {row.get('epoch', '–')} |")
+        lines.append(f"| {row['run']} | " + " | ".join(values) + f" | {_gzsl_h(row)} | {row.get('epoch', '–')} |")
     return "\n".join(lines)
 
 
