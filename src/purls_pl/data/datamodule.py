@@ -99,10 +99,6 @@ class SkeletonDataset(Dataset):
             "index": torch.tensor(j),
         }
 
-    @property
-    def labels(self) -> np.ndarray:
-        return self.skeletons.labels[self.index]
-
 
 class SkeletonDataModule(LightningDataModule):
     """Loads a skeleton source and cuts it by a zero-shot split.
@@ -150,10 +146,6 @@ class SkeletonDataModule(LightningDataModule):
     def class_names(self) -> list[str]:
         names = getattr(self.source, "class_names", None)
         return list(names) if names else class_names(self.split.dataset)
-
-    @property
-    def num_seen(self) -> int:
-        return len(self.split.seen)
 
     def setup(self, stage: str | None = None) -> None:
         if self.skeletons is not None:
