@@ -21,11 +21,12 @@ import functools
 import inspect
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any
 
 from torch import Tensor, nn
 
-from purls_pl.data.layouts import SkeletonLayout
+from purls_pl.data.layouts import SkeletonLayout, get_layout
 
 
 class NodeEncoder(nn.Module, ABC):
@@ -54,6 +55,20 @@ class NodeEncoder(nn.Module, ABC):
         super().__init_subclass__(**kwargs)
         if "__init__" in cls.__dict__:
             cls.__init__ = _record_init_args(cls.__dict__["__init__"])
+
+    def _init_stages(
+        self, layout: str, in_channels: int, num_persons: int, channels: Sequence[int], strides: Sequence[int]
+    ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Validate and store the attributes every backbone shares; returns ``(channels, strides)`` as tuples."""
+        channels, strides = tuple(int(c) for c in channels), tuple(int(s) for s in strides)
+        validate_stages(channels, strides)
+        self.layout = get_layout(layout)
+        self.in_channels = in_channels
+        self.num_persons = num_persons
+        self.channels = channels
+        self.strides = strides
+        self.out_channels = channels[-1]
+        return channels, strides
 
     @property
     @abstractmethod

@@ -28,8 +28,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from purls_pl.data.layouts import get_layout
-from purls_pl.models.backbones.base import NodeEncoder, validate_stages
+from purls_pl.models.backbones.base import NodeEncoder
 
 DEFAULT_CHANNELS: tuple[int, ...] = (64, 64, 64, 64, 128, 128, 128, 256, 256, 256)
 DEFAULT_STRIDES: tuple[int, ...] = (1, 1, 1, 1, 2, 1, 1, 2, 1, 1)
@@ -349,14 +348,7 @@ class ShiftGCN(NodeEncoder):
         sign_shift_grad: bool = True,
     ) -> None:
         super().__init__()
-        channels, strides = tuple(int(c) for c in channels), tuple(int(s) for s in strides)
-        validate_stages(channels, strides)
-        self.layout = get_layout(layout)
-        self.in_channels = in_channels
-        self.num_persons = num_persons
-        self.channels = channels
-        self.strides = strides
-        self.out_channels = channels[-1]
+        channels, strides = self._init_stages(layout, in_channels, num_persons, channels, strides)
         j = self.layout.num_joints
         self.data_bn = nn.BatchNorm1d(num_persons * j * in_channels)
         layers = []

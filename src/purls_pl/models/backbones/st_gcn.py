@@ -21,8 +21,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from purls_pl.data.layouts import get_layout
-from purls_pl.models.backbones.base import NodeEncoder, validate_stages
+from purls_pl.models.backbones.base import NodeEncoder
 from purls_pl.models.backbones.graph import build_adjacency
 
 DEFAULT_CHANNELS: tuple[int, ...] = (64, 64, 64, 64, 128, 128, 128, 256, 256, 256)
@@ -129,14 +128,7 @@ class STGCN(NodeEncoder):
         legacy_center_distance: bool = False,
     ) -> None:
         super().__init__()
-        channels, strides = tuple(int(c) for c in channels), tuple(int(s) for s in strides)
-        validate_stages(channels, strides)
-        self.layout = get_layout(layout)
-        self.in_channels = in_channels
-        self.num_persons = num_persons
-        self.channels = channels
-        self.strides = strides
-        self.out_channels = channels[-1]
+        channels, strides = self._init_stages(layout, in_channels, num_persons, channels, strides)
         a = build_adjacency(self.layout, strategy, max_hop, legacy_center_distance=legacy_center_distance)
         self.register_buffer("A", a)
         k, j = a.shape[0], a.shape[1]
