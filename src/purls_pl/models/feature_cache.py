@@ -63,8 +63,10 @@ class FeatureCache:
         return torch.from_numpy(np.ascontiguousarray(self.array[index.cpu().numpy()]))
 
     @staticmethod
-    def key(backbone: FrozenBackbone, skeletons: SkeletonSet) -> str:
-        return hashlib.sha256(f"{FORMAT}|{backbone.identity}|{skeletons.fingerprint()}".encode()).hexdigest()[:24]
+    def key(backbone: FrozenBackbone, skeletons: SkeletonSet, fingerprint: str | None = None) -> str:
+        """Cache directory name; ``fingerprint`` is ``skeletons.fingerprint()`` if already computed."""
+        data = fingerprint or skeletons.fingerprint()
+        return hashlib.sha256(f"{FORMAT}|{backbone.identity}|{data}".encode()).hexdigest()[:24]
 
     @classmethod
     def build_or_open(
@@ -76,14 +78,15 @@ class FeatureCache:
     ) -> FeatureCache:
         """Open the cache of (``backbone``, ``skeletons``), extracting it first if it does not exist."""
         root = Path(cache_dir) if cache_dir else default_cache_dir()
-        directory = root / "features" / cls.key(backbone, skeletons)
+        fingerprint = skeletons.fingerprint()  # reads every sample's first and middle frames: once
+        directory = root / "features" / cls.key(backbone, skeletons, fingerprint)
         if (directory / "manifest.json").is_file():
             log.info("features: cache hit %s", directory)
             return cls(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
         try:
-            cls._extract(backbone, skeletons, tmp, torch.device(device))
+            cls._extract(backbone, skeletons, tmp, torch.device(device), fingerprint)
             try:
                 os.replace(tmp, directory)
             except OSError:  # another process finished the same cache first
@@ -95,7 +98,9 @@ class FeatureCache:
         return cls(directory)
 
     @staticmethod
-    def _extract(backbone: FrozenBackbone, skeletons: SkeletonSet, out: Path, device: torch.device) -> None:
+    def _extract(
+        backbone: FrozenBackbone, skeletons: SkeletonSet, out: Path, device: torch.device, fingerprint: str
+    ) -> None:
         start = time.perf_counter()
         n = len(skeletons)
         batch = backbone.extract_batch_size
@@ -116,7 +121,7 @@ class FeatureCache:
             "format": FORMAT,
             "checkpoint": str(backbone.checkpoint),
             "backbone": backbone.identity,
-            "data": skeletons.fingerprint(),
+            "data": fingerprint,
             "shape": list(shape),
             "dtype": "float16",
             "pool_frames": backbone.pool_frames,

@@ -109,6 +109,8 @@ class FrozenBackbone(nn.Module):
         super().__init__()
         self.checkpoint = checkpoint
         self.encoder, self.meta = load_backbone(checkpoint)
+        # Hashed once, at load: the identity of the weights in memory, however often caches ask for it.
+        self._checkpoint_digest = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()[:16]
         freeze(self.encoder)
         self.out_channels: int = int(self.encoder.out_channels)
         self.pool_frames = pool_frames
@@ -119,9 +121,8 @@ class FrozenBackbone(nn.Module):
 
     @property
     def identity(self) -> str:
-        """Hash of the checkpoint file's bytes and the pooling: changes whenever features would."""
-        digest = hashlib.sha256(Path(self.checkpoint).read_bytes()).hexdigest()[:16]
-        return f"{digest}-pool{self.pool_frames}"
+        """Hash of the loaded checkpoint's bytes and the pooling: changes whenever features would."""
+        return f"{self._checkpoint_digest}-pool{self.pool_frames}"
 
     def train(self, mode: bool = True) -> FrozenBackbone:
         """Stays in eval mode whatever the trainer asks: the backbone is frozen."""

@@ -121,6 +121,7 @@ class PurlsModule(LightningModule):
         position = torch.full((len(class_text.class_names),), -1, dtype=torch.long)
         position[list(self.seen)] = torch.arange(len(self.seen))
         self.register_buffer("seen_position", position, persistent=False)
+        self.register_buffer("unseen_ids", torch.tensor(self.unseen, dtype=torch.long), persistent=False)
         self.projector = SkeletonProjector(backbone.out_channels, class_text.embed_dim, proj_hidden, proj_dropout)
         self.criterion = PartAwareContrastiveLoss(
             self.fields, alpha, temperature_init, learn_temperature, distributed=global_negatives
@@ -190,8 +191,7 @@ class PurlsModule(LightningModule):
         """Scores over the unseen classes and the target positions among them."""
         nodes = self.node_features(batch)
         scores = self.score(nodes, self.unseen_global)
-        unseen = torch.tensor(self.unseen, device=scores.device)
-        targets = (batch["y"][:, None] == unseen[None]).float().argmax(dim=1)
+        targets = (batch["y"][:, None] == self.unseen_ids[None]).float().argmax(dim=1)
         return {"scores": scores, "targets": targets}
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
