@@ -90,11 +90,12 @@ class SkeletonDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         j = int(self.index[i])
-        x = self.skeletons.data[j]
-        if self.augment is not None:
-            x = self.augment(x, np.random.default_rng(int(torch.randint(0, 2**62, ()).item())))
+        if self.augment is not None:  # returns a new float32 array
+            x = self.augment(self.skeletons.data[j], np.random.default_rng(int(torch.randint(0, 2**62, ()).item())))
+        else:  # a copy: the cache is a read-only memmap
+            x = np.array(self.skeletons.data[j], dtype=np.float32)
         return {
-            "x": torch.from_numpy(np.array(x, dtype=np.float32)),  # a copy: the cache is a read-only memmap
+            "x": torch.from_numpy(x),
             "y": torch.tensor(int(self.skeletons.labels[j])),
             "index": torch.tensor(j),
         }
