@@ -46,17 +46,21 @@ warnings.filterwarnings("ignore", message=r"LightningCLI.s args parameter is int
 warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\('(val|test|gzsl)/")
 
 
+def run_name(config: Namespace, prefix: str = "") -> str:
+    """``<prefix><stem of the last --config file>``, or ``<prefix><split>`` without a config file."""
+    configs = [c for c in (config.get("config") or []) if c is not None]
+    return prefix + (Path(str(configs[-1])).stem if configs else config.data.split)
+
+
 def name_runs(config: Namespace, prefix: str = "") -> None:
     """Give runs without an explicit logger a TensorBoard logger named after the experiment file:
     ``lightning_logs/<prefix><config stem>/version_<k>/`` (checkpoints, config, results inside)."""
     trainer = config.trainer
     if trainer.logger not in (None, True):
         return
-    configs = [c for c in (config.get("config") or []) if c is not None]
-    name = Path(str(configs[-1])).stem if configs else config.data.split
     trainer.logger = Namespace(
         class_path="pytorch_lightning.loggers.TensorBoardLogger",
-        init_args=Namespace(save_dir=trainer.default_root_dir or "lightning_logs", name=prefix + name),
+        init_args=Namespace(save_dir=trainer.default_root_dir or "lightning_logs", name=run_name(config, prefix)),
     )
 
 
@@ -87,8 +91,7 @@ def pair_wandb_logger(config: Namespace, prefix: str = "") -> None:
     logger = trainer.logger
     if not isinstance(logger, Namespace) or not str(logger.get("class_path", "")).endswith("WandbLogger"):
         return
-    configs = [c for c in (config.get("config") or []) if c is not None]
-    name = prefix + (Path(str(configs[-1])).stem if configs else config.data.split)
+    name = run_name(config, prefix)
     args = logger.init_args
     root = Path(trainer.default_root_dir or args.get("save_dir") or "lightning_logs")
     version = reserve_version(root / name)
