@@ -1,4 +1,4 @@
-# purls-pl — `make help` lists the targets. Variables: SPLIT, ARGS, PRETRAIN_ARGS, TORCH, PYTHON.
+# purls-pl — `make help` lists the targets. Variables: SPLIT, SEED, ARGS, PRETRAIN_ARGS, TORCH, PYTHON.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -8,17 +8,21 @@ BIN := $(VENV)/bin
 # The CPU wheel these machines carry; for CUDA e.g. `make install TORCH="torch==2.13.0 --index-url ..."`.
 TORCH ?= torch==2.13.0
 SPLIT ?= demo_15_5
+SEED ?= 0
 ARGS ?=
 PRETRAIN_ARGS ?=
 PYTEST_ARGS ?=
-BACKBONE := lightning_logs/backbones/$(SPLIT).pt
+# `python -m purls_pl configs` composes a run's experiment files (base + the split's dataset recipe).
+PURLS := $(BIN)/python -m purls_pl
+CONFIGS = $$($(PURLS) configs $(SPLIT) --stage $(1))
 
 .PHONY: help install train backbone fit report sweep test test-all lint format clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "  Variables: SPLIT=$(SPLIT) (experiments/<SPLIT>.yaml), ARGS='--model.alpha=uniform ...' (PURLS CLI overrides),"
-	@echo "             PRETRAIN_ARGS (stage-1 overrides), TORCH='$(TORCH)' (torch requirement), PYTHON=$(PYTHON)"
+	@echo "  Variables: SPLIT=$(SPLIT) (any registered split), SEED=$(SEED) (drives both stages),"
+	@echo "             ARGS='--model.alpha=uniform ...' (PURLS CLI overrides), PRETRAIN_ARGS (stage-1 overrides),"
+	@echo "             TORCH='$(TORCH)' (torch requirement), PYTHON=$(PYTHON)"
 
 install: $(VENV)/.installed ## Create .venv and install the project with its dev extras
 
@@ -29,22 +33,26 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(BIN)/pip install -q -e ".[dev,plots]"
 	touch $@
 
-train: install ## Stage 1 if needed, then PURLS (+ the Global baseline if configured) on SPLIT; prints results
-	@$(MAKE) --no-print-directory backbone SPLIT=$(SPLIT)
-	@$(MAKE) --no-print-directory fit SPLIT=$(SPLIT)
-	@if [ -f experiments/$(SPLIT)_global.yaml ]; then \
-	  $(BIN)/python -m purls_pl fit --config experiments/$(SPLIT)_global.yaml $(ARGS); fi
+ifneq (,$(findstring --print_config,$(ARGS)))
+train: install # with ARGS=--print_config: print the three resolved configs, run nothing
+	$(PURLS) pretrain fit $(call CONFIGS,backbone) --seed_everything=$(SEED) $(PRETRAIN_ARGS) --print_config
+	$(PURLS) fit $(call CONFIGS,purls) --seed_everything=$(SEED) $(ARGS)
+	$(PURLS) fit $(call CONFIGS,global) --seed_everything=$(SEED) $(ARGS)
+else
+train: install ## Stage 1 if needed, then PURLS and the Global baseline on SPLIT; prints results
+	@$(MAKE) --no-print-directory backbone SPLIT=$(SPLIT) SEED=$(SEED)
+	@$(MAKE) --no-print-directory fit SPLIT=$(SPLIT) SEED=$(SEED)
+	$(PURLS) fit $(call CONFIGS,global) --seed_everything=$(SEED) $(ARGS)
 	@$(MAKE) --no-print-directory report SPLIT=$(SPLIT)
+endif
 
 backbone: install ## Stage 1: pre-train the backbone on SPLIT's seen classes (skipped when its export exists)
-	@if [ -f $(BACKBONE) ]; then echo "stage 1: reusing $(BACKBONE) (delete it to retrain)"; \
-	elif [ -f experiments/backbones/$(SPLIT).yaml ]; then \
-	  $(BIN)/python -m purls_pl.pretrain fit --config experiments/backbones/$(SPLIT).yaml \
-	    --export.path=$(BACKBONE) $(PRETRAIN_ARGS); \
-	else echo "no experiments/backbones/$(SPLIT).yaml: provide $(BACKBONE) yourself"; exit 1; fi
+	@export=$$($(PURLS) configs $(SPLIT) --backbone-path --seed $(SEED)); \
+	if [ -f "$$export" ]; then echo "stage 1: reusing $$export (delete it to retrain)"; \
+	else $(PURLS) pretrain fit $(call CONFIGS,backbone) --seed_everything=$(SEED) $(PRETRAIN_ARGS); fi
 
-fit: install ## Stage 2 only: PURLS on SPLIT with experiments/<SPLIT>.yaml
-	$(BIN)/python -m purls_pl fit --config experiments/$(SPLIT).yaml $(ARGS)
+fit: install ## Stage 2 only: PURLS on SPLIT
+	$(PURLS) fit $(call CONFIGS,purls) --seed_everything=$(SEED) $(ARGS)
 
 UCLA_ROOT ?= ../shared/data/nw-ucla/all_sqe
 bench-ucla: install ## NW-UCLA table (2 splits x 5 ablation rows x 3 seeds) -> results/, README
@@ -52,16 +60,17 @@ bench-ucla: install ## NW-UCLA table (2 splits x 5 ablation rows x 3 seeds) -> r
 	  --set=--data.source.init_args.root=$(UCLA_ROOT) --publish results --readme README.md
 
 report: install ## Print the zero-shot results table of SPLIT's runs
-	@$(BIN)/python -m purls_pl report lightning_logs/$(SPLIT) $(wildcard lightning_logs/$(SPLIT)_global)
+	@$(PURLS) report lightning_logs/$(SPLIT) $(wildcard lightning_logs/$(SPLIT)-global)
 
 SWEEP ?= hparams
 SWEEP_FILE := lightning_logs/sweeps/$(SWEEP)-$(SPLIT)
 
 sweep: install ## Create a W&B sweep (SWEEP=hparams|partitioner, experiments/sweeps/) over SPLIT; prints the agent command
-	@test -f experiments/$(SPLIT).yaml || { echo "no experiments/$(SPLIT).yaml"; exit 1; }
 	@test -f experiments/sweeps/$(SWEEP).yaml || { echo "no experiments/sweeps/$(SWEEP).yaml"; exit 1; }
 	@mkdir -p lightning_logs/sweeps
-	@sed 's#experiments/demo_15_5.yaml#experiments/$(SPLIT).yaml#' experiments/sweeps/$(SWEEP).yaml > $(SWEEP_FILE).yaml
+	@recipe=$$($(PURLS) configs $(SPLIT) --recipe); \
+	sed -e "s#experiments/demo.yaml#experiments/$$recipe.yaml#" -e 's#demo_15_5#$(SPLIT)#' \
+	  experiments/sweeps/$(SWEEP).yaml > $(SWEEP_FILE).yaml
 	@$(BIN)/wandb sweep --project purls-pl --name $(SWEEP)-$(SPLIT) $(SWEEP_FILE).yaml 2>&1 | tee $(SWEEP_FILE).log
 	@agent=$$(grep -o 'wandb agent [^ ]*' $(SWEEP_FILE).log | tail -1); \
 	if [ -z "$$agent" ]; then echo "no sweep was created (see above; \`$(BIN)/wandb login\` first)"; exit 1; fi; \

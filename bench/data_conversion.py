@@ -38,11 +38,18 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _source(dataset: str, root: Path, workers: int) -> SkeletonSource:
-    from purls_pl.data.readers import NTUSkeletonSource, UCLASource
+    from purls_pl.data.readers import Conversion, NTUSkeletonSource, UCLASource
 
     if dataset == "nw-ucla":
-        return UCLASource(str(root), num_workers=workers, cache=False)
-    return NTUSkeletonSource(str(root), dataset="ntu120", num_workers=workers, cache=False)
+        return UCLASource(
+            str(root),
+            conversion=Conversion(num_workers=workers, cache=False),
+        )
+    return NTUSkeletonSource(
+        str(root),
+        dataset="ntu120",
+        conversion=Conversion(num_workers=workers, cache=False),
+    )
 
 
 def _measure(dataset: str, root: Path, workers: int, trace: bool) -> dict[str, float]:

@@ -124,7 +124,7 @@ def run_stage(args: argparse.Namespace) -> dict[str, Any]:
         torch.cuda.reset_peak_memory_stats(device)
 
     if stage == "read":
-        from purls_pl.models.feature_cache import FeatureCache
+        from purls_pl.models.features import FeatureCache
 
         with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
             shape = (args.read_samples, nodes, args.node_dim)

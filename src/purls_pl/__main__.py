@@ -1,3 +1,3 @@
-from purls_pl.commands import main
+from purls_pl.apps.commands import main
 
 main()

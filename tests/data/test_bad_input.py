@@ -17,7 +17,7 @@ import pytest
 from conftest import shared_path
 
 from purls_pl.data.cache import read_manifest
-from purls_pl.data.readers import CustomSource, KineticsSource, NTUSkeletonSource, SampleError, UCLASource
+from purls_pl.data.readers import Conversion, CustomSource, KineticsSource, NTUSkeletonSource, SampleError, UCLASource
 from purls_pl.data.readers.custom import write_custom_dataset
 from purls_pl.data.skeletons import SkeletonSet
 
@@ -99,7 +99,7 @@ def test_ntu_raise_names_file_problem_and_fix(ntu_good, tmp_path: Path, name: st
     shutil.copy(ntu_good[0], root)
     shutil.move(scratch / name, root / name)
     with pytest.raises(SampleError, match=rf"{name}: .*{pattern}.*; .*(re-extract|rename).*on_error='skip'"):
-        NTUSkeletonSource(str(root), cache=False).load()
+        NTUSkeletonSource(str(root), conversion=Conversion(cache=False)).load()
 
 
 def test_ntu_skip_reports_every_bad_file_and_keeps_the_rest(ntu_good, tmp_path: Path) -> None:
@@ -108,24 +108,32 @@ def test_ntu_skip_reports_every_bad_file_and_keeps_the_rest(ntu_good, tmp_path: 
     for p in ntu_good:
         shutil.copy(p, root)
     expected = _ntu_bad_files(root, ntu_good[0])
-    source = NTUSkeletonSource(str(root), num_frames=32, cache_dir=str(tmp_path / "cache"), on_error="skip")
+    source = NTUSkeletonSource(
+        str(root),
+        num_frames=32,
+        conversion=Conversion(cache_dir=str(tmp_path / "cache"), on_error="skip"),
+    )
     s, reports = _load_skip(source)
     assert s.sample_ids == [p.stem for p in ntu_good] and s.data.shape == (2, 2, 32, 25, 3)
     _assert_reported(source, reports, expected)
     assert {x.kind for x in source.skipped if "A006" in x.path} == {"excluded"}
-    good = NTUSkeletonSource(str(ntu_good[0].parent), num_frames=32, cache=False).load()
+    good = NTUSkeletonSource(str(ntu_good[0].parent), num_frames=32, conversion=Conversion(cache=False)).load()
     np.testing.assert_array_equal(s.data, good.subset([good.sample_ids.index(i) for i in s.sample_ids]).data)
     # the list is in the cache manifest, and a cache hit restores it without a second warning
     entry = next(p for p in (tmp_path / "cache").iterdir() if not p.name.startswith("."))
     manifest = read_manifest(entry)
     assert {Path(d["path"]).name for d in manifest["skipped"]} == set(expected)
-    again = NTUSkeletonSource(str(root), num_frames=32, cache_dir=str(tmp_path / "cache"), on_error="skip")
+    again = NTUSkeletonSource(
+        str(root),
+        num_frames=32,
+        conversion=Conversion(cache_dir=str(tmp_path / "cache"), on_error="skip"),
+    )
     _, reports = _load_skip(again)
     assert not reports and [x.path for x in again.skipped] == [x.path for x in source.skipped]
     # on_error="raise" does not silently take the entry that skipped bad files
     (root / "clip_01.skeleton").unlink()  # (a bad name is found before the cache is consulted)
     with pytest.raises(SampleError, match=r"built with on_error='skip'"):
-        NTUSkeletonSource(str(root), num_frames=32, cache_dir=str(tmp_path / "cache")).load()
+        NTUSkeletonSource(str(root), num_frames=32, conversion=Conversion(cache_dir=str(tmp_path / "cache"))).load()
 
 
 def test_failed_build_keeps_the_existing_cache(ntu_good, tmp_path: Path) -> None:
@@ -133,14 +141,14 @@ def test_failed_build_keeps_the_existing_cache(ntu_good, tmp_path: Path) -> None
     root.mkdir()
     for p in ntu_good:
         shutil.copy(p, root)
-    first = NTUSkeletonSource(str(root), num_frames=16, cache_dir=str(cache)).load()
+    first = NTUSkeletonSource(str(root), num_frames=16, conversion=Conversion(cache_dir=str(cache))).load()
     before = {p.name: read_manifest(p)["created"] for p in cache.iterdir()}
     (root / "S001C001P001R001A009.skeleton").write_text(ntu_good[0].read_text()[:5000])
     with pytest.raises(SampleError, match="A009"):
-        NTUSkeletonSource(str(root), num_frames=16, cache_dir=str(cache)).load()
+        NTUSkeletonSource(str(root), num_frames=16, conversion=Conversion(cache_dir=str(cache))).load()
     assert {p.name: read_manifest(p)["created"] for p in cache.iterdir()} == before  # untouched, no leftovers
     (root / "S001C001P001R001A009.skeleton").unlink()
-    again = NTUSkeletonSource(str(root), num_frames=16, cache_dir=str(cache)).load()
+    again = NTUSkeletonSource(str(root), num_frames=16, conversion=Conversion(cache_dir=str(cache))).load()
     np.testing.assert_array_equal(again.data, first.data)
     assert len(list(cache.iterdir())) == 1
 
@@ -152,7 +160,7 @@ def test_ntu_missing_paths(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"ignore_list .*missing\.txt does not exist.*drop the ignore_list"):
         NTUSkeletonSource(str(tmp_path), ignore_list=str(tmp_path / "missing.txt")).load()
     with pytest.raises(ValueError, match="on_error must be"):
-        NTUSkeletonSource(str(tmp_path), on_error="ignore")  # type: ignore[arg-type]
+        NTUSkeletonSource(str(tmp_path), conversion=Conversion(on_error="ignore"))  # type: ignore[arg-type]
 
 
 # --- Kinetics json -------------------------------------------------------------------------------------
@@ -196,8 +204,12 @@ def test_kinetics_bad_clips(kinetics_good, tmp_path: Path) -> None:
         shutil.copy(root / name, only)
         (only / "kinetics_val_label.json").write_text(json.dumps(table))
         with pytest.raises(SampleError, match=rf"{name}: .*{pattern}.*; .*on_error='skip'"):
-            KineticsSource(str(only), cache=False).load()
-    source = KineticsSource(str(root), num_frames=50, on_error="skip", cache=False)
+            KineticsSource(str(only), conversion=Conversion(cache=False)).load()
+    source = KineticsSource(
+        str(root),
+        num_frames=50,
+        conversion=Conversion(on_error="skip", cache=False),
+    )
     s, reports = _load_skip(source)
     assert s.sample_ids == [p.stem for p in clips]
     _assert_reported(source, reports, {n: p for n, (p, _) in bad.items()})
@@ -236,11 +248,14 @@ def test_ucla_bad_files_and_single_frame_kept(ucla_dir: Path, tmp_path: Path) ->
         "a07_s01_e00_v01.json": "action a07 is not an NW-UCLA action",
     }
     with pytest.raises(SampleError, match=r"a01_s01_e01_v01\.json: cannot read.*re-extract.*on_error='skip'"):
-        UCLASource(str(root), cache=False).load()
+        UCLASource(str(root), conversion=Conversion(cache=False)).load()
     shutil.copy(ucla_dir / good[0], root / "a07_s01_e00_v01.json")
     with pytest.raises(SampleError, match=r"a07_s01_e00_v01\.json: action a07 is not an NW-UCLA action.*; rename"):
-        UCLASource(str(root), cache=False).load()
-    source = UCLASource(str(root), on_error="skip", cache=False)
+        UCLASource(str(root), conversion=Conversion(cache=False)).load()
+    source = UCLASource(
+        str(root),
+        conversion=Conversion(on_error="skip", cache=False),
+    )
     s, reports = _load_skip(source)
     assert s.sample_ids == [g[:-5] for g in good] and s.meta["raw_frames"].tolist()[1] == 1
     assert s.lengths.tolist() == [52, 52] and np.abs(s.data[1]).sum() > 0
@@ -251,7 +266,7 @@ def test_ucla_bad_files_and_single_frame_kept(ucla_dir: Path, tmp_path: Path) ->
             only.mkdir()
             shutil.copy(root / name, only)
             with pytest.raises(SampleError, match=rf"{name}: .*{pattern}"):
-                UCLASource(str(only), cache=False).load()
+                UCLASource(str(only), conversion=Conversion(cache=False)).load()
 
 
 # --- custom .npy + index.csv ---------------------------------------------------------------------------
@@ -284,16 +299,21 @@ def test_custom_bad_samples(tmp_path: Path) -> None:
         "gone.npy": "does not exist",
         "index.csv, line 11": "split is 'val'",
     }
-    source = CustomSource(str(root), layout="ntu25", num_frames=8, on_error="skip", cache=False)
+    source = CustomSource(
+        str(root),
+        layout="ntu25",
+        num_frames=8,
+        conversion=Conversion(on_error="skip", cache=False),
+    )
     s, reports = _load_skip(source)
     assert s.sample_ids == ["good"] and s.class_names == ["wave", "jump"]
     _assert_reported(source, reports, expected)
     with pytest.raises(SampleError, match=r"index\.csv, line 11: split is 'val'; use 'train' or 'test'"):
-        CustomSource(str(root), layout="ntu25", cache=False).load()
+        CustomSource(str(root), layout="ntu25", conversion=Conversion(cache=False)).load()
     (root / "index.csv").write_text("sample_id,label\ngood,wave\ngone,wave\n")
     with pytest.raises(FileNotFoundError, match=r"gone\.npy: is listed in index\.csv but does not exist; add"):
-        CustomSource(str(root), layout="ntu25", cache=False).load()
+        CustomSource(str(root), layout="ntu25", conversion=Conversion(cache=False)).load()
     for name in ("trunc", "joints", "nan", "empty", "zero", "alien"):
         (root / "index.csv").write_text(f"sample_id,label\n{name},{labels[name]}\n")
         with pytest.raises(SampleError, match=rf"{name}\.npy: .*{expected[name + '.npy']}"):
-            CustomSource(str(root), layout="ntu25", cache=False).load()
+            CustomSource(str(root), layout="ntu25", conversion=Conversion(cache=False)).load()

@@ -9,15 +9,9 @@ import numpy as np
 import pytest
 
 from purls_pl.data import cache as cache_mod
-from purls_pl.data.cache import (
-    allocate,
-    build_or_load,
-    cached_build,
-    default_cache_dir,
-    fingerprint_sources,
-    read_manifest,
-)
+from purls_pl.data.cache import allocate, build_or_load, cached_build, fingerprint_sources, read_manifest
 from purls_pl.data.skeletons import SkeletonSet
+from purls_pl.storage import default_cache_dir
 
 
 def _make(calls: list[int], value: float = 1.0, use_allocate: bool = False) -> SkeletonSet:

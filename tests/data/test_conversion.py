@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import shared_path
 
-from purls_pl.data.readers import KineticsSource, NTUSkeletonSource, SampleError, UCLASource
+from purls_pl.data.readers import Conversion, KineticsSource, NTUSkeletonSource, SampleError, UCLASource
 from purls_pl.data.readers._base import Skip, SkippedSample, convert_files, progress
 from purls_pl.data.skeletons import SkeletonSet
 
@@ -29,22 +29,47 @@ def _same(a: SkeletonSet, b: SkeletonSet) -> None:
 
 def test_ntu_parallel_equals_serial() -> None:
     root = shared_path("data", "ntu-samples")
-    serial = NTUSkeletonSource(str(root), num_frames=64, cache=False).load()
-    _same(NTUSkeletonSource(str(root), num_frames=64, num_workers=2, cache=False).load(), serial)
+    serial = NTUSkeletonSource(str(root), num_frames=64, conversion=Conversion(cache=False)).load()
+    _same(
+        NTUSkeletonSource(
+            str(root),
+            num_frames=64,
+            conversion=Conversion(num_workers=2, cache=False),
+        ).load(),
+        serial,
+    )
     assert len(serial) == 12
 
 
 def test_kinetics_parallel_equals_serial() -> None:
     root = shared_path("data", "kinetics-samples")
-    serial = KineticsSource(str(root), num_frames=100, cache=False).load()
-    _same(KineticsSource(str(root), num_frames=100, num_workers=2, cache=False).load(), serial)
+    serial = KineticsSource(str(root), num_frames=100, conversion=Conversion(cache=False)).load()
+    _same(
+        KineticsSource(
+            str(root),
+            num_frames=100,
+            conversion=Conversion(num_workers=2, cache=False),
+        ).load(),
+        serial,
+    )
     assert len(serial) == 7
 
 
 def test_ucla_parallel_equals_serial() -> None:
     root = shared_path("data", "nw-ucla", "all_sqe")
-    serial = UCLASource(str(root), num_frames=20, max_samples=300, cache=False).load()
-    _same(UCLASource(str(root), num_frames=20, max_samples=300, num_workers=2, cache=False).load(), serial)
+    serial = UCLASource(
+        str(root),
+        num_frames=20,
+        conversion=Conversion(max_samples=300, cache=False),
+    ).load()
+    _same(
+        UCLASource(
+            str(root),
+            num_frames=20,
+            conversion=Conversion(max_samples=300, num_workers=2, cache=False),
+        ).load(),
+        serial,
+    )
     assert len(serial) == 300
 
 
@@ -63,8 +88,15 @@ def test_custom_parallel_equals_serial(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     samples = {f"s{i}": rng.normal(size=(int(rng.integers(1, 9)), 4, 3)) for i in range(12)}
     root = write_custom_dataset(tmp_path, samples, {k: "ab"[i % 2] for i, k in enumerate(samples)}, tiny)
-    serial = CustomSource(str(root), num_frames=8, cache=False).load()
-    _same(CustomSource(str(root), num_frames=8, num_workers=2, cache=False).load(), serial)
+    serial = CustomSource(str(root), num_frames=8, conversion=Conversion(cache=False)).load()
+    _same(
+        CustomSource(
+            str(root),
+            num_frames=8,
+            conversion=Conversion(num_workers=2, cache=False),
+        ).load(),
+        serial,
+    )
 
 
 def test_parallel_skip_report_equals_serial(tmp_path: Path) -> None:
@@ -74,14 +106,21 @@ def test_parallel_skip_report_equals_serial(tmp_path: Path) -> None:
     (tmp_path / "a01_s01_e09_v01.json").write_text('{"file_name": "a01_s01_e09_v01", "skeletons": [[[0, 0')
     results = []
     for workers in (0, 2):
-        source = UCLASource(str(tmp_path), num_frames=8, num_workers=workers, on_error="skip", cache=False)
+        source = UCLASource(
+            str(tmp_path),
+            num_frames=8,
+            conversion=Conversion(num_workers=workers, on_error="skip", cache=False),
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             results.append((source.load(), source.skipped))
     _same(results[0][0], results[1][0])
     assert results[0][1] == results[1][1] and len(results[0][1]) == 1
     with pytest.raises(SampleError, match=r"a01_s01_e09_v01\.json"):
-        UCLASource(str(tmp_path), num_workers=2, cache=False).load()
+        UCLASource(
+            str(tmp_path),
+            conversion=Conversion(num_workers=2, cache=False),
+        ).load()
 
 
 def _square(x: int) -> int | Skip:

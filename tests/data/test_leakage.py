@@ -9,21 +9,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from purls_pl.data.datamodule import PretrainDataModule, ZeroShotDataModule
 from purls_pl.data.random_source import RandomSkeletonSource
 from purls_pl.data.splits import available_splits, get_split
-
-LAYOUTS = {"ntu60": "ntu25", "ntu120": "ntu25", "kinetics200": "openpose18", "kinetics400": "openpose18"}
-LAYOUTS |= {"nw-ucla": "kinect20", "demo": "ntu25"}
+from purls_pl.train.datamodule import PretrainDataModule, ZeroShotDataModule
 
 
 @pytest.mark.parametrize("unseen_from", ["test", "all"])
 @pytest.mark.parametrize("name", available_splits())
 def test_no_unseen_class_in_training_or_model_selection(name: str, unseen_from: str) -> None:
     split = get_split(name)
-    source = RandomSkeletonSource(
-        split.dataset, LAYOUTS[split.dataset], samples_per_class=2, num_frames=4, num_persons=1
-    )
+    source = RandomSkeletonSource(split.dataset, samples_per_class=2, num_frames=4, num_persons=1)
     seen, unseen = np.array(split.seen), np.array(split.unseen)
     for module in (PretrainDataModule, ZeroShotDataModule):
         dm = module(source, name, unseen_from=unseen_from)  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from purls_pl.data.layouts import NTU25, SkeletonLayout, get_layout
-from purls_pl.data.readers import CustomSource
+from purls_pl.data.readers import Conversion, CustomSource
 from purls_pl.data.readers.custom import write_custom_dataset
 
 TINY = SkeletonLayout(
@@ -36,7 +36,12 @@ def test_round_trip(tmp_path: Path) -> None:
         classes=["sit", "wave", "jump"],
     )
     src = CustomSource(
-        str(root), dataset="gestures", num_frames=16, max_persons=2, center=False, cache_dir=str(tmp_path / "cache")
+        str(root),
+        dataset="gestures",
+        num_frames=16,
+        max_persons=2,
+        center=False,
+        conversion=Conversion(cache_dir=str(tmp_path / "cache")),
     )
     assert src.layout == "tiny5-test"
     s = src.load()
@@ -48,7 +53,12 @@ def test_round_trip(tmp_path: Path) -> None:
     np.testing.assert_allclose(s.data[1, :, :16], samples["b"][:, :16], rtol=1e-6)
     assert not s.data[0, 1].any() and not s.data[0, 0, 10:].any()
     again = CustomSource(
-        str(root), dataset="gestures", num_frames=16, max_persons=2, center=False, cache_dir=str(tmp_path / "cache")
+        str(root),
+        dataset="gestures",
+        num_frames=16,
+        max_persons=2,
+        center=False,
+        conversion=Conversion(cache_dir=str(tmp_path / "cache")),
     ).load()
     np.testing.assert_array_equal(again.data, s.data)
 
@@ -61,7 +71,9 @@ def test_registered_layout_name_and_sorted_classes(tmp_path: Path) -> None:
         {"x": "zeta", "y": "alpha"},
         "ntu25",
     )
-    s = CustomSource(str(root), layout="ntu25", num_frames=8, temporal="loop", cache=False).load()
+    s = CustomSource(
+        str(root), layout="ntu25", num_frames=8, temporal="loop", conversion=Conversion(cache=False)
+    ).load()
     assert s.class_names == ["alpha", "zeta"] and s.labels.tolist() == [1, 0]
     np.testing.assert_allclose(s.data[:, 0, 0, NTU25.center], 0, atol=1e-6)  # centered on the layout center joint
 
@@ -72,16 +84,16 @@ def test_errors(tmp_path: Path) -> None:
     root = write_custom_dataset(tmp_path / "s", {"a": np.ones((4, 5, 3))}, {"a": "wave"}, TINY)
     (root / "index.csv").write_text("sample_id,label,split\na,wave,val\n")
     with pytest.raises(ValueError, match="line 2: split is 'val'"):
-        CustomSource(str(root), cache=False).load()
+        CustomSource(str(root), conversion=Conversion(cache=False)).load()
     (root / "index.csv").write_text("sample_id,label\na,wave\nmissing,wave\n")
     with pytest.raises(FileNotFoundError, match=r"missing\.npy"):
-        CustomSource(str(root), cache=False).load()
+        CustomSource(str(root), conversion=Conversion(cache=False)).load()
     (root / "index.csv").write_text("sample_id,label\na,wave\n")
     np.save(root / "a.npy", np.ones((4, 7, 3)))
     with pytest.raises(ValueError, match=r"a\.npy.*J = 5"):
-        CustomSource(str(root), cache=False).load()
+        CustomSource(str(root), conversion=Conversion(cache=False)).load()
     spec = json.loads((root / "layout.json").read_text())
     spec["parts"]["legs"] = []
     (root / "layout.json").write_text(json.dumps(spec))
     with pytest.raises(ValueError, match="layout.json.*legs"):
-        CustomSource(str(root), cache=False).load()
+        CustomSource(str(root), conversion=Conversion(cache=False)).load()

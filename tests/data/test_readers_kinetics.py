@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import SHARED
 
-from purls_pl.data.readers import KineticsProcessedSource, KineticsSource
+from purls_pl.data.readers import Conversion, KineticsProcessedSource, KineticsSource
 from purls_pl.data.readers.kinetics import parse_kinetics_clip, read_kinetics_clip
 
 KIN_DIR = SHARED / "data" / "kinetics-samples"
@@ -26,7 +26,7 @@ def clips() -> list[Path]:
 
 def test_source_on_real_clips(clips: list[Path], tmp_path: Path) -> None:
     labels = json.loads((KIN_DIR / "kinetics_val_label.json").read_text())
-    s = KineticsSource(str(KIN_DIR), cache_dir=str(tmp_path)).load()
+    s = KineticsSource(str(KIN_DIR), conversion=Conversion(cache_dir=str(tmp_path))).load()
     assert s.data.shape == (7, 2, 300, 18, 3) and s.layout == "openpose18" and len(s.class_names) == 400
     assert s.sample_ids == [p.stem for p in clips]
     assert s.labels.tolist() == [labels[p.stem]["label_index"] for p in clips]
@@ -37,7 +37,7 @@ def test_source_on_real_clips(clips: list[Path], tmp_path: Path) -> None:
     xy = s.data[..., :2][score > 0]
     assert xy.min() >= -0.5 and xy.max() <= 0.75
     assert (s.lengths > 0).all() and not s.data[np.arange(7), :, s.lengths].any()
-    k200 = KineticsSource(str(KIN_DIR), dataset="kinetics200", cache=False).load()
+    k200 = KineticsSource(str(KIN_DIR), dataset="kinetics200", conversion=Conversion(cache=False)).load()
     assert k200.labels.tolist() == [0, 173, 58] and len(k200.class_names) == 200
 
 
@@ -96,11 +96,11 @@ def test_processed_npy_pkl(tmp_path: Path) -> None:
         np.save(tmp_path / f"{split}_data.npy", arrays[split])
         with open(tmp_path / f"{split}_label.pkl", "wb") as f:
             pickle.dump(([f"{split}{i}.json" for i in range(len(labels))], labels), f)
-    s = KineticsProcessedSource(str(tmp_path), cache_dir=str(tmp_path / "cache")).load()
+    s = KineticsProcessedSource(str(tmp_path), conversion=Conversion(cache_dir=str(tmp_path / "cache"))).load()
     assert s.data.shape == (5, 2, 300, 18, 3) and s.labels.tolist() == [3, 250, 199, 7, 399]
     assert s.partition.tolist() == ["train"] * 3 + ["test"] * 2 and s.sample_ids[3] == "val0"
     assert s.data[4, 1, 17, 5, 2] == arrays["val"][1, 2, 17, 5, 1]
     k200 = KineticsProcessedSource(
-        str(tmp_path), dataset="kinetics200", num_frames=64, temporal="resample", cache=False
+        str(tmp_path), dataset="kinetics200", num_frames=64, temporal="resample", conversion=Conversion(cache=False)
     ).load()
     assert k200.labels.tolist() == [3, 199, 7] and k200.data.shape == (3, 2, 64, 18, 3)

@@ -11,7 +11,7 @@ import pytest
 from conftest import SHARED
 
 from purls_pl.data.layouts import NTU25
-from purls_pl.data.readers import NTUProcessedSource, NTUSkeletonSource
+from purls_pl.data.readers import Conversion, NTUProcessedSource, NTUSkeletonSource
 from purls_pl.data.readers._processed import load_label_pickle
 from purls_pl.data.readers.ntu import (
     NTU60_TRAIN_SUBJECTS,
@@ -104,7 +104,9 @@ def test_protocol_partitions() -> None:
 
 
 def test_source_on_real_samples(ntu_files: list[Path], tmp_path: Path) -> None:
-    s = NTUSkeletonSource(str(NTU_DIR), dataset="ntu60", protocol="xsub", cache_dir=str(tmp_path)).load()
+    s = NTUSkeletonSource(
+        str(NTU_DIR), dataset="ntu60", protocol="xsub", conversion=Conversion(cache_dir=str(tmp_path))
+    ).load()
     assert s.data.shape == (12, 2, 300, 25, 3) and s.layout == "ntu25" and len(s.class_names) == 60
     assert s.sample_ids == [p.stem for p in ntu_files]
     assert s.labels.tolist() == [NTUSampleName.parse(p.name).label for p in ntu_files]
@@ -116,7 +118,9 @@ def test_source_on_real_samples(ntu_files: list[Path], tmp_path: Path) -> None:
     bone = s.data[:, 0, 0, 4] - s.data[:, 0, 0, 8]
     np.testing.assert_allclose(bone[:, 1:], 0, atol=1e-5)
     assert (bone[:, 0] > 0).all()
-    plain = NTUSkeletonSource(str(NTU_DIR), align=False, num_frames=50, temporal="resample", cache=False).load()
+    plain = NTUSkeletonSource(
+        str(NTU_DIR), align=False, num_frames=50, temporal="resample", conversion=Conversion(cache=False)
+    ).load()
     assert plain.data.shape == (12, 2, 50, 25, 3)
     np.testing.assert_allclose(plain.data[:, 0, 0, NTU25.center], 0, atol=1e-6)  # centered on the layout center
 
@@ -130,7 +134,9 @@ def test_missing_skeleton_files_are_skipped_and_ignore_list(ntu_files: list[Path
     (tmp_path / "ignore.txt").write_text(f"# comment\n{ntu_files[1].stem}\n")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        s = NTUSkeletonSource(str(root), ignore_list=str(tmp_path / "ignore.txt"), cache=False).load()
+        s = NTUSkeletonSource(
+            str(root), ignore_list=str(tmp_path / "ignore.txt"), conversion=Conversion(cache=False)
+        ).load()
     assert s.sample_ids == [ntu_files[0].stem, ntu_files[2].stem]
     assert any("S001C002P005R002A008" in str(w.message) for w in caught)
 
@@ -172,7 +178,9 @@ def _write_ctrgcn(path: Path, rng: np.random.Generator) -> dict[str, np.ndarray]
 
 def test_ctrgcn_npz(tmp_path: Path) -> None:
     arrays = _write_ctrgcn(tmp_path / "NTU60_CS.npz", np.random.default_rng(1))
-    s = NTUProcessedSource(str(tmp_path), dataset="ntu60", protocol="xsub", cache_dir=str(tmp_path / "c")).load()
+    s = NTUProcessedSource(
+        str(tmp_path), dataset="ntu60", protocol="xsub", conversion=Conversion(cache_dir=str(tmp_path / "c"))
+    ).load()
     assert s.data.shape == (5, 2, 20, 25, 3)
     assert s.labels.tolist() == [0, 5, 59, 1, 2] and s.partition.tolist() == ["train"] * 3 + ["test"] * 2
     assert s.lengths.tolist() == [12, 20, 20, 20, 20]
@@ -180,7 +188,10 @@ def test_ctrgcn_npz(tmp_path: Path) -> None:
     i, m, t, j, c = 3, 1, 7, 11, 2
     assert s.data[i, m, t, j, c] == x[i, t, m * 75 + j * 3 + c]
     sub = NTUProcessedSource(
-        str(tmp_path / "NTU60_CS.npz"), num_frames=8, temporal="resample", max_samples=2, cache=False
+        str(tmp_path / "NTU60_CS.npz"),
+        num_frames=8,
+        temporal="resample",
+        conversion=Conversion(max_samples=2, cache=False),
     ).load()
     assert sub.data.shape == (2, 2, 8, 25, 3)
 
@@ -196,7 +207,7 @@ def test_stgcn_npy_pkl(tmp_path: Path) -> None:
         names = [f"S001C00{k + 1}P001R001A00{k + 1}.skeleton" for k in range(n)]
         with open(folder / f"{split}_label.pkl", "wb") as f:
             pickle.dump((names, [k for k in range(n)]), f)
-    s = NTUProcessedSource(str(tmp_path), protocol="xview", format="stgcn", cache=False).load()
+    s = NTUProcessedSource(str(tmp_path), protocol="xview", format="stgcn", conversion=Conversion(cache=False)).load()
     assert s.data.shape == (5, 2, 16, 25, 3) and s.sample_ids[0] == "S001C001P001R001A001"
     assert s.meta["camera"].tolist() == [1, 2, 3, 1, 2]
     assert s.data[4, 1, 5, 7, 0] == data["val"][1, 0, 5, 7, 1]

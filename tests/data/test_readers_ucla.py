@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import SHARED
 
-from purls_pl.data.readers import UCLASource
+from purls_pl.data.readers import Conversion, UCLASource
 from purls_pl.data.readers.ucla import parse_ucla_name, read_ucla_file
 from purls_pl.data.skeletons import SkeletonSet
 
@@ -19,7 +19,7 @@ UCLA_DIR = SHARED / "data" / "nw-ucla" / "all_sqe"
 def ucla() -> SkeletonSet:
     if not any(UCLA_DIR.glob("*.json")):
         pytest.skip(f"NW-UCLA all_sqe not found in {UCLA_DIR}")
-    return UCLASource(str(UCLA_DIR), cache=False).load()
+    return UCLASource(str(UCLA_DIR), conversion=Conversion(cache=False)).load()
 
 
 def test_all_files_labels_views_partition(ucla: SkeletonSet) -> None:
@@ -47,7 +47,7 @@ def test_single_frame_sequence_is_kept(ucla: SkeletonSet, tmp_path: Path) -> Non
     sub = tmp_path / "one"
     sub.mkdir()
     (sub / path.name).symlink_to(path)
-    padded = UCLASource(str(sub), temporal="pad", num_frames=20, cache=False).load()
+    padded = UCLASource(str(sub), temporal="pad", num_frames=20, conversion=Conversion(cache=False)).load()
     assert padded.lengths.tolist() == [1] and not padded.data[0, 0, 1:].any()
 
 
@@ -66,5 +66,8 @@ def test_names_and_errors(tmp_path: Path) -> None:
 def test_max_samples_spans_classes() -> None:
     if not any(UCLA_DIR.glob("*.json")):
         pytest.skip("NW-UCLA not available")
-    s = UCLASource(str(UCLA_DIR), max_samples=30, cache=False).load()
+    s = UCLASource(
+        str(UCLA_DIR),
+        conversion=Conversion(max_samples=30, cache=False),
+    ).load()
     assert len(s) == 30 and len(set(s.labels.tolist())) == 10

@@ -4,25 +4,21 @@ from __future__ import annotations
 
 import json
 from importlib import resources
-from pathlib import Path
 
 import pytest
-import yaml
 
-from purls_pl.data.datamodule import PretrainDataModule
+from purls_pl.data.catalog import class_names, known_datasets
 from purls_pl.data.random_source import RandomSkeletonSource
 from purls_pl.data.splits import (
     ZeroShotSplit,
     available_splits,
     builtin_splits,
-    class_names,
     classes_without_samples,
     get_split,
     random_split,
     random_split_name,
 )
-
-REPO = Path(__file__).resolve().parents[2]
+from purls_pl.train.datamodule import PretrainDataModule
 
 
 @pytest.mark.parametrize("name", builtin_splits())
@@ -31,24 +27,15 @@ def test_builtin_split_is_a_partition_of_the_classes(name: str) -> None:
     assert split.name == name and split.num_classes == len(class_names(split.dataset))
     assert all(0 <= c < split.num_classes for c in (*split.seen, *split.unseen))
     assert sorted((*split.seen, *split.unseen)) == list(range(split.num_classes))  # each class exactly once
-    assert split.missing == ()
     seen, unseen = (int(x) for x in name.rsplit("_", 2)[1:])
     assert (len(split.seen), len(split.unseen)) == (seen, unseen)
 
 
-@pytest.mark.parametrize("name", builtin_splits())
-def test_every_builtin_split_has_experiment_files(name: str) -> None:
-    for config in (REPO / "experiments" / f"{name}.yaml", REPO / "experiments" / "backbones" / f"{name}.yaml"):
-        assert config.is_file(), f"{config} is missing"
-        assert yaml.safe_load(config.read_text())["data"]["split"] == name
-
-
-def test_uwa3d_splits_stay_in_the_json_but_are_not_registered() -> None:
+def test_splits_json_stores_only_unseen_classes_of_catalogued_datasets() -> None:
     raw = json.loads(resources.files("purls_pl.data").joinpath("splits.json").read_text())["splits"]
-    uwa = [n for n, s in raw.items() if s["dataset"] == "uwa3dii"]
-    assert len(uwa) == 3 and not set(uwa) & set(available_splits())
-    with pytest.raises(KeyError, match="unknown zero-shot split 'uwa3dii_20_10'"):
-        get_split("uwa3dii_20_10")
+    assert all(set(s) == {"dataset", "unseen"} for s in raw.values()), "seen classes are derived, never stored"
+    assert {s["dataset"] for s in raw.values()} <= set(known_datasets())
+    assert set(raw) | {"demo_15_5"} == set(builtin_splits())
 
 
 def test_unknown_split_lists_available_names() -> None:
@@ -69,13 +56,15 @@ def test_from_names_validates_with_close_matches() -> None:
 
 def test_from_indices() -> None:
     split = ZeroShotSplit.from_indices("n60_mine", "ntu60", [59, 0])
-    assert split.unseen == (59, 0) and len(split.seen) == 58 and split.missing == ()
-    partial = ZeroShotSplit.from_indices("p", "nw-ucla", [1], seen=[0, 2])
-    assert partial.missing == (3, 4, 5, 6, 7, 8, 9)
+    assert split.unseen == (0, 59) and split.seen == tuple(range(1, 59))
     with pytest.raises(ValueError, match=r"outside 0\.\.9"):
         ZeroShotSplit.from_indices("bad", "nw-ucla", [10])
-    with pytest.raises(ValueError, match="at least one"):
+    with pytest.raises(ValueError, match="at least one unseen and one seen"):
         ZeroShotSplit.from_indices("bad", "nw-ucla", [])
+    with pytest.raises(ValueError, match="at least one unseen and one seen"):
+        ZeroShotSplit.from_indices("bad", "nw-ucla", range(10))
+    with pytest.raises(ValueError, match="listed twice"):
+        ZeroShotSplit.from_indices("bad", "nw-ucla", [1, 1])
 
 
 def test_random_split_is_seeded_named_and_registered() -> None:

@@ -5,7 +5,7 @@ import pytest
 import torch
 from conftest import shared_path
 
-from purls_pl.data.readers import UCLASource
+from purls_pl.data.readers import Conversion, UCLASource
 from purls_pl.models.backbones import ShiftGCN
 from purls_pl.models.classifier import BackboneClassifier
 from purls_pl.models.features import FrozenBackbone, export_backbone
@@ -13,7 +13,11 @@ from purls_pl.models.features import FrozenBackbone, export_backbone
 
 def test_overfits_a_tiny_real_nw_ucla_batch(tmp_path):
     root = shared_path("data", "nw-ucla", "all_sqe")
-    data = UCLASource(str(root), num_frames=20, max_samples=120, cache=False).load()
+    data = UCLASource(
+        str(root),
+        num_frames=20,
+        conversion=Conversion(max_samples=120, cache=False),
+    ).load()
     index = np.concatenate([np.flatnonzero(data.labels == c)[:4] for c in (0, 3, 5, 8)])
     x = torch.from_numpy(np.asarray(data.data[index]))
     y = torch.from_numpy(data.labels[index])

@@ -146,14 +146,13 @@ def _demo_fit(devices: int, out: Path, clip: str, backbone: str) -> dict:
 
     from pytorch_lightning import Trainer, seed_everything
 
-    from purls_pl.callbacks.gzsl import GeneralizedZeroShotEvaluation
-    from purls_pl.callbacks.zero_shot import ZeroShotEvaluation
-    from purls_pl.data.datamodule import ZeroShotDataModule
-    from purls_pl.data.synthetic import DemoSource
+    from purls_pl.data.demo.motion import DemoSource
+    from purls_pl.eval.callbacks import GeneralizedZeroShotEvaluation, ZeroShotEvaluation
     from purls_pl.models.features import FrozenBackbone
     from purls_pl.models.partition import AdaptivePartitioner
     from purls_pl.models.purls_module import PurlsModule
     from purls_pl.text.encoder import TextEncoder
+    from purls_pl.train.datamodule import ZeroShotDataModule
 
     seed_everything(0)
     dm = ZeroShotDataModule(

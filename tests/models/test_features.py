@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from purls_pl.data.synthetic import DemoSource
+from purls_pl.data.demo.motion import DemoSource
 from purls_pl.models.backbones import ShiftGCN
-from purls_pl.models.feature_cache import FeatureCache
-from purls_pl.models.features import FrozenBackbone, export_backbone
+from purls_pl.models.features import FeatureCache, FrozenBackbone, export_backbone
 
 
 @pytest.fixture(scope="module")

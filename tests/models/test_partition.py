@@ -3,7 +3,7 @@ import torch
 
 from purls_pl.data.layouts import BODY_PARTS, get_layout
 from purls_pl.models.partition import AdaptivePartitioner, GlobalPartitioner, StaticPartitioner
-from purls_pl.text.descriptions import FIELDS
+from purls_pl.text.fields import FIELDS
 
 B, T, J, N, M = 3, 6, 25, 16, 12
 

@@ -49,13 +49,21 @@ def test_training_only_sees_seen_class_text(class_text, tiny_backbone):
         module.training_step(_batch([0, 3]), 0)
 
 
+@pytest.mark.parametrize("gzsl", [True, False])
 @pytest.mark.parametrize("part", [AdaptivePartitioner, StaticPartitioner, GlobalPartitioner])
-def test_zero_shot_step_scores_unseen_candidates(class_text, tiny_backbone, part):
-    module = _module(class_text, tiny_backbone, partitioner=part).eval()
-    out = module.zero_shot_step(_batch([3, 5, 5]))
-    assert out["scores"].shape == (3, len(UNSEEN))
-    assert out["targets"].tolist() == [0, 1, 1]
+def test_evaluation_scores_every_candidate(class_text, tiny_backbone, part, gzsl):
+    text = ClassText(class_text.class_names, class_text.embeddings, SEEN, UNSEEN, gzsl=gzsl)
+    module = _module(text, tiny_backbone, partitioner=part).eval()
+    assert module.candidates == ((*SEEN, *UNSEEN) if gzsl else UNSEEN)
+    out = module.evaluate(_batch([3, 5, 0]))
+    assert out["scores"].shape == (3, len(module.candidates))
+    assert out["labels"].tolist() == [3, 5, 0]
     assert out["scores"].abs().max() <= 1.0 + 1e-5
+    # A candidate's score does not depend on which other candidates are scored.
+    unseen_columns = [module.candidates.index(c) for c in UNSEEN]
+    alone = _module(ClassText(text.class_names, text.embeddings, SEEN, UNSEEN, gzsl=False), tiny_backbone, part)
+    alone.load_state_dict(module.state_dict())
+    torch.testing.assert_close(alone.eval().evaluate(_batch([3, 5, 0]))["scores"], out["scores"][:, unseen_columns])
     loss = module.training_step(_batch([0, 1, 2, 4]), 0)
     assert torch.isfinite(loss)
     assert module.fields == (("global",) if part is GlobalPartitioner else module.fields)
@@ -88,7 +96,7 @@ def test_export_round_trip_and_missing_checkpoint(tiny_backbone, tmp_path):
     path = export_backbone(net.eval(), tmp_path / "again.pt")
     again, _ = load_backbone(path)
     torch.testing.assert_close(again.eval()(x), net(x))
-    with pytest.raises(FileNotFoundError, match="purls_pl.pretrain"):
+    with pytest.raises(FileNotFoundError, match="make backbone SPLIT=<split>"):
         FrozenBackbone(str(tmp_path / "missing.pt"))
 
 

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from purls_pl.text.descriptions import FIELDS, DescriptionError, DescriptionSet, load_descriptions, save_descriptions
+from purls_pl.text.descriptions import DescriptionError, DescriptionSet, load_descriptions, save_descriptions
+from purls_pl.text.fields import FIELDS
 
 
 def _record(label: str, **override: str) -> dict:

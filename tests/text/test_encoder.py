@@ -3,8 +3,10 @@
 import pytest
 import torch
 
-from purls_pl.text.descriptions import FIELDS, DescriptionSet
-from purls_pl.text.encoder import PAPER_TEMPLATES, TextEncoder, embed_descriptions, resolve_templates
+from purls_pl.text.descriptions import DescriptionSet
+from purls_pl.text.encoder import TextEncoder, embed_descriptions
+from purls_pl.text.fields import FIELDS
+from purls_pl.text.templates import PAPER_TEMPLATES, resolve_templates
 
 
 def _descriptions(labels):

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from purls_pl.data.splits import class_names
-from purls_pl.text.descriptions import FIELDS, DescriptionSet, load_descriptions
+from purls_pl.data.catalog import class_names
+from purls_pl.text.descriptions import DescriptionSet, load_descriptions
+from purls_pl.text.fields import FIELDS
 
 DESCRIPTIONS = Path(__file__).resolve().parents[2] / "descriptions"
 #: Shipped file -> datasets whose classes it must cover (ntu60 and kinetics200 are prefixes of the larger sets).

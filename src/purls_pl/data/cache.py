@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from purls_pl.data.skeletons import SkeletonSet
+from purls_pl.storage import default_cache_dir
 
 __all__ = [
     "CACHE_FORMAT_VERSION",
@@ -50,7 +51,6 @@ __all__ = [
     "allocate",
     "build_or_load",
     "cached_build",
-    "default_cache_dir",
     "fingerprint_sources",
     "read_manifest",
 ]
@@ -59,12 +59,6 @@ __all__ = [
 CACHE_FORMAT_VERSION = 1
 _DATA, _ARRAYS, _INDEX, _MANIFEST = "data.npy", "arrays.npz", "index.json", "manifest.json"
 _BUILD_DIR: contextvars.ContextVar[Path | None] = contextvars.ContextVar("purls_cache_build_dir", default=None)
-
-
-def default_cache_dir() -> Path:
-    """``$PURLS_CACHE_DIR`` if set, else ``~/.cache/purls_pl``."""
-    env = os.environ.get("PURLS_CACHE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "purls_pl"
 
 
 def _iter_files(sources: Iterable[Path]) -> list[tuple[str, Path]]:

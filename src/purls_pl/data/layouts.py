@@ -1,4 +1,4 @@
-"""Skeleton layouts: joint names, graph edges, body-part groups and the center joint.
+"""Skeleton layouts: joint names, graph edges, body-part groups, the center joint and alignment axes.
 
 This module is the only place these facts live. Every layout partitions its joints into the
 four PURLS body parts (paper Fig. 3) ``head``, ``hands``, ``torso`` and ``legs``; the groups are
@@ -27,6 +27,9 @@ class SkeletonLayout:
         edges: Undirected bones as 0-based ``(i, j)`` pairs.
         center: Index of the joint used to center sequences.
         parts: For each of ``BODY_PARTS`` the 0-based joints it holds.
+        align_axes: ``((hip, spine), (right_shoulder, left_shoulder))``: the bones that view alignment
+            (:func:`purls_pl.data.preprocess.align_sequence`) turns to +z and +x; ``None`` for a
+            layout that cannot be aligned (2-D data).
     """
 
     name: str
@@ -34,6 +37,7 @@ class SkeletonLayout:
     edges: tuple[tuple[int, int], ...]
     center: int
     parts: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    align_axes: tuple[tuple[int, int], tuple[int, int]] | None = None
 
     def __post_init__(self) -> None:
         j = self.num_joints
@@ -65,6 +69,9 @@ class SkeletonLayout:
         if missing:
             names = [self.joint_names[i] for i in missing]
             raise ValueError(f"{where}: joints {missing} {names} belong to no body part; add them to 'parts'")
+        for bone in self.align_axes or ():
+            if len(bone) != 2 or not all(0 <= int(i) < j for i in bone):
+                raise ValueError(f"{where}: align_axes bone {bone} must be two joints in 0..{j - 1}")
 
     @property
     def num_joints(self) -> int:
@@ -82,18 +89,34 @@ class SkeletonLayout:
         """Build a layout from a plain mapping (e.g. a custom dataset's ``layout.json``).
 
         Expected keys: ``name``, ``joint_names`` (list), ``edges`` (list of pairs), ``center`` (int)
-        and ``parts`` (mapping of head/hands/torso/legs to joint indices).
+        and ``parts`` (mapping of head/hands/torso/legs to joint indices); optional ``align_axes``
+        (two joint pairs).
         """
         missing = [k for k in ("name", "joint_names", "edges", "center", "parts") if k not in spec]
         if missing:
             raise ValueError(f"skeleton layout spec is missing the keys {missing}")
+        axes = spec.get("align_axes")
         return cls(
             name=str(spec["name"]),
             joint_names=tuple(str(n) for n in spec["joint_names"]),
             edges=tuple((int(a), int(b)) for a, b in spec["edges"]),
             center=int(spec["center"]),
             parts={str(k): tuple(int(i) for i in v) for k, v in spec["parts"].items()},
+            align_axes=None if axes is None else tuple((int(a), int(b)) for a, b in axes),  # type: ignore[arg-type]
         )
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The plain mapping :meth:`from_mapping` reads (``layout.json``, checkpoints)."""
+        spec: dict[str, Any] = {
+            "name": self.name,
+            "joint_names": list(self.joint_names),
+            "edges": [list(e) for e in self.edges],
+            "center": self.center,
+            "parts": {k: list(v) for k, v in self.parts.items()},
+        }
+        if self.align_axes is not None:
+            spec["align_axes"] = [list(b) for b in self.align_axes]
+        return spec
 
 
 def _one_based(pairs: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
@@ -165,6 +188,7 @@ NTU25 = SkeletonLayout(
         "torso": (0, 1, 20, 12, 16),
         "legs": (13, 14, 15, 17, 18, 19),
     },
+    align_axes=((0, 1), (8, 4)),  # spine_base -> spine_mid, right -> left shoulder
 )
 
 OPENPOSE18 = SkeletonLayout(
@@ -269,6 +293,7 @@ KINECT20 = SkeletonLayout(
         "torso": (0, 1, 12, 16),
         "legs": (13, 14, 15, 17, 18, 19),
     },
+    align_axes=((0, 1), (8, 4)),  # hip_center -> spine, right -> left shoulder
 )
 
 _REGISTRY: dict[str, SkeletonLayout] = {}

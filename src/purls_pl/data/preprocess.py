@@ -17,14 +17,13 @@ zeroed where the joint's score is 0; the score channel kept).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from purls_pl.data.layouts import SkeletonLayout, get_layout
 
 __all__ = [
-    "ALIGN_AXES",
     "TEMPORAL_MODES",
     "align_sequence",
     "center_sequence",
@@ -32,17 +31,12 @@ __all__ = [
     "fit_length",
     "normalize_2d",
     "preprocess_sequence",
+    "preprocessing_record",
     "valid_length",
 ]
 
 TemporalMode = Literal["pad", "loop", "resample"]
 TEMPORAL_MODES: tuple[str, ...] = ("pad", "loop", "resample")
-
-#: Per layout: ((hip, spine), (right_shoulder, left_shoulder)) 0-based joints used by :func:`align_sequence`.
-ALIGN_AXES: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {
-    "ntu25": ((0, 1), (8, 4)),
-    "kinect20": ((0, 1), (8, 4)),
-}
 
 
 def check_temporal(mode: str) -> str:
@@ -216,7 +210,7 @@ def preprocess_sequence(
             ``normalize_kinetics``).
         center_joint: Override the layout's center joint.
         per_person: See :func:`center_sequence`.
-        align: Apply :func:`align_sequence` (3-D layouts listed in :data:`ALIGN_AXES` only).
+        align: Apply :func:`align_sequence` with the layout's ``align_axes`` (3-D layouts only).
         normalize_kinetics: Apply :func:`normalize_2d` first (channels x, y, score).
 
     Returns:
@@ -233,11 +227,45 @@ def preprocess_sequence(
             seq, lay.center if center_joint is None else center_joint, per_person=per_person, dims=dims
         )
     if align:
-        if lay.name not in ALIGN_AXES:
+        if lay.align_axes is None:
             raise ValueError(
-                f"no alignment axes known for layout {lay.name!r}; add them to "
-                "purls_pl.data.preprocess.ALIGN_AXES or set align=False"
+                f"layout {lay.name!r} has no alignment axes; give it align_axes (its layout.json: "
+                '"align_axes": [[hip, spine], [right_shoulder, left_shoulder]]) or set align=False'
             )
-        z_bone, x_bone = ALIGN_AXES[lay.name]
+        z_bone, x_bone = lay.align_axes
         seq = align_sequence(seq, z_bone, x_bone)
     return fit_length(seq, num_frames, temporal)
+
+
+def preprocessing_record(source: Any, data_shape: tuple[int, ...] | None = None) -> dict[str, Any]:
+    """How one raw file must be preprocessed to look like the data of ``source`` (checkpoints keep this,
+    so open-vocabulary recognition can prepare a new file the same way).
+
+    Readers keep their settings as attributes of these names (``num_frames``, ``temporal``, ``center``,
+    ``align``, ``per_person``, ``normalize``, ``num_person_in``, ``max_persons``); a source that reads
+    already-processed arrays states the raw preprocessing they are assumed to have had in a class
+    attribute ``assumed_preprocessing`` (the record is then marked ``approximate``). Sources without
+    such attributes (the demo, random data) did no centering.
+
+    Args:
+        source: The skeleton source.
+        data_shape: ``(N, M, T, J, C)`` of its loaded set, which fixes T, M and C.
+    """
+    assumed: dict[str, Any] = dict(getattr(source, "assumed_preprocessing", {}))
+    record: dict[str, Any] = {
+        "layout": source.layout,
+        "num_frames": getattr(source, "num_frames", None),
+        "temporal": getattr(source, "temporal", "resample"),
+        "center": bool(getattr(source, "center", False)),
+        "align": bool(getattr(source, "align", False)),
+        "per_person": bool(getattr(source, "per_person", False)),
+        "normalize_kinetics": bool(getattr(source, "normalize", False)),
+        "num_person_in": int(getattr(source, "num_person_in", 5)),
+        "num_persons": getattr(source, "max_persons", None) or getattr(source, "num_persons", None),
+        "channels": getattr(source, "channels", None),
+        "approximate": bool(assumed),
+        **assumed,
+    }
+    if data_shape is not None:
+        record["num_persons"], record["num_frames"], record["channels"] = data_shape[1], data_shape[2], data_shape[4]
+    return record

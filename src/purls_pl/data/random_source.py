@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from purls_pl.data.catalog import card, class_names
 from purls_pl.data.layouts import get_layout
 from purls_pl.data.skeletons import SkeletonSet
-from purls_pl.data.splits import class_names
 
 
 class RandomSkeletonSource:
@@ -18,7 +18,7 @@ class RandomSkeletonSource:
 
     Args:
         dataset: Dataset key whose class list is used (``ntu120``, ``kinetics200``, ...).
-        layout: Skeleton layout name (``ntu25``, ``openpose18``, ``kinect20``).
+        layout: Skeleton layout name; default the dataset's (its catalog card).
         samples_per_class: Samples generated per class (half ``train``, half ``test``).
         num_frames: T.
         num_persons: M.
@@ -29,7 +29,7 @@ class RandomSkeletonSource:
     def __init__(
         self,
         dataset: str = "ntu120",
-        layout: str = "ntu25",
+        layout: str | None = None,
         samples_per_class: int = 2,
         num_frames: int = 16,
         num_persons: int = 2,
@@ -37,7 +37,7 @@ class RandomSkeletonSource:
         seed: int = 0,
     ) -> None:
         self.dataset = dataset
-        self.layout = layout
+        self.layout = layout or card(dataset).layout
         self.samples_per_class = samples_per_class
         self.num_frames = num_frames
         self.num_persons = num_persons

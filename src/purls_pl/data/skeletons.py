@@ -97,6 +97,29 @@ class SkeletonSet:
         )
 
 
+@dataclass(frozen=True)
+class SkeletonFormat:
+    """The shape of one sample a backbone is built for (what the data determine, never a config).
+
+    Attributes:
+        layout: Skeleton layout name (``J = get_layout(layout).num_joints``).
+        num_persons: ``M``.
+        channels: ``C``.
+        num_frames: ``T``.
+    """
+
+    layout: str
+    num_persons: int
+    channels: int
+    num_frames: int
+
+    @classmethod
+    def of(cls, skeletons: SkeletonSet) -> SkeletonFormat:
+        """The format of a loaded set, ``data`` ``(N, M, T, J, C)``."""
+        _, m, t, _, c = skeletons.data.shape
+        return cls(skeletons.layout, int(m), int(c), int(t))
+
+
 @runtime_checkable
 class SkeletonSource(Protocol):
     """Anything that yields a :class:`SkeletonSet`: a reader of raw files, a processed-array

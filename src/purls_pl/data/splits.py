@@ -3,9 +3,10 @@
 Built-in splits:
 
 * the paper's splits (``ntu60_55_5`` ... ``kinetics400_280_120``, ``nw-ucla_8_2``, ``nw-ucla_5_5``),
-  from ``splits.json`` (the UWA3D II splits there are not registered: the project has no UWA3D
-  reader, so every registered split has an experiment file);
-* the embedded demo's ``demo_*`` splits (registered when :mod:`purls_pl.data.synthetic` loads).
+  from ``splits.json``, which stores each split's unseen classes (the seen classes are always the
+  rest of the dataset's classes; class lists in :mod:`purls_pl.data.catalog`);
+* the embedded demo's ``demo_15_5`` (its unseen classes are new combinations of the seen classes'
+  movements, :mod:`purls_pl.data.demo.programs`).
 
 Your own splits:
 
@@ -29,11 +30,13 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+from purls_pl.data.catalog import class_names, known_datasets
+from purls_pl.data.demo.programs import UNSEEN_DEFAULT
+
 __all__ = [
     "ZeroShotSplit",
     "available_splits",
     "builtin_splits",
-    "class_names",
     "classes_without_samples",
     "get_split",
     "random_split",
@@ -41,63 +44,58 @@ __all__ = [
     "register_split",
 ]
 
-#: Datasets in ``splits.json`` without a reader in this project; their splits are not registered.
-_NO_READER = frozenset({"uwa3dii"})  # UWA3D Multiview Activity II: no reader (the JSON keeps the splits)
+#: The embedded demo's split (15 seen, 5 unseen classes).
+DEMO_SPLIT = "demo_15_5"
 _RANDOM = re.compile(r"^(?P<dataset>.+)_random(?P<k>\d+)_seed(?P<seed>\d+)$")
 
 
 @dataclass(frozen=True)
 class ZeroShotSplit:
-    """Seen and unseen class indices of one dataset.
+    """The unseen classes of one dataset; every other class is seen.
 
     Args:
         name: Split key, e.g. ``"ntu120_96_24"``.
         dataset: Dataset key of the class list, e.g. ``"ntu120"``.
         num_classes: Size of the dataset's full class list.
-        seen: Class indices available in training.
-        unseen: Class indices only ever evaluated.
+        unseen: Class indices only ever evaluated (sorted, distinct, at least one, not all).
     """
 
     name: str
     dataset: str
     num_classes: int
-    seen: tuple[int, ...]
     unseen: tuple[int, ...]
 
     def __post_init__(self) -> None:
-        overlap = sorted(set(self.seen) & set(self.unseen))
-        if overlap:
-            raise ValueError(f"split {self.name!r}: classes {overlap} are both seen and unseen")
-        out = [c for c in (*self.seen, *self.unseen) if not 0 <= c < self.num_classes]
+        out = [c for c in self.unseen if not 0 <= c < self.num_classes]
         if out:
             raise ValueError(f"split {self.name!r}: classes {out} are outside 0..{self.num_classes - 1}")
-        if len(set(self.seen)) != len(self.seen) or len(set(self.unseen)) != len(self.unseen):
+        if len(set(self.unseen)) != len(self.unseen):
             raise ValueError(f"split {self.name!r}: a class is listed twice")
+        if not self.unseen or len(self.unseen) >= self.num_classes:
+            raise ValueError(
+                f"split {self.name!r}: {len(self.unseen)} unseen of {self.num_classes} classes; a zero-shot split "
+                "needs at least one unseen and one seen class"
+            )
+        object.__setattr__(self, "unseen", tuple(sorted(int(c) for c in self.unseen)))
 
     @property
-    def missing(self) -> tuple[int, ...]:
-        """Class indices that are neither seen nor unseen (empty for every built-in split)."""
-        return tuple(sorted(set(range(self.num_classes)) - set(self.seen) - set(self.unseen)))
+    def seen(self) -> tuple[int, ...]:
+        """Class indices available in training: every class that is not unseen."""
+        unseen = set(self.unseen)
+        return tuple(c for c in range(self.num_classes) if c not in unseen)
 
     @classmethod
-    def from_indices(
-        cls, name: str, dataset: str, unseen: Iterable[int], seen: Iterable[int] | None = None, num_classes: int = 0
-    ) -> ZeroShotSplit:
-        """A split from class indices; ``seen`` defaults to every other class.
+    def from_indices(cls, name: str, dataset: str, unseen: Iterable[int], num_classes: int = 0) -> ZeroShotSplit:
+        """A split from class indices (every other class is seen).
 
         Args:
             name: The split's key (used by :func:`register_split` / ``split:`` in configs).
-            dataset: Dataset key; its class list fixes ``num_classes`` unless that is given.
+            dataset: Dataset key; its catalogued class list fixes ``num_classes`` unless that is given.
             unseen: Unseen class indices (0-based).
-            seen: Seen class indices; ``None`` = all classes not in ``unseen``.
-            num_classes: Class count, for a dataset without a shipped class list (0 = look it up).
+            num_classes: Class count, for a dataset without a catalogued class list (0 = look it up).
         """
         n = num_classes or len(class_names(dataset))
-        unseen_t = tuple(int(c) for c in unseen)
-        if not unseen_t:
-            raise ValueError(f"split {name!r}: no unseen class given; a zero-shot split needs at least one")
-        seen_t = tuple(c for c in range(n) if c not in set(unseen_t)) if seen is None else tuple(int(c) for c in seen)
-        return cls(name, dataset, n, seen_t, unseen_t)
+        return cls(name, dataset, n, tuple(int(c) for c in unseen))
 
     @classmethod
     def from_names(
@@ -134,17 +132,12 @@ _EXTRA: dict[str, ZeroShotSplit] = {}
 
 
 @cache
-def _paper_splits() -> dict[str, ZeroShotSplit]:
+def _builtin() -> dict[str, ZeroShotSplit]:
+    """The paper's splits (``splits.json``) and the demo's."""
     raw = json.loads(resources.files("purls_pl.data").joinpath("splits.json").read_text())["splits"]
-    return {
-        name: ZeroShotSplit(name, s["dataset"], int(s["num_classes"]), tuple(s["seen"]), tuple(s["unseen"]))
-        for name, s in raw.items()
-        if s["dataset"] not in _NO_READER
-    }
-
-
-def _demo_splits() -> None:
-    import purls_pl.data.synthetic  # noqa: F401  (registers the demo splits)
+    splits = {name: ZeroShotSplit.from_indices(name, s["dataset"], s["unseen"]) for name, s in raw.items()}
+    splits[DEMO_SPLIT] = ZeroShotSplit.from_indices(DEMO_SPLIT, "demo", UNSEEN_DEFAULT)
+    return splits
 
 
 def register_split(split: ZeroShotSplit) -> ZeroShotSplit:
@@ -154,16 +147,13 @@ def register_split(split: ZeroShotSplit) -> ZeroShotSplit:
 
 
 def builtin_splits() -> list[str]:
-    """The paper's splits (with a reader and an experiment file each) and the demo's."""
-    from purls_pl.data.synthetic import DEMO_SPLITS
-
-    return sorted({*_paper_splits(), *DEMO_SPLITS})
+    """The paper's splits and the demo's (each dataset has a reader and experiment files)."""
+    return sorted(_builtin())
 
 
 def available_splits() -> list[str]:
     """Every split :func:`get_split` knows by name now: built-in and registered (random ones once built)."""
-    _demo_splits()
-    return sorted({**_paper_splits(), **_EXTRA})
+    return sorted({**_builtin(), **_EXTRA})
 
 
 def random_split_name(dataset: str, num_unseen: int, seed: int) -> str:
@@ -206,13 +196,11 @@ def get_split(name: str) -> ZeroShotSplit:
     """
     if name in _EXTRA:
         return _EXTRA[name]
-    if name.startswith("demo"):
-        _demo_splits()
-    splits = {**_paper_splits(), **_EXTRA}
+    splits = {**_builtin(), **_EXTRA}
     if name in splits:
         return splits[name]
     m = _RANDOM.match(name)
-    if m and m["dataset"] in _class_names_known():
+    if m and m["dataset"] in known_datasets():
         return random_split(m["dataset"], int(m["k"]), int(m["seed"]))
     close = difflib.get_close_matches(name, list(splits), n=3, cutoff=0.6)
     raise KeyError(
@@ -244,24 +232,3 @@ def classes_without_samples(
         "seen_train": tuple(c for c in split.seen if c not in have_train),
         "unseen_test": tuple(c for c in split.unseen if c not in have_eval),
     }
-
-
-@cache
-def _class_names() -> dict[str, list[str]]:
-    return json.loads(resources.files("purls_pl.data").joinpath("class_names.json").read_text())
-
-
-def _class_names_known() -> set[str]:
-    return {*_class_names(), "demo"}
-
-
-def class_names(dataset: str) -> list[str]:
-    """Label names in class-index order for a known dataset (``ntu120``, ``kinetics400``, ...)."""
-    if dataset == "demo":
-        from purls_pl.data.synthetic import DEMO_CLASS_NAMES
-
-        return list(DEMO_CLASS_NAMES)
-    names = _class_names()
-    if dataset not in names:
-        raise KeyError(f"no class list for dataset {dataset!r}; known: {', '.join(sorted(names))}")
-    return list(names[dataset])

@@ -10,6 +10,8 @@ import torch.nn.functional as F
 from pytorch_lightning import Callback, LightningModule, Trainer
 from torch import Tensor, nn
 
+from purls_pl.data.skeletons import SkeletonFormat
+from purls_pl.models.backbones import NodeEncoder, NodeEncoderFactory
 from purls_pl.models.features import export_backbone
 
 
@@ -17,8 +19,12 @@ class BackboneClassifier(LightningModule):
     """Backbone + global average pooling + linear head over the seen classes.
 
     Args:
-        backbone: Skeleton encoder returning node features ``(N, n, L', J)``.
+        backbone: The skeleton encoder class and its own arguments (``class_path`` + ``init_args``, e.g.
+            channels and strides); the layout, channels and persons come from the data. An encoder
+            instance is taken as it is.
         seen_classes: Dataset class ids of the seen classes (linked from the datamodule).
+        input_format: Layout, persons, channels and frames of the data (linked from the datamodule).
+        class_names: The dataset's class names (linked from the datamodule; recorded in the export).
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
         label_smoothing: Cross-entropy label smoothing.
@@ -27,16 +33,23 @@ class BackboneClassifier(LightningModule):
 
     def __init__(
         self,
-        backbone: nn.Module,
+        backbone: NodeEncoderFactory | NodeEncoder,
         seen_classes: list[int],
+        input_format: SkeletonFormat | None = None,
+        class_names: list[str] | None = None,
         lr: float = 1e-3,
         weight_decay: float = 5e-4,
         label_smoothing: float = 0.1,
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["backbone"])
+        self.save_hyperparameters(ignore=["backbone", "input_format", "class_names"])
+        if not isinstance(backbone, nn.Module):
+            if input_format is None:
+                raise ValueError("BackboneClassifier needs input_format to build its backbone from a class")
+            backbone = backbone(input_format.layout, input_format.channels, input_format.num_persons)
         self.backbone = backbone
+        self.class_names = list(class_names or [])
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(backbone.out_channels, len(seen_classes)))
         position = torch.full((max(seen_classes) + 1,), -1, dtype=torch.long)
         position[seen_classes] = torch.arange(len(seen_classes))
@@ -101,4 +114,6 @@ class ExportBackbone(Callback):
             meta["selected_from"] = best
             meta["seen_val_top1"] = float(ckpt.best_model_score) if ckpt.best_model_score is not None else None
         meta["seen_classes"] = list(pl_module.hparams.seen_classes)
+        if pl_module.class_names:
+            meta["seen_class_names"] = [pl_module.class_names[c] for c in pl_module.hparams.seen_classes]
         export_backbone(pl_module.backbone, self.path, meta)

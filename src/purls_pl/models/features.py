@@ -5,20 +5,51 @@ A backbone export is one ``torch.save`` file holding only plain data (safe for
 
     {"format": 1, "class_path": "purls_pl.models.backbones.ShiftGCN", "init_args": {...},
      "state_dict": {...}, "meta": {"split": ..., "seen_val_top1": ..., ...}}
+
+**Cached feature mode** (:class:`FeatureCache`).
+
+The features of every sample of a dataset are extracted once and stored as a float16
+memory-mapped ``features.npy`` of shape ``(N, S, n)`` (``S = L'·J``, time-major), beside a
+``manifest.json`` that records what they were computed from::
+
+    <cache_dir>/features/<key>/features.npy
+    <cache_dir>/features/<key>/manifest.json
+
+``key`` hashes the backbone checkpoint's bytes, the temporal pooling and the dataset fingerprint
+(:meth:`purls_pl.data.skeletons.SkeletonSet.fingerprint`), so a changed checkpoint or changed data
+lands in a new directory and a stale cache is never reused. A build writes into a temporary
+directory that is renamed into place only when complete: an interrupted build never leaves a cache
+that is taken as valid.
+
+Size: ``N · L' · J · n · 2`` bytes. NTU-120 (114,480 samples, J = 25, n = 256): 110 GB at
+L' = 75 (no pooling of 300 frames), 22 GB at ``pool_frames=15``, 7.3 GB at ``pool_frames=5``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
+import json
+import logging
 import os
+import shutil
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
+from purls_pl.data.skeletons import SkeletonSet
+from purls_pl.storage import atomic_torch_save, default_cache_dir
+
+log = logging.getLogger(__name__)
+
 EXPORT_FORMAT = 1
+CACHE_FORMAT = 1
 
 
 def init_args_of(module: nn.Module) -> dict[str, Any]:
@@ -34,8 +65,6 @@ def init_args_of(module: nn.Module) -> dict[str, Any]:
 
 def export_backbone(backbone: nn.Module, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
     """Write ``backbone`` (class, constructor args, weights) atomically to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     cls = type(backbone)
     payload = {
         "format": EXPORT_FORMAT,
@@ -44,10 +73,7 @@ def export_backbone(backbone: nn.Module, path: str | Path, meta: dict[str, Any] 
         "state_dict": {k: v.detach().cpu() for k, v in backbone.state_dict().items()},
         "meta": dict(meta or {}),
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
-    return path
+    return atomic_torch_save(payload, path)
 
 
 def load_backbone(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
@@ -56,8 +82,8 @@ def load_backbone(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     if not path.is_file():
         raise FileNotFoundError(
             f"backbone checkpoint {path} does not exist. Pre-train one on the split's seen classes first: "
-            "`python -m purls_pl.pretrain fit --config experiments/backbones/<split>.yaml` "
-            "(`make train` does this automatically)."
+            "`make backbone SPLIT=<split>` (`make train` does this automatically), or "
+            "`python -m purls_pl pretrain fit $(python -m purls_pl configs <split> --stage backbone)`."
         )
     payload = torch.load(path, map_location="cpu", weights_only=True)
     if payload.get("format") != EXPORT_FORMAT:
@@ -88,7 +114,7 @@ class FrozenBackbone(nn.Module):
 
     Args:
         checkpoint: Backbone export written by stage-1 pre-training
-            (``python -m purls_pl.pretrain fit``), e.g. ``lightning_logs/backbones/demo_15_5.pt``.
+            (``python -m purls_pl.train.pretrain fit``), e.g. ``lightning_logs/backbones/demo_15_5.pt``.
         pool_frames: Average-pool the backbone's L' frames down to this many (bounds the feature
             cache; ``None`` keeps L'). Applied identically in both modes.
         cache: ``True`` extracts the features of the whole dataset once into a float16 memory-mapped
@@ -117,7 +143,7 @@ class FrozenBackbone(nn.Module):
         self.cache = cache
         self.cache_dir = cache_dir
         self.extract_batch_size = extract_batch_size
-        self.features: Any = None  # the FeatureCache once prepared
+        self.features: FeatureCache | None = None  # set by prepare()
 
     @property
     def identity(self) -> str:
@@ -137,12 +163,10 @@ class FrozenBackbone(nn.Module):
             features = nn.functional.adaptive_avg_pool2d(features, (self.pool_frames, features.shape[3]))
         return to_node_sequence(features)
 
-    def prepare(self, skeletons: Any, device: torch.device | str = "cpu") -> None:
-        """In cached mode, build or open the feature cache of ``skeletons`` (a SkeletonSet)."""
+    def prepare(self, skeletons: SkeletonSet, device: torch.device | str = "cpu") -> None:
+        """In cached mode, build or open the feature cache of ``skeletons``."""
         if not self.cache or self.features is not None:
             return
-        from purls_pl.models.feature_cache import FeatureCache
-
         self.features = FeatureCache.build_or_open(self, skeletons, device=device, cache_dir=self.cache_dir)
 
     def forward(self, x: Tensor, index: Tensor | None = None) -> Tensor:
@@ -150,3 +174,92 @@ class FrozenBackbone(nn.Module):
         if self.features is not None and index is not None:
             return self.features.read(index).to(device=x.device, dtype=torch.float32)
         return self.encode(x)
+
+
+class FeatureCache:
+    """Read access to a built feature cache.
+
+    Args:
+        directory: The cache directory holding ``features.npy`` and ``manifest.json``.
+    """
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self.manifest: dict[str, Any] = json.loads((self.directory / "manifest.json").read_text())
+        self.array = np.load(self.directory / "features.npy", mmap_mode="r")
+
+    def __len__(self) -> int:
+        return int(self.array.shape[0])
+
+    def read(self, index: Tensor) -> Tensor:
+        """Features of the samples ``index`` ``(B,)`` -> ``(B, S, n)`` float16."""
+        return torch.from_numpy(np.ascontiguousarray(self.array[index.cpu().numpy()]))
+
+    @staticmethod
+    def key(backbone: FrozenBackbone, skeletons: SkeletonSet, fingerprint: str | None = None) -> str:
+        """Cache directory name; ``fingerprint`` is ``skeletons.fingerprint()`` if already computed."""
+        data = fingerprint or skeletons.fingerprint()
+        return hashlib.sha256(f"{CACHE_FORMAT}|{backbone.identity}|{data}".encode()).hexdigest()[:24]
+
+    @classmethod
+    def build_or_open(
+        cls,
+        backbone: FrozenBackbone,
+        skeletons: SkeletonSet,
+        device: torch.device | str = "cpu",
+        cache_dir: str | Path | None = None,
+    ) -> FeatureCache:
+        """Open the cache of (``backbone``, ``skeletons``), extracting it first if it does not exist."""
+        root = Path(cache_dir) if cache_dir else default_cache_dir()
+        fingerprint = skeletons.fingerprint()  # reads every sample's first and middle frames: once
+        directory = root / "features" / cls.key(backbone, skeletons, fingerprint)
+        if (directory / "manifest.json").is_file():
+            log.info("features: cache hit %s", directory)
+            return cls(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        try:
+            cls._extract(backbone, skeletons, tmp, torch.device(device), fingerprint)
+            try:
+                os.replace(tmp, directory)
+            except OSError:  # another process finished the same cache first
+                if not (directory / "manifest.json").is_file():
+                    raise
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return cls(directory)
+
+    @staticmethod
+    def _extract(
+        backbone: FrozenBackbone, skeletons: SkeletonSet, out: Path, device: torch.device, fingerprint: str
+    ) -> None:
+        start = time.perf_counter()
+        n = len(skeletons)
+        batch = backbone.extract_batch_size
+        encoder_device = next(backbone.parameters()).device
+        backbone.to(device)
+        probe = backbone.encode(torch.from_numpy(np.array(skeletons.data[:1], dtype=np.float32)).to(device))
+        shape = (n, *probe.shape[1:])
+        array = np.lib.format.open_memmap(out / "features.npy", mode="w+", dtype=np.float16, shape=shape)
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+        with torch.no_grad(), autocast:
+            for i in range(0, n, batch):
+                x = torch.from_numpy(np.array(skeletons.data[i : i + batch], dtype=np.float32)).to(device)
+                array[i : i + batch] = backbone.encode(x).float().cpu().numpy().astype(np.float16)
+        array.flush()
+        del array
+        backbone.to(encoder_device)
+        manifest = {
+            "format": CACHE_FORMAT,
+            "checkpoint": str(backbone.checkpoint),
+            "backbone": backbone.identity,
+            "data": fingerprint,
+            "shape": list(shape),
+            "dtype": "float16",
+            "pool_frames": backbone.pool_frames,
+            "seconds": round(time.perf_counter() - start, 2),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+        log.info("features: extracted %s in %.1f s into %s", shape, manifest["seconds"], out)

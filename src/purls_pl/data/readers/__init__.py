@@ -11,12 +11,13 @@ cache in ``$PURLS_CACHE_DIR`` or ``~/.cache/purls_pl``).
 ``CustomSource``           your own ``.npy`` per sample + ``index.csv`` (format in :mod:`.custom`)
 =========================  ==========================================================================
 
-The raw readers take ``on_error="raise" | "skip"`` (a broken file raises an error naming it and the
-fix, or is left out and listed in one report, ``source.skipped`` and the cache manifest) and
-``num_workers`` (parallel parsing in processes, identical results); see :mod:`._base`.
+Every reader takes the same :class:`Conversion` options (``conversion: {max_samples, num_workers,
+cache_dir, cache, on_error}`` in a config): ``on_error="raise" | "skip"`` (a broken file raises an
+error naming it and the fix, or is left out and listed in one report, ``source.skipped`` and the cache
+manifest) and ``num_workers`` (parallel parsing in processes, identical results); see :mod:`._base`.
 """
 
-from purls_pl.data.readers._base import SampleError, SkippedSample
+from purls_pl.data.readers._base import Conversion, SampleError, SkippedSample
 from purls_pl.data.readers.custom import CustomSource
 from purls_pl.data.readers.kinetics import KineticsSource
 from purls_pl.data.readers.kinetics_processed import KineticsProcessedSource
@@ -25,6 +26,7 @@ from purls_pl.data.readers.ntu_processed import NTUProcessedSource
 from purls_pl.data.readers.ucla import UCLASource
 
 __all__ = [
+    "Conversion",
     "CustomSource",
     "KineticsProcessedSource",
     "KineticsSource",

@@ -28,9 +28,11 @@ from typing import Any, Literal, NamedTuple, TypeVar
 import numpy as np
 
 from purls_pl.data.cache import build_or_load
+from purls_pl.data.catalog import card, class_names
 from purls_pl.data.skeletons import SkeletonSet
 
 __all__ = [
+    "Conversion",
     "OnError",
     "SampleError",
     "SampleMissingError",
@@ -98,6 +100,41 @@ class SkippedSample:
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """How a reader builds its cache entry: the same options for every reader.
+
+    Args:
+        max_samples: Read only this many samples, evenly spaced over the sorted list (quick runs).
+        num_workers: Parallel processes for parsing raw files (0 = in-process; results are identical).
+            Readers of processed arrays load them in-process.
+        cache_dir: Cache folder (default ``$PURLS_CACHE_DIR`` or ``~/.cache/purls_pl``).
+        cache: Store / reuse the processed arrays there.
+        on_error: A broken file raises an error naming it (``"raise"``) or is left out and listed in
+            one warning at the end, in ``source.skipped`` and in the cache manifest (``"skip"``).
+    """
+
+    max_samples: int | None = None
+    num_workers: int = 0
+    cache_dir: str | None = None
+    cache: bool = True
+    on_error: OnError = "raise"
+
+    def __post_init__(self) -> None:
+        check_on_error(self.on_error)
+        if self.max_samples is not None and self.max_samples < 1:
+            raise ValueError(f"conversion.max_samples must be >= 1 or None, got {self.max_samples}")
+        if self.num_workers < 0:
+            raise ValueError(f"conversion.num_workers must be >= 0, got {self.num_workers}")
+
+    @classmethod
+    def of(cls, value: Conversion | dict[str, Any] | None) -> Conversion:
+        """``value`` as a :class:`Conversion` (``None``: the defaults; a mapping: its fields)."""
+        if value is None:
+            return cls()
+        return value if isinstance(value, Conversion) else cls(**value)
 
 
 def check_on_error(on_error: str) -> OnError:
@@ -261,11 +298,38 @@ class SourceBase:
     """
 
     dataset: str
-    layout: str
-    cache_dir: str | None = None
-    cache: bool = True
-    on_error: OnError = "raise"
+    conversion: Conversion = Conversion()
     skipped: list[SkippedSample]
+
+    @property
+    def max_samples(self) -> int | None:
+        return self.conversion.max_samples
+
+    @property
+    def num_workers(self) -> int:
+        return self.conversion.num_workers
+
+    @property
+    def cache_dir(self) -> str | None:
+        return self.conversion.cache_dir
+
+    @property
+    def cache(self) -> bool:
+        return self.conversion.cache
+
+    @property
+    def on_error(self) -> OnError:
+        return self.conversion.on_error
+
+    @property
+    def layout(self) -> str:
+        """The skeleton layout of the dataset's samples (from its catalog card)."""
+        return card(self.dataset).layout
+
+    @property
+    def class_names(self) -> list[str]:
+        """The dataset's class names in class-index order (from its catalog card)."""
+        return class_names(self.dataset)
 
     def _cached(
         self,

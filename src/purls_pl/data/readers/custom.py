@@ -52,12 +52,12 @@ from purls_pl.data.cache import allocate
 from purls_pl.data.layouts import SkeletonLayout, get_layout, register_layout
 from purls_pl.data.preprocess import check_temporal, preprocess_sequence, valid_length
 from purls_pl.data.readers._base import (
+    Conversion,
     OnError,
     SampleError,
     SampleMissingError,
     SkippedSample,
     SourceBase,
-    check_on_error,
     check_values,
     convert_files,
     format_skipped,
@@ -176,12 +176,8 @@ class CustomSource(SourceBase):
         temporal: ``"pad"``, ``"loop"`` or ``"resample"`` to ``num_frames``.
         max_persons: Person slots (extra persons are dropped, missing ones zero).
         center: Subtract the first frame's center joint from the coordinates (first ``min(C, 3)`` channels).
-        max_samples: Read only this many samples, evenly spaced over ``index.csv`` (quick runs).
-        num_workers: Parallel processes for the first read (0 = in-process; results are identical).
-        cache_dir: Cache folder (default ``$PURLS_CACHE_DIR`` or ``~/.cache/purls_pl``).
-        cache: Store / reuse the processed arrays there.
-        on_error: A bad sample raises an error naming it (``"raise"``) or is left out and listed in
-            one warning at the end, in ``self.skipped`` and in the cache manifest (``"skip"``).
+        conversion: How the cache entry is built (sample subset, worker processes, cache folder, bad
+            files): :class:`~purls_pl.data.readers.Conversion`.
     """
 
     def __init__(
@@ -193,18 +189,29 @@ class CustomSource(SourceBase):
         temporal: str = "pad",
         max_persons: int = 1,
         center: bool = True,
-        max_samples: int | None = None,
-        num_workers: int = 0,
-        cache_dir: str | None = None,
-        cache: bool = True,
-        on_error: OnError = "raise",
+        conversion: Conversion | None = None,
     ) -> None:
         check_temporal(temporal)
-        self.on_error = check_on_error(on_error)
         self.root, self.dataset, self.layout_name, self.num_frames = root, dataset, layout, num_frames
-        self.temporal, self.max_persons, self.center, self.max_samples = temporal, max_persons, center, max_samples
-        self.num_workers, self.cache_dir, self.cache = num_workers, cache_dir, cache
-        self.layout = layout or _peek_layout_name(Path(root).expanduser())
+        self.conversion = Conversion.of(conversion)
+        self.temporal, self.max_persons, self.center = temporal, max_persons, center
+        self._layout = layout or _peek_layout_name(Path(root).expanduser())
+
+    @property
+    def layout(self) -> str:
+        """The layout's name: ``layout`` or the ``name`` in ``layout.json`` (registered by :meth:`load`)."""
+        return self._layout
+
+    @property
+    def class_names(self) -> list[str]:
+        """The class list: ``classes.txt``, else the sorted labels of ``index.csv``."""
+        root = Path(self.root).expanduser()
+        classes_file = root / "classes.txt"
+        if classes_file.is_file():
+            return [c.strip() for c in classes_file.read_text(encoding="utf-8").splitlines() if c.strip()]
+        if not (root / "index.csv").is_file():
+            return []
+        return sorted({label for _, label, _ in read_custom_index(root / "index.csv", "skip", [])})
 
     def load(self) -> SkeletonSet:
         """Read the folder: data ``(N, max_persons, num_frames, J, C)``."""
@@ -217,12 +224,12 @@ class CustomSource(SourceBase):
                 HOW_TO_MAKE,
             )
         lay = _layout(root, self.layout_name)
-        self.layout = lay.name
+        self._layout = lay.name
         skipped: list[SkippedSample] = []
         rows = read_custom_index(root / "index.csv", self.on_error, skipped)
         classes_file = root / "classes.txt"
+        classes = self.class_names
         if classes_file.is_file():
-            classes = [c.strip() for c in classes_file.read_text(encoding="utf-8").splitlines() if c.strip()]
             known = set(classes)
             for sid, label, _ in rows:
                 if label not in known:
@@ -234,8 +241,6 @@ class CustomSource(SourceBase):
                         "add the class there or fix the label column",
                     )
             rows = [r for r in rows if r[1] in known]
-        else:
-            classes = sorted({r[1] for r in rows})
         rows = pick_evenly(rows, self.max_samples)
         files = [root / f"{sid}.npy" for sid, _, _ in rows]
         params = {
@@ -325,14 +330,7 @@ def write_custom_dataset(
             np.save(root / f"{sid}.npy", np.asarray(arr, np.float32))
             w.writerow([sid, labels[sid], (splits or {}).get(sid, "train")])
     if isinstance(layout, SkeletonLayout):
-        spec = {
-            "name": layout.name,
-            "joint_names": list(layout.joint_names),
-            "edges": [list(e) for e in layout.edges],
-            "center": layout.center,
-            "parts": {k: list(v) for k, v in layout.parts.items()},
-        }
-        (root / "layout.json").write_text(json.dumps(spec, indent=1))
+        (root / "layout.json").write_text(json.dumps(layout.to_mapping(), indent=1))
     if classes is not None:
         (root / "classes.txt").write_text("\n".join(classes) + "\n", encoding="utf-8")
     return root

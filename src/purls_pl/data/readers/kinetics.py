@@ -35,13 +35,13 @@ from pathlib import Path
 import numpy as np
 
 from purls_pl.data.cache import allocate
+from purls_pl.data.catalog import class_names
 from purls_pl.data.preprocess import check_temporal, preprocess_sequence
 from purls_pl.data.readers._base import (
-    OnError,
+    Conversion,
     SampleError,
     SkippedSample,
     SourceBase,
-    check_on_error,
     convert_files,
     format_skipped,
     missing_root_error,
@@ -49,7 +49,6 @@ from purls_pl.data.readers._base import (
     reject,
 )
 from purls_pl.data.skeletons import SkeletonSet
-from purls_pl.data.splits import class_names
 
 __all__ = ["KineticsFrame", "KineticsSource", "check_kinetics_dataset", "parse_kinetics_clip", "read_kinetics_clip"]
 
@@ -176,13 +175,21 @@ def read_kinetics_clip(
 
 
 def _process_clip(
-    path: Path, *, num_frames: int, temporal: str, max_persons: int, num_person_in: int, normalize: bool, center: bool
+    path: Path,
+    *,
+    layout: str,
+    num_frames: int,
+    temporal: str,
+    max_persons: int,
+    num_person_in: int,
+    normalize: bool,
+    center: bool,
 ) -> tuple[np.ndarray, int, int]:
     """One clip -> ``((max_persons, num_frames, 18, 3), valid frames, label_index in the file)``."""
     raw, file_label = read_kinetics_clip(path, max(300, num_frames), num_person_in, max_persons)
     seq, length = preprocess_sequence(
         raw,
-        "openpose18",
+        layout,
         num_frames,
         temporal,  # type: ignore[arg-type]
         center=center,
@@ -204,6 +211,7 @@ class KineticsSource(SourceBase):
         root: Folder with ``kinetics_train/`` + ``kinetics_train_label.json`` and/or ``kinetics_val/`` +
             ``kinetics_val_label.json`` (or a flat folder of clip jsons next to ``kinetics_val_label.json``).
         dataset: ``"kinetics400"`` or ``"kinetics200"`` (classes 0..199 only).
+            ``None``: ``"kinetics400"``; the CLI takes it from the split.
         split: ``"train"``, ``"val"`` or ``"both"``; train -> partition ``"train"``, val -> ``"test"``.
         num_frames: Frames per sample (st-gcn: 300).
         temporal: ``"pad"``, ``"loop"`` or ``"resample"`` to ``num_frames``.
@@ -211,20 +219,14 @@ class KineticsSource(SourceBase):
         num_person_in: People read per frame before ranking (st-gcn: 5).
         normalize: st-gcn centralization (x, y - 0.5, zero where score is 0).
         center: Also subtract the first frame's neck (layout ``openpose18`` center) from x, y.
-        max_samples: Read only this many clips, evenly spaced over the sorted list (quick runs).
-        num_workers: Parallel processes for the first read (0 = in-process; results are identical).
-        cache_dir: Cache folder (default ``$PURLS_CACHE_DIR`` or ``~/.cache/purls_pl``).
-        cache: Store / reuse the processed arrays there.
-        on_error: A broken clip raises an error naming it (``"raise"``) or is left out and listed in
-            one warning at the end, in ``self.skipped`` and in the cache manifest (``"skip"``).
+        conversion: How the cache entry is built (sample subset, worker processes, cache folder, bad
+            files): :class:`~purls_pl.data.readers.Conversion`.
     """
-
-    layout = "openpose18"
 
     def __init__(
         self,
         root: str,
-        dataset: str = "kinetics400",
+        dataset: str | None = None,
         split: str = "both",
         num_frames: int = 300,
         temporal: str = "pad",
@@ -232,21 +234,17 @@ class KineticsSource(SourceBase):
         num_person_in: int = 5,
         normalize: bool = True,
         center: bool = False,
-        max_samples: int | None = None,
-        num_workers: int = 0,
-        cache_dir: str | None = None,
-        cache: bool = True,
-        on_error: OnError = "raise",
+        conversion: Conversion | None = None,
     ) -> None:
+        dataset = dataset or "kinetics400"
         self.num_classes = check_kinetics_dataset(dataset)
         if split not in ("train", "val", "both"):
             raise ValueError(f"split must be 'train', 'val' or 'both', got {split!r}")
         check_temporal(temporal)
-        self.on_error = check_on_error(on_error)
         self.root, self.dataset, self.split, self.num_frames, self.temporal = root, dataset, split, num_frames, temporal
+        self.conversion = Conversion.of(conversion)
         self.max_persons, self.num_person_in, self.normalize = max_persons, num_person_in, normalize
-        self.center, self.max_samples, self.num_workers = center, max_samples, num_workers
-        self.cache_dir, self.cache = cache_dir, cache
+        self.center = center
 
     def _clips(self) -> tuple[list[tuple[Path, str, int]], list[Path], list[SkippedSample]]:
         """``[(clip json, partition, label)]``, the label files read, and clips left out as bad."""
@@ -324,6 +322,7 @@ class KineticsSource(SourceBase):
     def _build(self, clips: list[tuple[Path, str, int]], skipped: list[SkippedSample]) -> SkeletonSet:
         work = partial(
             _process_clip,
+            layout=self.layout,
             num_frames=self.num_frames,
             temporal=self.temporal,
             max_persons=self.max_persons,

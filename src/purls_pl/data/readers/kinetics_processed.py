@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
+from purls_pl.data.catalog import class_names
 from purls_pl.data.preprocess import check_temporal
-from purls_pl.data.readers._base import SourceBase, missing_root_error, pick_evenly
+from purls_pl.data.readers._base import Conversion, SourceBase, missing_root_error, pick_evenly
 from purls_pl.data.readers._processed import (
     array_shape,
     fill_processed,
@@ -17,7 +19,6 @@ from purls_pl.data.readers._processed import (
 )
 from purls_pl.data.readers.kinetics import _SPLITS, HOW_TO_GET, NUM_JOINTS, check_kinetics_dataset
 from purls_pl.data.skeletons import SkeletonSet
-from purls_pl.data.splits import class_names
 
 __all__ = ["KineticsProcessedSource"]
 
@@ -33,29 +34,29 @@ class KineticsProcessedSource(SourceBase):
     Args:
         root: Folder holding ``train_data.npy``, ``train_label.pkl``, ``val_data.npy``, ``val_label.pkl``.
         dataset: ``"kinetics400"`` or ``"kinetics200"`` (keeps classes 0..199 only).
+            ``None``: ``"kinetics400"``; the CLI takes it from the split.
         num_frames: Refit every sequence to this many frames; ``None`` keeps the stored 300.
         temporal: ``"pad"``, ``"loop"`` or ``"resample"`` (with ``num_frames``).
-        max_samples: Keep only this many samples, evenly spaced (quick runs).
-        cache_dir: Cache folder (default ``$PURLS_CACHE_DIR`` or ``~/.cache/purls_pl``).
-        cache: Store / reuse the converted arrays there (memory-mapped afterwards).
+        conversion: How the cache entry is built (sample subset, worker processes, cache folder, bad
+            files): :class:`~purls_pl.data.readers.Conversion`.
     """
 
-    layout = "openpose18"
+    #: The raw-file preprocessing the stored arrays are assumed to have had (for checkpoints).
+    assumed_preprocessing: ClassVar[dict[str, bool]] = {"normalize_kinetics": True}
 
     def __init__(
         self,
         root: str,
-        dataset: str = "kinetics400",
+        dataset: str | None = None,
         num_frames: int | None = None,
         temporal: str = "pad",
-        max_samples: int | None = None,
-        cache_dir: str | None = None,
-        cache: bool = True,
+        conversion: Conversion | None = None,
     ) -> None:
+        dataset = dataset or "kinetics400"
         self.num_classes = check_kinetics_dataset(dataset)
         check_temporal(temporal)
         self.root, self.dataset, self.num_frames, self.temporal = root, dataset, num_frames, temporal
-        self.max_samples, self.cache_dir, self.cache = max_samples, cache_dir, cache
+        self.conversion = Conversion.of(conversion)
 
     def load(self) -> SkeletonSet:
         """Convert (or take from the cache) the arrays: data ``(N, 2, T, 18, 3)``."""

@@ -39,14 +39,14 @@ from pathlib import Path
 import numpy as np
 
 from purls_pl.data.cache import allocate
+from purls_pl.data.catalog import class_names
 from purls_pl.data.preprocess import check_temporal, preprocess_sequence
 from purls_pl.data.readers._base import (
-    OnError,
+    Conversion,
     SampleError,
     Skip,
     SkippedSample,
     SourceBase,
-    check_on_error,
     convert_files,
     format_skipped,
     missing_root_error,
@@ -63,7 +63,6 @@ from purls_pl.data.readers.ntu_protocol import (
     ntu_partition,
 )
 from purls_pl.data.skeletons import SkeletonSet
-from purls_pl.data.splits import class_names
 
 __all__ = [
     "NTU60_TRAIN_SUBJECTS",
@@ -223,7 +222,15 @@ def _read_names(path: Path) -> set[str]:
 
 
 def _process(
-    path: Path, *, max_persons: int, num_frames: int, temporal: str, center: bool, align: bool, per_person: bool
+    path: Path,
+    *,
+    layout: str,
+    max_persons: int,
+    num_frames: int,
+    temporal: str,
+    center: bool,
+    align: bool,
+    per_person: bool,
 ) -> tuple[np.ndarray, int] | Skip:
     """One file -> ``((max_persons, num_frames, 25, 3), valid frames)``, or :class:`Skip` if bodiless."""
     seq = load_ntu_skeleton(path, max_persons)
@@ -231,7 +238,7 @@ def _process(
         return Skip(NO_SKELETON)
     return preprocess_sequence(
         seq,
-        "ntu25",
+        layout,
         num_frames,
         temporal,
         center=center,
@@ -246,6 +253,7 @@ class NTUSkeletonSource(SourceBase):
     Args:
         root: Folder holding the ``SsssCcccPpppRrrrAaaa.skeleton`` files (directly or one level down).
         dataset: ``"ntu60"`` (setups 1-17, actions 1-60 of the folder) or ``"ntu120"``.
+            ``None``: ``"ntu60"``; the CLI takes it from the split.
         protocol: ``"xsub"`` (cross-subject), ``"xview"`` (cameras 2, 3 train), ``"xset"`` (even setups
             train) or ``"all"`` (every sample marked train) -> ``SkeletonSet.partition``.
         num_frames: Frames per sample after preprocessing.
@@ -256,20 +264,14 @@ class NTUSkeletonSource(SourceBase):
         per_person: Center each person on its own first frame instead of the main actor's.
         ignore_list: Optional text file of sample names to skip (one per line, e.g. NTU's
             ``NTU_RGBD_samples_with_missing_skeletons.txt``).
-        max_samples: Read only this many files, evenly spaced over the sorted list (quick runs).
-        num_workers: Parallel processes for the first read (0 = in-process; results are identical).
-        cache_dir: Cache folder (default ``$PURLS_CACHE_DIR`` or ``~/.cache/purls_pl``).
-        cache: Store / reuse the processed arrays there.
-        on_error: A broken file raises an error naming it (``"raise"``) or is left out and listed in
-            one warning at the end, in ``self.skipped`` and in the cache manifest (``"skip"``).
+        conversion: How the cache entry is built (sample subset, worker processes, cache folder, bad
+            files): :class:`~purls_pl.data.readers.Conversion`.
     """
-
-    layout = "ntu25"
 
     def __init__(
         self,
         root: str,
-        dataset: str = "ntu60",
+        dataset: str | None = None,
         protocol: str = "xsub",
         num_frames: int = 300,
         temporal: str = "pad",
@@ -278,19 +280,15 @@ class NTUSkeletonSource(SourceBase):
         align: bool = True,
         per_person: bool = False,
         ignore_list: str | None = None,
-        max_samples: int | None = None,
-        num_workers: int = 0,
-        cache_dir: str | None = None,
-        cache: bool = True,
-        on_error: OnError = "raise",
+        conversion: Conversion | None = None,
     ) -> None:
+        dataset = dataset or "ntu60"
         self.protocol = check_dataset_protocol(dataset, protocol)
         check_temporal(temporal)
-        self.on_error = check_on_error(on_error)
         self.root, self.dataset, self.num_frames, self.temporal = root, dataset, num_frames, temporal
+        self.conversion = Conversion.of(conversion)
         self.max_persons, self.center, self.align, self.per_person = max_persons, center, align, per_person
-        self.ignore_list, self.max_samples, self.num_workers = ignore_list, max_samples, num_workers
-        self.cache_dir, self.cache = cache_dir, cache
+        self.ignore_list = ignore_list
 
     def _files(self) -> tuple[list[Path], list[SkippedSample]]:
         """The files to read and those left out while listing (bad names)."""
@@ -339,6 +337,7 @@ class NTUSkeletonSource(SourceBase):
     def _build(self, files: list[Path], skipped: list[SkippedSample]) -> SkeletonSet:
         work = partial(
             _process,
+            layout=self.layout,
             max_persons=self.max_persons,
             num_frames=self.num_frames,
             temporal=self.temporal,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
+from purls_pl.data.catalog import class_names
 from purls_pl.data.preprocess import check_temporal
-from purls_pl.data.readers._base import SourceBase, missing_root_error, pick_evenly
+from purls_pl.data.readers._base import Conversion, SourceBase, missing_root_error, pick_evenly
 from purls_pl.data.readers._processed import (
     array_shape,
     fill_processed,
@@ -17,7 +19,6 @@ from purls_pl.data.readers._processed import (
 )
 from purls_pl.data.readers.ntu_protocol import _NAME, HOW_TO_GET_RAW, NTUSampleName, check_dataset_protocol
 from purls_pl.data.skeletons import SkeletonSet
-from purls_pl.data.splits import class_names
 
 __all__ = ["CTRGCN_FILES", "NTUProcessedSource"]
 
@@ -49,29 +50,29 @@ class NTUProcessedSource(SourceBase):
     Args:
         root: The ``.npz`` file, or a folder holding it, the st-gcn files, or ``<protocol>/`` with them.
         dataset: ``"ntu60"`` or ``"ntu120"`` (class list; picks the CTR-GCN file name).
+            ``None``: ``"ntu60"``; the CLI takes it from the split.
         protocol: ``"xsub"``, ``"xview"`` or ``"xset"`` (which split the files encode).
         format: ``"auto"``, ``"ctrgcn"`` (npz) or ``"stgcn"`` (npy + pkl).
         num_frames: Refit every sequence to this many frames; ``None`` keeps the stored length.
         temporal: ``"pad"``, ``"loop"`` or ``"resample"`` (with ``num_frames``).
-        max_samples: Keep only this many samples, evenly spaced (quick runs).
-        cache_dir: Cache folder (default ``$PURLS_CACHE_DIR`` or ``~/.cache/purls_pl``).
-        cache: Store / reuse the converted arrays there (memory-mapped afterwards).
+        conversion: How the cache entry is built (sample subset, worker processes, cache folder, bad
+            files): :class:`~purls_pl.data.readers.Conversion`.
     """
 
-    layout = "ntu25"
+    #: The raw-file preprocessing the stored arrays are assumed to have had (for checkpoints).
+    assumed_preprocessing: ClassVar[dict[str, bool]] = {"center": True, "align": True}
 
     def __init__(
         self,
         root: str,
-        dataset: str = "ntu60",
+        dataset: str | None = None,
         protocol: str = "xsub",
         format: str = "auto",
         num_frames: int | None = None,
         temporal: str = "pad",
-        max_samples: int | None = None,
-        cache_dir: str | None = None,
-        cache: bool = True,
+        conversion: Conversion | None = None,
     ) -> None:
+        dataset = dataset or "ntu60"
         self.protocol = check_dataset_protocol(dataset, protocol)
         if self.protocol == "all":
             raise ValueError("processed NTU files encode one protocol; choose 'xsub', 'xview' or 'xset'")
@@ -79,7 +80,8 @@ class NTUProcessedSource(SourceBase):
             raise ValueError(f"format must be 'auto', 'ctrgcn' or 'stgcn', got {format!r}")
         check_temporal(temporal)
         self.root, self.dataset, self.format, self.num_frames = root, dataset, format, num_frames
-        self.temporal, self.max_samples, self.cache_dir, self.cache = temporal, max_samples, cache_dir, cache
+        self.conversion = Conversion.of(conversion)
+        self.temporal = temporal
 
     def _resolve(self) -> tuple[str, list[tuple[str, Path, Path | None]]]:
         """``(format, [(split, data file, label file or None), ...])``."""

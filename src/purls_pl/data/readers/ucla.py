@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from purls_pl.data.cache import allocate
+from purls_pl.data.catalog import class_names
 from purls_pl.data.preprocess import check_temporal, preprocess_sequence
 from purls_pl.data.readers._base import (
-    OnError,
+    Conversion,
     SampleError,
     SkippedSample,
     SourceBase,
-    check_on_error,
     check_values,
     convert_files,
     format_skipped,
@@ -35,7 +35,6 @@ from purls_pl.data.readers._base import (
     reject,
 )
 from purls_pl.data.skeletons import SkeletonSet
-from purls_pl.data.splits import class_names
 
 __all__ = ["UCLA_ACTIONS", "UCLASource", "parse_ucla_name", "read_ucla_file"]
 
@@ -100,13 +99,13 @@ def read_ucla_file(path: str | Path) -> np.ndarray:
 
 
 def _process_ucla(
-    path: Path, *, num_frames: int, temporal: str, center: bool, align: bool
+    path: Path, *, layout: str, num_frames: int, temporal: str, center: bool, align: bool
 ) -> tuple[np.ndarray, int, int]:
     """One file -> ``((1, num_frames, 20, 3), valid frames, raw frame count)``."""
     seq = read_ucla_file(path)
     out, length = preprocess_sequence(
         seq,
-        "kinect20",
+        layout,
         num_frames,
         temporal,  # type: ignore[arg-type]
         center=center,
@@ -127,16 +126,11 @@ class UCLASource(SourceBase):
         temporal: ``"resample"`` (interpolate every sequence to ``num_frames``), ``"pad"`` or ``"loop"``.
         center: Subtract the first frame's spine joint (layout center).
         align: Rotate hip->spine to +z and shoulders to +x (off by default for NW-UCLA).
-        max_samples: Read only this many files, evenly spaced over the sorted list (quick runs).
-        num_workers: Parallel processes for the first read (0 = in-process; results are identical).
-        cache_dir: Cache folder (default ``$PURLS_CACHE_DIR`` or ``~/.cache/purls_pl``).
-        cache: Store / reuse the processed arrays there.
-        on_error: A broken file raises an error naming it (``"raise"``) or is left out and listed in
-            one warning at the end, in ``self.skipped`` and in the cache manifest (``"skip"``).
+        conversion: How the cache entry is built (sample subset, worker processes, cache folder, bad
+            files): :class:`~purls_pl.data.readers.Conversion`.
     """
 
     dataset = "nw-ucla"
-    layout = "kinect20"
 
     def __init__(
         self,
@@ -145,16 +139,11 @@ class UCLASource(SourceBase):
         temporal: str = "resample",
         center: bool = True,
         align: bool = False,
-        max_samples: int | None = None,
-        num_workers: int = 0,
-        cache_dir: str | None = None,
-        cache: bool = True,
-        on_error: OnError = "raise",
+        conversion: Conversion | None = None,
     ) -> None:
         check_temporal(temporal)
-        self.on_error = check_on_error(on_error)
         self.root, self.num_frames, self.temporal, self.center, self.align = root, num_frames, temporal, center, align
-        self.max_samples, self.num_workers, self.cache_dir, self.cache = max_samples, num_workers, cache_dir, cache
+        self.conversion = Conversion.of(conversion)
 
     def _files(self) -> tuple[list[tuple[Path, dict[str, int]]], list[SkippedSample]]:
         """The files with their parsed names, and those left out for a bad name."""
@@ -191,7 +180,12 @@ class UCLASource(SourceBase):
 
     def _build(self, files: list[tuple[Path, dict[str, int]]], skipped: list[SkippedSample]) -> SkeletonSet:
         work = partial(
-            _process_ucla, num_frames=self.num_frames, temporal=self.temporal, center=self.center, align=self.align
+            _process_ucla,
+            layout=self.layout,
+            num_frames=self.num_frames,
+            temporal=self.temporal,
+            center=self.center,
+            align=self.align,
         )
         data = allocate((len(files), 1, self.num_frames, 20, 3))
         kept: list[int] = []

@@ -8,6 +8,7 @@ instead, via ``class_path`` in a config or a dotted path passed to :func:`build_
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import Any
 
 from purls_pl.models.backbones.base import NodeEncoder
@@ -15,6 +16,9 @@ from purls_pl.models.backbones.shift_gcn import ShiftGCN
 from purls_pl.models.backbones.st_gcn import STGCN
 
 BACKBONES: dict[str, type[NodeEncoder]] = {"shift_gcn": ShiftGCN, "st_gcn": STGCN}
+#: What a stage-1 config injects: a backbone class with its own arguments (``class_path`` + ``init_args``);
+#: the data supply the rest, ``(layout, in_channels, num_persons)``.
+NodeEncoderFactory = Callable[[str, int, int], NodeEncoder]
 
 
 def build_backbone(name: str, **kwargs: Any) -> NodeEncoder:
@@ -39,4 +43,4 @@ def build_backbone(name: str, **kwargs: Any) -> NodeEncoder:
     return cls(**kwargs)
 
 
-__all__ = ["BACKBONES", "STGCN", "NodeEncoder", "ShiftGCN", "build_backbone"]
+__all__ = ["BACKBONES", "STGCN", "NodeEncoder", "NodeEncoderFactory", "ShiftGCN", "build_backbone"]

@@ -8,7 +8,7 @@ backbone is a :class:`NodeEncoder`; the built-in ones are
 :class:`~purls_pl.models.backbones.st_gcn.STGCN`.
 
 Plugging in your own backbone: subclass :class:`NodeEncoder`, set ``self.out_channels`` and
-``self.layout`` in ``__init__``, implement :attr:`temporal_stride` and :meth:`forward`, and point a
+``self.layout`` in ``__init__`` (or call :meth:`NodeEncoder._init_stages`), implement :meth:`forward`, and point a
 config at it with ``class_path: my_pkg.MyEncoder`` (``init_args`` are its constructor arguments).
 Constructors should accept the common arguments ``layout``, ``in_channels``, ``num_persons``,
 ``channels``, ``strides`` and ``dropout`` (typed and documented: their docstrings become the CLI
@@ -37,7 +37,8 @@ class NodeEncoder(nn.Module, ABC):
     * ``out_channels: int`` — ``n``, the feature width of every joint/frame node.
     * ``layout: SkeletonLayout`` — the skeleton the encoder was built for (``J = layout.num_joints``).
     * ``num_persons: int`` — ``M`` the encoder expects (some encoders normalise per person).
-    * :attr:`temporal_stride` — the total temporal down-sampling, so ``L' = ceil(T / temporal_stride)``
+    * :attr:`temporal_stride` — the total temporal down-sampling (default: the product of ``strides``),
+      so ``L' = ceil(T / temporal_stride)``
       (see :meth:`output_frames`).
     * :meth:`forward` — ``x (N, M, T, J, C) -> (N, n, L', J)``; the persons are encoded
       independently and their features **averaged** over ``M`` (as PURLS does); no pooling over
@@ -71,9 +72,10 @@ class NodeEncoder(nn.Module, ABC):
         return channels, strides
 
     @property
-    @abstractmethod
     def temporal_stride(self) -> int:
-        """Product of the temporal strides of all layers (``T / L'``)."""
+        """Product of the temporal strides of all layers (``T / L'``); the product of ``strides`` for an
+        encoder built with :meth:`_init_stages`."""
+        return math.prod(self.strides)
 
     @abstractmethod
     def forward(self, x: Tensor) -> Tensor:

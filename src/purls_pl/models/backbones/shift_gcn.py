@@ -370,14 +370,6 @@ class ShiftGCN(NodeEncoder):
             )
         self.layers = nn.ModuleList(layers)
 
-    @property
-    def temporal_stride(self) -> int:
-        """Product of ``strides``."""
-        out = 1
-        for s in self.strides:
-            out *= s
-        return out
-
     def forward(self, x: Tensor) -> Tensor:
         """Encode ``x (N, M, T, J, C)`` into person-averaged node features ``(N, n, L', J)``."""
         self.check_input(x)

@@ -149,14 +149,6 @@ class STGCN(NodeEncoder):
         if edge_importance_weighting:
             self.edge_importance = nn.ParameterList(nn.Parameter(torch.ones_like(a)) for _ in self.layers)
 
-    @property
-    def temporal_stride(self) -> int:
-        """Product of ``strides``."""
-        out = 1
-        for s in self.strides:
-            out *= s
-        return out
-
     def forward(self, x: Tensor) -> Tensor:
         """Encode ``x (N, M, T, J, C)`` into person-averaged node features ``(N, n, L', J)``."""
         self.check_input(x)

@@ -1,0 +1,276 @@
+"""Open-vocabulary recognition with a trained PURLS checkpoint: any action names, any skeleton file.
+
+::
+
+    python -m purls_pl recognize --ckpt <run>/checkpoints/last.ckpt \\
+        --candidates "drink water,pick up with two hands,sit down" a01_s01_e00_v03.json clip.npy
+    # Python
+    from purls_pl.apps.recognize import recognize
+    ranked = recognize("last.ckpt", ["a01_s01_e00_v03.json"], ["drink water", "sit down"])
+    # -> [[("sit down", 0.41), ("drink water", 0.12)]]  (cosine similarity, best first)
+
+Inputs: an NTU ``.skeleton``, a Kinetics-skeleton clip ``.json``, an NW-UCLA ``all_sqe`` ``.json``, a
+``.npy`` array ``(T, J, C)`` / ``(M, T, J, C)`` (or such an array in Python). Each is parsed with the
+dataset readers' own single-file functions and preprocessed like the checkpoint's training data
+(:func:`purls_pl.data.preprocess.preprocess_sequence` with the recorded settings); the file's skeleton
+layout must be the model's.
+
+Candidate text: a description file (``--descriptions``; the 8 fields per class, as in
+``descriptions/``) for the classes it covers. A missing file is generated with the chat model when
+``OPENAI_API_KEY`` is set (``purls_pl.text.llm.generate``, saved there for next time); classes left without
+descriptions fall back to label-only text (every field is the label), with a warning. Text is wrapped
+in the checkpoint's prompt templates and embedded by its text tower, and each candidate is scored as
+at test time (its global description queries the partitioner; Eq. 5-6).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from purls_pl.data.layouts import get_layout
+from purls_pl.data.preprocess import preprocess_sequence
+from purls_pl.data.readers.kinetics import read_kinetics_clip
+from purls_pl.data.readers.ntu import load_ntu_skeleton
+from purls_pl.data.readers.ucla import read_ucla_file
+from purls_pl.models.purls_module import PurlsModule
+from purls_pl.text.descriptions import DescriptionSet, load_descriptions
+from purls_pl.text.encoder import TextEncoder, embed_descriptions
+from purls_pl.text.fields import FIELDS, GLOBAL_INDEX
+from purls_pl.text.llm.generate import generate_descriptions, make_client
+
+log = logging.getLogger(__name__)
+
+SampleInput = str | Path | np.ndarray
+Ranking = list[tuple[str, float]]
+
+
+# ------------------------------------------------------------------ skeleton inputs
+def read_raw(sample: SampleInput, spec: dict[str, Any]) -> tuple[np.ndarray, str | None]:
+    """One sample as the reader parses it: ``(M, T, J, C)`` float32 and its layout (None: any, by J)."""
+    if isinstance(sample, np.ndarray):
+        arr = sample
+    else:
+        path = Path(sample)
+        if not path.is_file():
+            raise FileNotFoundError(f"skeleton file {path} does not exist")
+        suffix = path.suffix.lower()
+        if suffix == ".skeleton":
+            return load_ntu_skeleton(path, max(1, int(spec.get("num_persons") or 2))), "ntu25"
+        if suffix == ".json":
+            content = json.loads(path.read_bytes())
+            if isinstance(content, dict) and "skeletons" in content:
+                return read_ucla_file(path), "kinect20"
+            if isinstance(content, dict) and "data" in content:
+                frames = max(300, int(spec.get("num_frames") or 300))
+                persons = max(1, int(spec.get("num_persons") or 2))
+                return read_kinetics_clip(path, frames, int(spec.get("num_person_in", 5)), persons)[0], "openpose18"
+            raise ValueError(f"{path}: a json skeleton file must be NW-UCLA ('skeletons') or Kinetics ('data')")
+        if suffix != ".npy":
+            raise ValueError(f"{path}: unsupported skeleton file (use .skeleton, .json or .npy)")
+        arr = np.load(path, allow_pickle=False)
+    arr = np.asarray(arr, dtype=np.float32)
+    if arr.ndim == 3:
+        arr = arr[None]
+    if arr.ndim != 4:
+        raise ValueError(f"a skeleton array must be (T, J, C) or (M, T, J, C), got shape {arr.shape}")
+    return arr, None
+
+
+def prepare_sample(sample: SampleInput, spec: dict[str, Any]) -> np.ndarray:
+    """Parse and preprocess one sample like the training data: ``(M, T, J, C)`` for the model.
+
+    Args:
+        sample: A skeleton file path or an array ``(T, J, C)`` / ``(M, T, J, C)``.
+        spec: The checkpoint's ``preprocess`` record (:func:`purls_pl.models.checkpoint.preprocess_spec`).
+    """
+    raw, layout = read_raw(sample, spec)
+    model_layout = get_layout(spec["layout"])
+    if layout is not None and layout != model_layout.name:
+        raise ValueError(f"{sample}: a {layout} skeleton, but the model expects layout {model_layout.name!r}")
+    if raw.shape[2] != model_layout.num_joints:
+        raise ValueError(f"{sample}: {raw.shape[2]} joints, layout {model_layout.name!r} has {model_layout.num_joints}")
+    channels = spec.get("channels") or raw.shape[3]
+    if raw.shape[3] != channels:
+        raise ValueError(f"{sample}: {raw.shape[3]} channels per joint, the model expects {channels}")
+    persons = int(spec.get("num_persons") or raw.shape[0])
+    num_frames = int(spec.get("num_frames") or raw.shape[1])
+    seq, length = preprocess_sequence(
+        raw[:persons],
+        model_layout,
+        num_frames,
+        spec.get("temporal", "resample"),
+        center=bool(spec.get("center", False)),
+        per_person=bool(spec.get("per_person", False)),
+        align=bool(spec.get("align", False)),
+        normalize_kinetics=bool(spec.get("normalize_kinetics", False)),
+    )
+    if length == 0:
+        raise ValueError(f"{sample}: no joint in any frame (an empty sequence)")
+    out = np.zeros((persons, *seq.shape[1:]), dtype=np.float32)
+    out[: seq.shape[0]] = seq
+    return out
+
+
+# ------------------------------------------------------------------ candidate text
+def candidate_descriptions(
+    candidates: Sequence[str], descriptions: str | Path | DescriptionSet | None
+) -> DescriptionSet:
+    """Descriptions of every candidate: from the set/file where complete, generated into a missing file
+    when ``OPENAI_API_KEY`` is set, else label-only (with a warning naming the classes)."""
+    found: DescriptionSet | None = descriptions if isinstance(descriptions, DescriptionSet) else None
+    if isinstance(descriptions, (str, Path)):
+        path = Path(descriptions)
+        if not path.is_file() and os.environ.get("OPENAI_API_KEY"):
+            log.info("generating descriptions of %d candidates into %s", len(candidates), path)
+            found = generate_descriptions(list(candidates), path, make_client(), progress=log.info)
+        elif path.is_file():
+            found = load_descriptions(path)
+        else:
+            warnings.warn(f"{path} does not exist and OPENAI_API_KEY is not set: label-only text", stacklevel=2)
+    missing = set(found.missing(candidates)) if found is not None else set(candidates)
+    if found is not None and missing:
+        warnings.warn(f"no complete descriptions for {sorted(missing)}: label-only text for them", stacklevel=2)
+    records = []
+    for name in candidates:
+        texts = {f: name for f in FIELDS} if name in missing else found.texts_for([name])[0]  # type: ignore[union-attr]
+        records.append({"label": name, **{f: list(v) if not isinstance(v, str) else v for f, v in texts.items()}})
+    return DescriptionSet.from_records(records, name="candidates")
+
+
+def candidate_text(
+    candidates: Sequence[str],
+    spec: dict[str, Any],
+    descriptions: str | Path | DescriptionSet | None = None,
+    text_model: str | None = None,
+    templates: str | dict[str, str] | None = None,
+) -> torch.Tensor:
+    """``(K, 8, m)`` description embeddings of the candidates, with the checkpoint's tower and templates."""
+    text = dict(spec.get("text") or {})
+    if text_model is not None:
+        text["model"] = text_model
+    if "model" not in text:
+        raise ValueError("the checkpoint records no text tower (saved without a datamodule): pass text_model=")
+    encoder = TextEncoder(**text)
+    return embed_descriptions(
+        encoder,
+        candidate_descriptions(candidates, descriptions),
+        list(candidates),
+        templates or spec.get("templates") or "paper",
+    )
+
+
+# ------------------------------------------------------------------ recognition
+def _load(checkpoint: str | Path | PurlsModule, device: str) -> PurlsModule:
+    if isinstance(checkpoint, PurlsModule):
+        return checkpoint.eval()
+    return PurlsModule.from_checkpoint(checkpoint, map_location=device)
+
+
+@torch.no_grad()
+def recognize(
+    checkpoint: Any,
+    samples: Sequence[SampleInput],
+    candidates: Sequence[str],
+    descriptions: str | Path | DescriptionSet | None = None,
+    *,
+    device: str = "cpu",
+    text_model: str | None = None,
+    templates: str | dict[str, str] | None = None,
+    batch_size: int = 32,
+) -> list[Ranking]:
+    """Rank ``candidates`` for each sample.
+
+    Args:
+        checkpoint: A PURLS checkpoint path (or a :class:`~purls_pl.models.purls_module.PurlsModule`
+            rebuilt by ``from_checkpoint``).
+        samples: Skeleton files (``.skeleton``, Kinetics / NW-UCLA ``.json``, ``.npy``) or arrays.
+        candidates: Action names, any (they need not be classes of the training set).
+        descriptions: A description file / set for the candidates (see the module docstring).
+        device: Where the model runs.
+        text_model: Override the checkpoint's text tower (a HuggingFace id or local directory).
+        templates: Override the checkpoint's prompt templates.
+        batch_size: Samples per forward pass.
+
+    Returns:
+        Per sample, ``(name, score)`` for every candidate, best first; scores are cosine similarities
+        of the global skeleton and text embeddings (Eq. 5-6).
+    """
+    if not candidates:
+        raise ValueError("recognize needs at least one candidate action name")
+    module = _load(checkpoint, device)
+    spec = module.checkpoint_spec or {}
+    if spec.get("preprocess") is None:
+        raise ValueError(
+            "the checkpoint records no preprocessing (saved without a datamodule): recognise with a checkpoint "
+            "written by `python -m purls_pl fit`"
+        )
+    text = candidate_text(candidates, spec, descriptions, text_model, templates)[:, GLOBAL_INDEX]
+    if text.shape[-1] != module.candidate_text.shape[-1]:
+        raise ValueError(
+            f"the text tower gives {text.shape[-1]}-d embeddings; "
+            f"the model was trained on {module.candidate_text.shape[-1]}-d ones"
+        )
+    device_ = module.candidate_text.device
+    text = text.to(device_)
+    x = torch.from_numpy(np.stack([prepare_sample(s, spec["preprocess"]) for s in samples]))
+    scores = [
+        module.score(module.node_features({"x": x[i : i + batch_size].to(device_)}), text).float().cpu()
+        for i in range(0, len(x), batch_size)
+    ]
+    out = []
+    for row in torch.cat(scores):
+        order = row.argsort(descending=True).tolist()
+        out.append([(candidates[k], float(row[k])) for k in order])
+    return out
+
+
+# ------------------------------------------------------------------ command
+def main(argv: Sequence[str] | None = None) -> list[Ranking]:
+    """``python -m purls_pl recognize --ckpt <ckpt> --candidates "a,b,c" <skeleton files>``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m purls_pl recognize",
+        description="Rank any action names for skeleton files with a trained PURLS checkpoint (open vocabulary).",
+    )
+    parser.add_argument("samples", nargs="+", help=".skeleton (NTU), .json (Kinetics / NW-UCLA) or .npy files")
+    parser.add_argument("--ckpt", required=True, help="PURLS checkpoint, e.g. <run>/checkpoints/last.ckpt")
+    parser.add_argument(
+        "--candidates", required=True, help="comma-separated action names, or a file with one name per line"
+    )
+    parser.add_argument(
+        "--descriptions", help="description JSON for the candidates (generated if missing and OPENAI_API_KEY is set)"
+    )
+    parser.add_argument("--text-model", help="override the checkpoint's text tower (HuggingFace id or directory)")
+    parser.add_argument("--top-k", type=int, default=5, help="classes printed per sample (default: %(default)s)")
+    parser.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
+    parser.add_argument("--json", action="store_true", help="print one JSON list per sample instead of a table")
+    args = parser.parse_args(argv)
+    source = Path(args.candidates)
+    names = source.read_text().splitlines() if source.is_file() else args.candidates.split(",")
+    names = [n.strip() for n in names if n.strip()]
+    try:
+        ranked = recognize(
+            args.ckpt, args.samples, names, args.descriptions, device=args.device, text_model=args.text_model
+        )
+    except ValueError as err:  # bad input (layout, shape, empty file): one message, exit status 2
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    for sample, ranking in zip(args.samples, ranked):
+        top = ranking[: args.top_k]
+        if args.json:
+            print(json.dumps({"sample": str(sample), "ranking": [[n, round(s, 6)] for n, s in top]}))
+            continue
+        print(sample)
+        for rank, (name, score) in enumerate(top, 1):
+            print(f"  {rank:>2}. {name:<40} {score:+.4f}")
+    return ranked

@@ -1,0 +1,78 @@
+"""Results tables from finished runs: ``python -m purls_pl.apps.report lightning_logs/<split> [...]``.
+
+Every ``fit`` writes ``<run>/version_<k>/results.json`` (zero-shot test metrics of the final
+weights). This module collects them — the newest version of each run directory — and prints a
+Markdown table; ``--csv`` writes the same rows as CSV.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from purls_pl.eval.metrics import RESULTS_FILE, TEST_MEAN_CLASS, TEST_TOP1, TEST_TOP5
+
+COLUMNS = (TEST_TOP1, TEST_TOP5, TEST_MEAN_CLASS)
+HEADERS = ("top-1 %", "top-5 %", "mean class %")
+
+
+def _version(path: Path) -> int:
+    name = path.parent.name
+    return int(name.split("_")[-1]) if name.startswith("version_") and name.split("_")[-1].isdigit() else -1
+
+
+def collect(roots: Sequence[str | Path]) -> list[dict[str, object]]:
+    """One row per run directory (newest ``version_*`` with a ``results.json``), named by its path."""
+    rows = []
+    for root in map(Path, roots):
+        if not root.exists():
+            raise FileNotFoundError(f"{root} does not exist: no runs to report (train first: make train SPLIT=...)")
+        latest: dict[Path, Path] = {}
+        for result in root.rglob(RESULTS_FILE):
+            run = result.parent.parent
+            if run not in latest or _version(result) > _version(latest[run]):
+                latest[run] = result
+        for run, result in sorted(latest.items()):
+            record = json.loads(result.read_text())
+            rows.append({"run": str(run.relative_to(root)) if run != root else run.name, "path": str(result), **record})
+    return rows
+
+
+def _gzsl_h(row: dict[str, object]) -> str:
+    gzsl = row.get("gzsl")
+    h = gzsl.get("h") if isinstance(gzsl, dict) else None
+    return f"{100 * float(h):.2f}" if h is not None else "–"
+
+
+def markdown(rows: Sequence[dict[str, object]]) -> str:
+    """The rows as a Markdown table of percentages (GZSL H at calibration γ of the run, when recorded)."""
+    lines = ["| run | " + " | ".join(HEADERS) + " | GZSL H % | epochs |", "|---|" + "---:|" * (len(HEADERS) + 2)]
+    for row in rows:
+        values = [f"{100 * float(row[c]):.2f}" if c in row else "–" for c in COLUMNS]
+        lines.append(f"| {row['run']} | " + " | ".join(values) + f" | {_gzsl_h(row)} | {row.get('epoch', '–')} |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("roots", nargs="+", help="run directories, e.g. lightning_logs/demo_15_5")
+    parser.add_argument("--csv", help="also write the rows to this CSV file")
+    args = parser.parse_args(argv)
+    rows = collect(args.roots)
+    if not rows:
+        raise SystemExit(f"no results.json under {', '.join(args.roots)}")
+    unseen = rows[0].get("num_unseen_classes")
+    print(f"\nZero-shot accuracy on the {unseen} unseen classes (final weights):\n")
+    print(markdown(rows))
+    if args.csv:
+        with open(args.csv, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["run", *COLUMNS, "epoch", "path"], extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

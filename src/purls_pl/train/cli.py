@@ -1,0 +1,202 @@
+"""Command line: ``python -m purls_pl {fit,validate,test,predict} --config experiments/<split>.yaml``.
+
+Values the datamodule derives (the classes' description embeddings with the seen/unseen split, the
+skeleton layout) are linked into the model when both are instantiated, so no config repeats them.
+``fit`` ends with a test of the final weights on the unseen classes; the metrics land in
+``<log_dir>/results.json``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonargparse import Namespace
+from pytorch_lightning import Trainer
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+
+from purls_pl.data.splits import get_split
+from purls_pl.eval.callbacks import GeneralizedZeroShotEvaluation, ZeroShotEvaluation
+from purls_pl.eval.metrics import VAL_TOP1
+from purls_pl.models.purls_module import PurlsModule
+from purls_pl.train.checkpoint_io import use_atomic_checkpoint_io
+from purls_pl.train.datamodule import ZeroShotDataModule
+from purls_pl.train.paths import AUTO, backbone_export_path
+from purls_pl.train.provenance import RunProvenance
+from purls_pl.train.wiring import attach_wiring
+
+#: Trainer defaults of every experiment (a config or flag overrides any of them).
+TRAINER_DEFAULTS: dict = {
+    "deterministic": "warn",
+    "log_every_n_steps": 10,
+    "num_sanity_val_steps": 0,
+    "enable_model_summary": False,
+}
+
+
+#: LightningCLI options of both stages: the config is saved with every run (overwritten on resume), the
+#: trainer defaults above, and optimizers are configured by the modules themselves.
+CLI_OPTIONS: dict[str, Any] = {
+    "save_config_kwargs": {"overwrite": True},
+    "trainer_defaults": TRAINER_DEFAULTS,
+    "auto_configure_optimizers": False,
+}
+#: Experiment files that name a variant of a run (its directory gets the suffix), not a recipe.
+VARIANTS: frozenset[str] = frozenset({"global"})
+
+
+# Expected with a frozen backbone inside the module, and a Lightning-internal deprecation.
+warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+# Our entry points hand LightningCLI an explicit argv (commands.main strips the subcommand name).
+warnings.filterwarnings("ignore", message=r"LightningCLI.s args parameter is intended to run from within Python")
+# Under DDP: the zero-shot metrics are reduced by torchmetrics before they are logged (and GZSL is global).
+warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\('(val|test|gzsl)/")
+
+
+def resolve_data_derived(config: Namespace) -> None:
+    """Fill in what follows from the split: the source's ``dataset`` (``ntu60`` for ``ntu60_55_5``) when the
+    config leaves it unset, and the ``auto`` backbone paths of both stages (:func:`backbone_export_path`)."""
+    split = get_split(config.data.split)
+    source = config.data.get("source")
+    args = source.get("init_args") if isinstance(source, Namespace) else None
+    if isinstance(args, Namespace) and "dataset" in args and args.dataset is None:
+        args.dataset = split.dataset
+    seed = config.get("seed_everything")
+    path = str(backbone_export_path(split.name, int(seed or 0), config.trainer.get("default_root_dir")))
+    backbone = config.get("model.backbone")
+    backbone = backbone.get("init_args", backbone) if isinstance(backbone, Namespace) else None
+    if isinstance(backbone, Namespace) and backbone.get("checkpoint") == AUTO:
+        backbone.checkpoint = path
+    export = config.get("export")
+    if isinstance(export, Namespace) and export.get("path") == AUTO:
+        export.path = path
+
+
+def run_name(config: Namespace, prefix: str = "") -> str:
+    """``<prefix><split>``, with the name of the last ``--config`` file appended when it is a variant
+    (e.g. ``nw-ucla_8_2-global``) rather than a base or dataset recipe."""
+    configs = [Path(str(c)).stem for c in (config.get("config") or []) if c is not None]
+    variant = configs[-1] if configs and configs[-1] in VARIANTS else ""
+    return prefix + config.data.split + (f"-{variant}" if variant else "")
+
+
+def name_runs(config: Namespace, prefix: str = "") -> None:
+    """Give runs without an explicit logger a TensorBoard logger named after the experiment file:
+    ``lightning_logs/<prefix><config stem>/version_<k>/`` (checkpoints, config, results inside)."""
+    trainer = config.trainer
+    if trainer.logger not in (None, True):
+        return
+    trainer.logger = Namespace(
+        class_path="pytorch_lightning.loggers.TensorBoardLogger",
+        init_args=Namespace(save_dir=trainer.default_root_dir or "lightning_logs", name=run_name(config, prefix)),
+    )
+
+
+def reserve_version(root: Path) -> int:
+    """Create ``root/version_<k>`` for the next free ``k`` (atomic ``mkdir``, so parallel runs such as sweep
+    agents never share a directory) and return ``k``. A DDP worker process (``LOCAL_RANK``/``NODE_RANK``, or
+    a SLURM task other than the first) only looks the newest one up."""
+    root.mkdir(parents=True, exist_ok=True)
+    taken = [int(p.name[8:]) for p in root.glob("version_*") if p.name[8:].isdigit()]
+    k = max(taken, default=-1) + 1
+    if any(os.environ.get(var, "0") != "0" for var in ("LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")):
+        return max(k - 1, 0)
+    while True:
+        try:
+            (root / f"version_{k}").mkdir()
+            return k
+        except FileExistsError:
+            k += 1
+
+
+def pair_wandb_logger(config: Namespace, prefix: str = "") -> None:
+    """A lone W&B logger (``--trainer.logger experiments/loggers/wandb.yaml``) gets a TensorBoard logger in
+    front of it, and both write into one run directory of their own,
+    ``<root>/<prefix><config stem>/version_<k>/`` (reserved at once; root = ``trainer.default_root_dir``, else
+    the W&B ``save_dir``): config, checkpoints, results and ``wandb/run-*`` stay together per run, and
+    ``report`` reads it like any other run."""
+    trainer = config.trainer
+    logger = trainer.logger
+    if not isinstance(logger, Namespace) or not str(logger.get("class_path", "")).endswith("WandbLogger"):
+        return
+    name = run_name(config, prefix)
+    args = logger.init_args
+    root = Path(trainer.default_root_dir or args.get("save_dir") or "lightning_logs")
+    version = reserve_version(root / name)
+    args.save_dir = str(root / name / f"version_{version}")
+    if not args.get("name"):
+        args.name = f"{name}/version_{version}"
+    tensorboard = Namespace(
+        class_path="pytorch_lightning.loggers.TensorBoardLogger",
+        init_args=Namespace(save_dir=str(root), name=name, version=version),
+    )
+    trainer.logger = [tensorboard, logger]
+
+
+class PurlsCLI(LightningCLI):
+    """LightningCLI for PURLS with argument links and zero-shot evaluation always attached."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments("data.class_text", "model.class_text", apply_on="instantiate")
+        parser.link_arguments("data.layout", "model.layout", apply_on="instantiate")
+        parser.add_lightning_class_args(ZeroShotEvaluation, "zero_shot")
+        parser.add_lightning_class_args(GeneralizedZeroShotEvaluation, "gzsl")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": VAL_TOP1,
+                "checkpoint.mode": "max",
+                "checkpoint.save_last": True,
+                "checkpoint.filename": "best-{epoch:03d}",
+                "checkpoint.auto_insert_metric_name": False,
+            }
+        )
+        parser.add_argument(
+            "--test_after_fit",
+            type=bool,
+            default=True,
+            help="After fit, test the final weights on the unseen classes and write results.json.",
+        )
+
+    def before_instantiate_classes(self) -> None:
+        resolve_data_derived(self.config[self.subcommand])
+        name_runs(self.config[self.subcommand])
+        pair_wandb_logger(self.config[self.subcommand])
+
+    def resolved_config(self) -> dict[str, Any]:
+        """The run's full resolved configuration as a plain dict (what ``config.yaml`` holds)."""
+        parser = self._parser(self.subcommand)
+        try:
+            return yaml.safe_load(parser.dump(self.config.get(str(self.subcommand), self.config), skip_none=False))
+        except Exception as err:  # provenance must never stop a run
+            warnings.warn(f"could not dump the resolved config for the loggers: {err}", stacklevel=2)
+            return {}
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """The trainer, with :class:`RunProvenance` recording the resolved config and the git commit, the
+        data-model wiring (:func:`~purls_pl.train.wiring.attach_wiring`), and checkpoints written atomically
+        and loaded with ``weights_only=True`` (:mod:`purls_pl.train.checkpoint_io`)."""
+        trainer = super().instantiate_trainer(**kwargs)
+        trainer.callbacks.append(RunProvenance(self.resolved_config()))
+        attach_wiring(trainer)
+        use_atomic_checkpoint_io(trainer)
+        return trainer
+
+    def after_fit(self) -> None:
+        if self.config[self.subcommand].get("test_after_fit", True):
+            self.trainer.test(self.model, datamodule=self.datamodule, verbose=False)
+
+
+def main(args: Sequence[str] | None = None) -> PurlsCLI:
+    """Run the PURLS LightningCLI (``fit``/``validate``/``test``/``predict``) on ``args``.
+
+    The command-line entry point is :func:`purls_pl.apps.commands.main`, which also dispatches the other
+    commands (``pretrain``, ``report``, ``describe`` ...).
+    """
+    return PurlsCLI(PurlsModule, ZeroShotDataModule, args=None if args is None else list(args), **CLI_OPTIONS)

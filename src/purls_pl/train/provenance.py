@@ -1,0 +1,99 @@
+"""Run provenance: the resolved config and the code version, recorded with every run, secrets never.
+
+:class:`RunProvenance` (attached by :class:`purls_pl.train.cli.PurlsCLI`) logs, once per run, to every logger
+(TensorBoard ``hparams.yaml``, the W&B run config)::
+
+    {"git_commit": "<sha>" | None, "git_dirty": bool | None, "config": {<the full resolved config>}}
+
+and adds ``git_commit`` / ``git_dirty`` to ``results.json`` after ``test``. Before anything is logged,
+:func:`redact` replaces the value of every key that names a credential (``api_key``, ``token``,
+``secret``, ``password`` ...) and every occurrence of the value of such an environment variable
+(``OPENAI_API_KEY``, ``WANDB_API_KEY``, ``HF_TOKEN`` ...) by ``"<redacted>"``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from pytorch_lightning import Callback, LightningModule, Trainer
+
+from purls_pl.eval.results import results_path, update_results
+
+SECRET_NAME = re.compile(r"(^|[_.-])(api[_-]?key|token|secret|password|passwd|credentials?)($|[_.-])", re.IGNORECASE)
+REDACTED = "<redacted>"
+
+
+def secret_values(environ: dict[str, str] | None = None) -> list[str]:
+    """Values (8+ characters) of environment variables whose names look like credentials."""
+    env = os.environ if environ is None else environ
+    return sorted({v for k, v in env.items() if SECRET_NAME.search(k) and len(v) >= 8}, key=len, reverse=True)
+
+
+def redact(value: Any, secrets: list[str] | None = None) -> Any:
+    """``value`` with credential-named keys and any secret environment value replaced by ``"<redacted>"``."""
+    secrets = secret_values() if secrets is None else secrets
+    if isinstance(value, dict):
+        return {k: REDACTED if SECRET_NAME.search(str(k)) else redact(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(redact(v, secrets) for v in value)
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, REDACTED)
+    return value
+
+
+def git_state(path: str | Path | None = None) -> dict[str, Any]:
+    """``{"git_commit": sha, "git_dirty": bool}`` of the checkout holding ``path`` (default: this package);
+    both ``None`` outside a git checkout. Read-only: no index refresh (``--no-optional-locks``)."""
+    where = str(Path(path) if path is not None else Path(__file__).resolve().parent)
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
+
+    def git(*args: str) -> str:
+        run = subprocess.run(
+            ["git", "--no-optional-locks", "-C", where, *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            env=env,
+            check=True,
+        )
+        return run.stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return {"git_commit": None, "git_dirty": None}
+    return {"git_commit": commit, "git_dirty": dirty}
+
+
+class RunProvenance(Callback):
+    """Log the resolved config and the git state to the loggers; add the git state to ``results.json``.
+
+    Args:
+        config: The run's resolved configuration (redacted before it is stored).
+    """
+
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        self.git = git_state()
+        self.config = redact(config or {})
+        self._logged = False
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if self._logged:
+            return
+        for logger in trainer.loggers:
+            logger.log_hyperparams({**self.git, "config": self.config})
+        self._logged = True
+
+    def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        path = results_path(trainer)
+        if trainer.is_global_zero and path.is_file():
+            update_results(path, self.git)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}

@@ -1,0 +1,52 @@
+"""The training wiring between the datamodule and the PURLS module, as callbacks the CLI attaches.
+
+Data flow one way (readers -> cache -> datamodule -> module -> evaluation callbacks); the module never
+reads ``trainer.datamodule``. What needs both sides happens here, through their public methods:
+
+* :class:`PrepareFeatureCache` — in cached feature mode, extracts (rank 0) or opens the feature cache
+  of the datamodule's skeletons before fitting or testing;
+* :class:`RecordDataSpec` — adds the datamodule's ``checkpoint_record()`` (text tower, templates,
+  source, preprocessing) to every checkpoint, so checkpoints are self-contained;
+* :func:`attach_wiring` — adds both, and :class:`~purls_pl.train.resumable.ExactResume`, to a trainer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytorch_lightning import Callback, LightningModule, Trainer
+
+from purls_pl.models.checkpoint import SPEC_KEY
+from purls_pl.train.resumable import ExactResume
+
+
+class PrepareFeatureCache(Callback):
+    """In cached feature mode, build (rank 0, the others wait) or open the feature cache of the data."""
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        backbone = getattr(pl_module, "backbone", None)
+        datamodule = trainer.datamodule
+        if backbone is None or not getattr(backbone, "cache", False) or datamodule is None:
+            return
+        skeletons = datamodule.load()
+        if trainer.is_global_zero:
+            backbone.prepare(skeletons, pl_module.device)
+        trainer.strategy.barrier("feature-cache")
+        backbone.prepare(skeletons, pl_module.device)
+
+
+class RecordDataSpec(Callback):
+    """Add the datamodule's ``checkpoint_record()`` to ``checkpoint["purls"]`` of every checkpoint."""
+
+    def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+        record = getattr(trainer.datamodule, "checkpoint_record", None)
+        if record is not None:
+            checkpoint[SPEC_KEY] = {**checkpoint.get(SPEC_KEY, {}), **record()}
+
+
+def attach_wiring(trainer: Trainer) -> None:
+    """Add :class:`PrepareFeatureCache`, :class:`RecordDataSpec` and :class:`ExactResume` to ``trainer``
+    (each once)."""
+    for callback in (PrepareFeatureCache(), RecordDataSpec(), ExactResume()):
+        if not any(type(c) is type(callback) for c in trainer.callbacks):
+            trainer.callbacks.append(callback)

@@ -1,0 +1,71 @@
+"""The command-line entry points and their errors for users."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from purls_pl.apps import commands, report
+from purls_pl.apps.experiments import experiment_args
+from purls_pl.train import cli, pretrain
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_missing_dataset_names_the_path_and_how_to_get_it(monkeypatch, tmp_path):
+    monkeypatch.chdir(REPO)
+    args = experiment_args("ntu120_96_24", "backbone")
+    with pytest.raises(FileNotFoundError, match=r"data/ntu/nturgb\+d_skeletons.*ROSE"):
+        pretrain.main(["fit", *args, f"--trainer.default_root_dir={tmp_path}"])
+
+
+def test_missing_backbone_says_to_run_stage_1(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    args = experiment_args("ntu120_96_24", root=REPO / "experiments")
+    with pytest.raises(FileNotFoundError, match=r"make backbone SPLIT=<split>.*configs <split> --stage backbone"):
+        cli.main(["fit", *args])
+
+
+def test_user_errors_print_one_line_and_exit_2(capsys):
+    def fail():
+        raise FileNotFoundError("data/x does not exist; download it")
+
+    with pytest.raises(SystemExit) as stop:
+        commands.exit_on_user_error(fail)
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip() == "error: data/x does not exist; download it"
+
+
+def _write_run(root: Path, name: str, top1: float) -> None:
+    run = root / name / "version_0"
+    run.mkdir(parents=True)
+    (run / "results.json").write_text(
+        json.dumps(
+            {
+                "test/zsl_top1": top1,
+                "test/zsl_top5": 1.0,
+                "test/zsl_mean_class": top1,
+                "epoch": 3,
+                "num_unseen_classes": 5,
+            }
+        )
+    )
+
+
+def test_report_table_through_the_entry_point(tmp_path):
+    _write_run(tmp_path, "purls", 0.9)
+    _write_run(tmp_path, "global", 0.5)
+    (tmp_path / "purls" / "version_1").mkdir()  # an unfinished newer run has no results and is skipped
+    out = subprocess.run(
+        [sys.executable, "-m", "purls_pl", "report", str(tmp_path), "--csv", str(tmp_path / "t.csv")],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    ).stdout
+    assert "| purls | 90.00 | 100.00 | 90.00 | – | 3 |" in out and "| global | 50.00 |" in out
+    assert (tmp_path / "t.csv").read_text().splitlines()[0].startswith("run,test/zsl_top1")
+    rows = report.collect([tmp_path])
+    assert [r["run"] for r in rows] == ["global", "purls"]

@@ -1,0 +1,116 @@
+"""Every registered split's run composes and parses, and a fast_dev_run of both stages runs for every
+dataset recipe (on stand-in data with the dataset's class list and layout)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from purls_pl.apps.experiments import experiment_args
+from purls_pl.data.catalog import card, known_datasets
+from purls_pl.data.splits import builtin_splits, get_split
+from purls_pl.train import cli, pretrain
+
+REPO = Path(__file__).resolve().parents[2]
+#: One split per dataset: the fast_dev_run covers every recipe and both class lists of a shared recipe.
+ONE_SPLIT_PER_DATASET = sorted({get_split(s).dataset: s for s in builtin_splits()}.values())
+
+
+@pytest.mark.parametrize("split", builtin_splits())
+def test_every_split_resolves_in_every_stage(split, capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    for stage, run in (("purls", cli.main), ("global", cli.main), ("backbone", pretrain.main)):
+        with pytest.raises(SystemExit) as stop:
+            run(["fit", *experiment_args(split, stage), "--print_config"])
+        assert stop.value.code in (0, None)
+        printed = yaml.safe_load(capsys.readouterr().out)
+        assert printed["data"]["split"] == split
+        linked = ("class_text", "layout") if stage != "backbone" else ("seen_classes", "input_format", "class_names")
+        assert not set(linked) & set(printed["model"]), "values the data determine must not be configurable"
+        if stage == "backbone":
+            assert not {"layout", "in_channels", "num_persons"} & set(printed["model"]["backbone"]["init_args"])
+
+
+def _stand_in(split: str) -> list[str]:
+    dataset = get_split(split).dataset
+    if dataset == "demo":
+        return ["--data.source.init_args.samples_per_class=4", "--data.source.init_args.num_frames=12"]
+    return [
+        "--data.source=purls_pl.data.random_source.RandomSkeletonSource",
+        f"--data.source.init_args.dataset={dataset}",
+        f"--data.source.init_args.num_persons={1 if card(dataset).layout == 'kinect20' else 2}",
+        "--data.source.init_args.num_frames=12",
+    ]
+
+
+def test_every_dataset_is_covered():
+    assert {get_split(s).dataset for s in ONE_SPLIT_PER_DATASET} == set(known_datasets())
+
+
+@pytest.mark.parametrize("split", ONE_SPLIT_PER_DATASET)
+def test_fast_dev_run_both_stages(split, tmp_path, monkeypatch, tiny_clip):
+    monkeypatch.chdir(REPO)
+    export = tmp_path / "backbone.pt"
+    common = ["--trainer.fast_dev_run=true", "--trainer.precision=32-true", f"--trainer.default_root_dir={tmp_path}"]
+    common += ["--data.batch_size=4", "--data.num_workers=0", *_stand_in(split)]
+    pretrain.main(
+        [
+            "fit",
+            *experiment_args(split, "backbone"),
+            *common,
+            f"--export.path={export}",
+            "--model.backbone.init_args.channels=[8,16]",
+            "--model.backbone.init_args.strides=[1,2]",
+        ]
+    )
+    assert export.is_file()
+    for stage in ("purls", "global"):
+        cli.main(
+            [
+                "fit",
+                *experiment_args(split, stage),
+                *common,
+                f"--model.backbone.checkpoint={export}",
+                f"--data.text_encoder.model={tiny_clip}",
+                "--data.eval_batch_size=8",
+            ]
+        )
+        results = tmp_path / "results.json"  # fast_dev_run logs nowhere: the results land in the root dir
+        result = json.loads(results.read_text())
+        results.unlink()
+        assert 0.0 <= result["test/zsl_top1"] <= 1.0 and result["num_unseen_classes"] == len(get_split(split).unseen)
+
+
+def test_auto_backbone_path_follows_the_split_and_the_seed(tmp_path, monkeypatch, tiny_clip):
+    """``export.path: auto`` (stage 1) and ``model.backbone.checkpoint: auto`` (stage 2) meet at one file."""
+    monkeypatch.chdir(REPO)
+    common = ["--trainer.fast_dev_run=true", f"--trainer.default_root_dir={tmp_path}", "--seed_everything=3"]
+    common += ["--data.batch_size=4", *_stand_in("demo_15_5")]
+    tiny = ["--model.backbone.init_args.channels=[8,16]", "--model.backbone.init_args.strides=[1,2]"]
+    pretrain.main(["fit", *experiment_args("demo_15_5", "backbone"), *common, *tiny])
+    assert (tmp_path / "backbones" / "demo_15_5" / "seed3.pt").is_file()
+    assert cli.backbone_export_path("demo_15_5", 3, tmp_path) == tmp_path / "backbones" / "demo_15_5" / "seed3.pt"
+    cli.main(["fit", *experiment_args("demo_15_5"), *common, f"--data.text_encoder.model={tiny_clip}"])
+    assert (tmp_path / "results.json").is_file()  # it found the export (fast_dev_run writes into the root)
+
+
+def test_fast_dev_run_under_bf16_autocast(tmp_path, monkeypatch, tiny_clip, tiny_backbone):
+    """Mixed precision (the GPU configs use bf16-mixed): the same path under CPU autocast."""
+    monkeypatch.chdir(REPO)
+    cli.main(
+        [
+            "fit",
+            *experiment_args("demo_15_5"),
+            "--trainer.fast_dev_run=true",
+            "--trainer.precision=bf16-mixed",
+            f"--trainer.default_root_dir={tmp_path}",
+            "--data.batch_size=4",
+            *_stand_in("demo_15_5"),
+            f"--model.backbone.checkpoint={tiny_backbone}",
+            f"--data.text_encoder.model={tiny_clip}",
+            "--data.eval_batch_size=8",
+        ]
+    )
+    results = json.loads(next(tmp_path.rglob("results.json")).read_text())
+    assert 0.0 <= results["test/zsl_top1"] <= 1.0
