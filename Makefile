@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 PURLS := $(BIN)/python -m purls_pl
 CONFIGS = $$($(PURLS) configs $(SPLIT) --stage $(1))
 
-.PHONY: help install train backbone fit report sweep test test-all lint format clean
+.PHONY: help install train backbone fit select bench-ucla report sweep test test-all lint format clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -54,10 +54,15 @@ backbone: install ## Stage 1: pre-train the backbone on SPLIT's seen classes (sk
 fit: install ## Stage 2 only: PURLS on SPLIT
 	$(PURLS) fit $(call CONFIGS,purls) --seed_everything=$(SEED) $(ARGS)
 
+STAGE ?= purls
+SELECT_ARGS ?=
+select: install ## Choose SPLIT's settings on validation classes -> experiments/selected/SPLIT/STAGE.yaml (make train reads it)
+	$(PURLS) select $(SPLIT) --stage $(STAGE) $(SELECT_ARGS)
+
 UCLA_ROOT ?= ../shared/data/nw-ucla/all_sqe
-bench-ucla: install ## NW-UCLA table (2 splits x 5 ablation rows x 3 seeds) -> results/, README
-	$(BIN)/python -m purls_pl table experiments/tables/nw-ucla.yaml --out lightning_logs/tables/nw-ucla \
-	  --set=--data.source.init_args.root=$(UCLA_ROOT) --publish results --readme README.md
+bench-ucla: install ## NW-UCLA table under the evaluation protocol -> results/, README (RESELECT=1: re-derive selections)
+	$(PURLS) table experiments/tables/nw-ucla.yaml --out lightning_logs/tables/nw-ucla \
+	  --set=--data.source.init_args.root=$(UCLA_ROOT) --publish results --readme README.md $(if $(RESELECT),--reselect)
 
 report: install ## Print the zero-shot results table of SPLIT's runs
 	@$(PURLS) report lightning_logs/$(SPLIT) $(wildcard lightning_logs/$(SPLIT)-global)

@@ -1,15 +1,27 @@
-"""The table runner: stage 1 once per split, every (row, seed) run, resumable, aggregated."""
+"""The table runner: selections on validation classes, stage 1 per seed, every (split, row, seed) run,
+random class folds, resumable with request hashes, aggregated with intervals and chance levels."""
 
 import csv
+import json
 from pathlib import Path
 
+import pytest
 import yaml
 
-from purls_pl.apps.table import TableSpec, aggregate, run_table
-from purls_pl.train import cli
+from purls_pl.apps import table
+from purls_pl.apps.table import request_hash, run_table
+from purls_pl.apps.table_report import aggregate
+from purls_pl.apps.table_spec import TableSpec
+from purls_pl.train import cli, pretrain
 
 REPO = Path(__file__).resolve().parents[2]
-TINY_DATA = ["--data.source.init_args.samples_per_class=4", "--data.source.init_args.num_frames=12"]
+TINY_DATA = ["--data.source.init_args.samples_per_class=6", "--data.source.init_args.num_frames=12"]
+TINY_BACKBONE = [
+    "--trainer.max_epochs=1",
+    "--data.batch_size=8",
+    "--model.backbone.init_args.channels=[8,16]",
+    "--model.backbone.init_args.strides=[1,2]",
+]
 
 
 def _spec(tmp_path: Path, tiny_clip: Path) -> TableSpec:
@@ -17,74 +29,129 @@ def _spec(tmp_path: Path, tiny_clip: Path) -> TableSpec:
         "name": "demo table",
         "splits": ["demo_15_5"],
         "seeds": [0, 1],
-        "experiments": str(REPO / "experiments"),
-        "common": [f"--data.text_encoder.model={tiny_clip}", "--trainer.max_epochs=1", "--data.batch_size=8"],
-        "pretrain": [
-            "--trainer.max_epochs=1",
-            "--data.batch_size=8",
-            "--model.backbone.init_args.channels=[8,16]",
-            "--model.backbone.init_args.strides=[1,2]",
-        ],
+        "folds": {"demo_15_5": 1},
+        "fold_seeds": [0],
+        "experiments": str(tmp_path / "experiments"),
+        "select": {"folds": 1, "fold_split_folds": 1, "max_epochs": 2, "seed": 0},
+        "selections": {
+            "global": {"stage": "global", "search": {"model.lr": [0.001, 0.003]}},
+            "purls": {"stage": "purls", "search": {"model.lr": [0.001]}},
+        },
+        "common": [f"--data.text_encoder.model={tiny_clip}", "--data.batch_size=8", "--trainer.max_epochs=1"],
+        "pretrain": TINY_BACKBONE,
+        "note": "Not comparable with the paper: different setup.",
         "rows": [
+            {"name": "Global (labels)", "select": "global"},
+            {"name": "PURLS", "select": "purls"},
             {
-                "name": "Global (labels)",
-                "args": [
-                    "--data.descriptions=labels",
-                    "--model.partitioner=purls_pl.models.partition.GlobalPartitioner",
-                ],
+                "name": "Static",
+                "select": "purls",
+                "args": ["--model.partitioner=purls_pl.models.partition.StaticPartitioner"],
             },
-            {"name": "PURLS", "args": [], "paper": {"demo_15_5": 50.0}},
         ],
     }
+    for name in ("purls.yaml", "global.yaml", "backbone.yaml", "demo.yaml", "demo_backbone.yaml", "sources/demo.yaml"):
+        target = tmp_path / "experiments" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text((REPO / "experiments" / name).read_text())
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
     return TableSpec.load(path)
 
 
-def test_table_runs_resumes_and_aggregates(tmp_path, tiny_clip, monkeypatch):
+def test_table_selects_runs_resumes_and_aggregates(tmp_path, tiny_clip, monkeypatch):
     monkeypatch.chdir(REPO)
     spec = _spec(tmp_path, tiny_clip)
+    assert spec.units() == [("demo_15_5", [0, 1]), ("demo_random5_seed0", [0])]
     out = tmp_path / "out"
     lines: list[str] = []
     records = run_table(spec, out, TINY_DATA, log=lines.append)
-    assert len(records) == 4 and (out / "backbones" / "demo_15_5" / "seed0.pt").is_file()
-    assert any(line.startswith("[stage 1]") for line in lines) and lines[-1].startswith("[4/4]")
+    assert len(records) == 3 * 3  # (2 seeds + 1 fold) x 3 rows
+    for split in ("demo_15_5", "demo_random5_seed0"):
+        chosen = yaml.safe_load((tmp_path / "experiments" / "selected" / split / "global.yaml").read_text())
+        assert chosen["model"]["lr"] in (0.001, 0.003) and 1 <= chosen["trainer"]["max_epochs"] <= 2
+        record = json.loads((tmp_path / "experiments" / "selected" / split / "purls.json").read_text())
+        assert record["split"] == split and len(record["folds"]) == 1
+    assert (out / "backbones" / "demo_15_5" / "seed1.pt").is_file()  # stage 1 per seed
+    assert any("[select]" in line for line in lines) and any("min left" in line for line in lines)
+    seeds = {r["seed"]: r for r in records if r["split"] == "demo_15_5" and r["row"] == "PURLS"}
+    assert seeds[0]["stage1"] != seeds[1]["stage1"] or seeds[0]["test/zsl_top1"] != seeds[1]["test/zsl_top1"]
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("finished runs are not repeated")
 
     monkeypatch.setattr(cli, "main", must_not_run)
+    monkeypatch.setattr(pretrain, "main", must_not_run)
     again = run_table(spec, out, TINY_DATA, log=lines.append)
     assert [r["test/zsl_top1"] for r in again] == [r["test/zsl_top1"] for r in records]
-    table = aggregate(spec, again, out)
-    assert "| PURLS |" in table and "50.00" in table and "± " in table
-    rows = list(csv.DictReader((out / "table.csv").open()))
-    assert [r["row"] for r in rows] == ["Global (labels)", "PURLS"] and rows[0]["seeds"] == "2"
+
+    markdown, rows = aggregate(spec, again, out)
+    assert "| *chance level* | 20.00 | 20.00 |" in markdown and "| *test samples* |" in markdown
+    assert "5 unseen: demo_15_5 + 1 random folds" in markdown and "Not comparable" in markdown
+    assert "± " in markdown and "[" in markdown and "Per run (top-1 %)" in markdown
+    purls = [r for r in rows if r["row"] == "PURLS"]
+    assert [r["runs"] for r in purls] == [2, 3] and all(r["top5_mean"] is None for r in purls)  # 5 candidates
+    assert all(r["top1_ci_low"] <= r["top1_mean"] <= r["top1_ci_high"] for r in purls)
+    assert next(csv.DictReader((out / "table.csv").open()))["column"] == "demo_15_5"
 
 
-def test_nw_ucla_table_wiring_on_real_data(tmp_path, tiny_clip, monkeypatch):
-    """The committed NW-UCLA table spec, end to end on a subset of the real skeletons (1 epoch, 1 seed)."""
+def test_a_changed_request_is_rerun_and_the_old_run_kept(tmp_path, monkeypatch):
+    calls = []
+    run_dir = tmp_path / "run"
+    config = tmp_path / "a.yaml"
+    config.write_text("x: 1\n")
+    args = ["fit", "--config", str(config), "--trainer.default_root_dir=/anywhere"]
+    assert table._run_once(run_dir, args, None, lambda: calls.append(1)) is not None
+    assert table._run_once(run_dir, args, None, lambda: calls.append(2)) is None and calls == [1]
+    moved = [*args[:-1], "--trainer.default_root_dir=/elsewhere"]  # where a run writes is not what it computes
+    assert request_hash(moved) == request_hash(args)
+    config.write_text("x: 2\n")  # a config file's content is
+    assert table._run_once(run_dir, args, None, lambda: calls.append(3)) is not None and calls == [1, 3]
+    assert [p.name.startswith("run.stale-") for p in tmp_path.iterdir() if p.name != "a.yaml"].count(True) == 1
+
+
+def test_spec_errors_name_the_problem(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        yaml.safe_dump({"name": "t", "splits": ["demo_15_5"], "seeds": [0], "rows": [{"name": "r", "select": "x"}]})
+    )
+    with pytest.raises(ValueError, match=r"rows\[0\] selects 'x', not one of \[\]"):
+        TableSpec.load(bad)
+    bad.write_text(
+        yaml.safe_dump({"name": "t", "splits": ["demo_15_5"], "seeds": [0], "rows": [{"name": "r", "paper": 1}]})
+    )
+    with pytest.raises(ValueError, match=r"rows\[0\] has unknown keys \['paper'\]"):
+        TableSpec.load(bad)
+
+
+def test_nw_ucla_table_spec_on_real_data(tmp_path, tiny_clip, monkeypatch):
+    """The committed NW-UCLA spec, end to end on a subset of the real skeletons (1 epoch, tiny search)."""
     from conftest import shared_path
 
     root = shared_path("data", "nw-ucla", "all_sqe")
     monkeypatch.chdir(REPO)
     spec = TableSpec.load(REPO / "experiments" / "tables" / "nw-ucla.yaml")
-    spec.seeds = [0]
+    assert spec.units()[2:] == [(f"nw-ucla_random5_seed{f}", [0]) for f in range(3)]
+    spec.splits, spec.seeds, spec.folds = ["nw-ucla_8_2"], [0], {}
     spec.rows = [spec.rows[0], spec.rows[-1]]
+    spec.experiments = str(tmp_path / "experiments")
+    for f in [*(REPO / "experiments").glob("*.yaml"), *(REPO / "experiments" / "sources").glob("*.yaml")]:
+        target = tmp_path / "experiments" / f.relative_to(REPO / "experiments")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(f.read_text())
+    for selection in spec.selections.values():
+        selection.search = {k: v[:1] for k, v in list(selection.search.items())[:1]}
+    spec.select.update(folds=1, max_epochs=1)
     spec.common = [f"--data.text_encoder.model={tiny_clip}", "--trainer.max_epochs=1"]
-    spec.pretrain = [
-        "--trainer.max_epochs=1",
-        "--model.backbone.init_args.channels=[8,16]",
-        "--model.backbone.init_args.strides=[1,2]",
-    ]
+    spec.pretrain = TINY_BACKBONE[:1] + TINY_BACKBONE[2:]
     data = [
         f"--data.source.init_args.root={root}",
-        "--data.source.init_args.conversion.max_samples=240",
+        "--data.source.init_args.conversion.max_samples=300",
         f"--data.source.init_args.conversion.cache_dir={tmp_path / 'cache'}",
     ]
     records = run_table(spec, tmp_path / "out", data, log=lambda line: None)
-    assert {(r["split"], r["row"]) for r in records} == {(s, r.name) for s in spec.splits for r in spec.rows}
+    assert {(r["split"], r["row"]) for r in records} == {("nw-ucla_8_2", r.name) for r in spec.rows}
     for r in records:
-        assert 0.0 <= r["test/zsl_top1"] <= 1.0 and r["num_unseen_classes"] == int(r["split"].rsplit("_", 1)[1])
-    table = aggregate(spec, records, tmp_path / "out")
-    assert "75.84" in table and "nw-ucla_5_5 top-1" in table
+        assert 0.0 <= r["test/zsl_top1"] <= 1.0 and r["num_unseen_classes"] == 2
+    markdown, _ = aggregate(spec, records, tmp_path / "out")
+    assert "| *chance level* | 50.00 |" in markdown and "Not comparable with the paper" in markdown

@@ -84,7 +84,7 @@ def test_random_split_names_work_from_configs() -> None:
     source = RandomSkeletonSource("nw-ucla", "kinect20", samples_per_class=2, num_frames=4, num_persons=1)
     dm = PretrainDataModule(source, "nw-ucla_random3_seed5")
     dm.setup()
-    assert set(dm.skeletons.labels[dm.sets["unseen_test"].index]) == set(get_split("nw-ucla_random3_seed5").unseen)
+    assert set(dm.skeletons.labels[dm.sets["unseen_eval"].index]) == set(get_split("nw-ucla_random3_seed5").unseen)
 
 
 def test_classes_without_samples() -> None:
@@ -99,3 +99,30 @@ def test_classes_without_samples() -> None:
         "seen_train": (),
         "unseen_test": (),
     }
+
+
+def test_validation_classes_are_deterministic_folds_of_the_seen_classes() -> None:
+    split = get_split("nw-ucla_8_2")
+    folds = [split.validation_classes("auto", f) for f in range(4)]
+    assert all(len(f) == 2 and set(f) <= set(split.seen) for f in folds)  # max(2, min(2 unseen, 8 // 4))
+    assert len(set().union(*folds)) == 8, "four folds of two cover the eight seen classes once"
+    assert folds[0] == split.validation_classes() == (3, 6)  # pinned: the ranking must never change
+    assert split.validation_classes(3) != split.validation_classes(3, fold=1)
+    assert split.validation_classes(["stand up", "throw"]) == (5, 8) and split.validation_classes("none") == ()
+    assert get_split("ntu60_55_5").validation_classes() == (0, 6, 12, 52, 59)
+    with pytest.raises(ValueError, match="not seen classes"):
+        split.validation_classes(["sit down"])  # an unseen class of nw-ucla_8_2
+    with pytest.raises(ValueError, match="leave 1 of its 8 seen classes"):
+        split.validation_classes(7)
+    with pytest.raises(ValueError, match="'auto', 'none', a count"):
+        split.validation_classes("most")
+
+
+def test_selection_split_excludes_the_unseen_classes() -> None:
+    split = get_split("nw-ucla_5_5")
+    selection = split.selection(fold=1)
+    assert selection.name == "nw-ucla_5_5-val1" and selection.excluded == split.unseen
+    assert set(selection.seen) | set(selection.unseen) == set(split.seen)
+    assert not set(selection.seen) & set(split.unseen)
+    with pytest.raises(ValueError, match="needs validation classes"):
+        split.selection("none")

@@ -81,9 +81,11 @@ def _evaluate(trainer: SimpleNamespace, batches: list[dict[str, torch.Tensor]]) 
         zsl.on_test_batch_end(trainer, module, outputs, batch, i)
         gzsl.on_test_batch_end(trainer, module, outputs, batch, i)
     zsl._log("test", module)
+    samples = zsl.tested_samples(trainer, module)
     gzsl.on_test_epoch_end(trainer, module)
     record = {k: v for k, v in gzsl.result.items() if k in ("seen", "unseen", "h", "ausuc", "num_samples")}
-    return {**module.logged, "confusion": zsl.per_class(module)["confusion"], "gzsl": record}
+    confusion = zsl.per_class(samples, module.unseen, module.class_names)["confusion"]
+    return {**module.logged, "confusion": confusion, "samples": sorted(map(tuple, samples.tolist())), "gzsl": record}
 
 
 def _worker(rank: int, port: int, out: str) -> None:

@@ -28,13 +28,30 @@ def test_candidate_conditioned_embeddings_score_their_own_candidate():
         zero_shot_scores(torch.randn(3, 2, 5), text)
 
 
-def test_eq5_argmin_loss_equals_argmax_similarity():
+def test_eq5_argmin_loss_equals_argmax_similarity_when_v_is_shared():
     torch.manual_seed(0)
     text = F.normalize(torch.randn(6, 8), dim=-1)
     skel = F.normalize(torch.randn(10, 8), dim=-1)
     scores = zero_shot_scores(skel, text)
     loss = -torch.log_softmax(scores / 0.07, dim=-1)  # Eq. 5 for every candidate y
     assert torch.equal(loss.argmin(-1), scores.argmax(-1))
+    eq5 = zero_shot_scores(skel, text, "eq5", 1 / 0.07)
+    torch.testing.assert_close(eq5, -loss)  # the score is minus the loss
+    assert torch.equal(eq5.argmax(-1), scores.argmax(-1))
+
+
+def test_eq5_with_one_representation_per_candidate_has_one_denominator_each():
+    """V^y depends on the candidate (adaptive partitioning): score(y) = V^y·F_y/τ - log Σ_o exp(V^y·F_o/τ)."""
+    text = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
+    # V^0 is class 0's text exactly, but close to class 1's too; V^1 is less aligned with class 1, yet alone.
+    skel = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    scale = 10.0
+    cosine = zero_shot_scores(skel, text)
+    eq5 = zero_shot_scores(skel, text, "eq5", scale)
+    v = F.normalize(skel[0], dim=-1)
+    expected = torch.stack([scale * v[y] @ text[y] - torch.logsumexp(scale * (v[y] @ text.T), dim=0) for y in range(2)])
+    torch.testing.assert_close(eq5[0], expected)
+    assert cosine[0].argmax() == 0 and eq5[0].argmax() == 1, "the two scorings disagree on this sample"
 
 
 def test_accuracies():

@@ -52,6 +52,7 @@ def test_callback_scores_only_unseen_rows_against_unseen_columns(tmp_path):
         log_dir=str(tmp_path),
         default_root_dir=str(tmp_path),
         is_global_zero=True,
+        world_size=1,
         fast_dev_run=True,
         current_epoch=3,
         global_step=12,
@@ -78,3 +79,5 @@ def test_callback_scores_only_unseen_rows_against_unseen_columns(tmp_path):
     record = json.loads((tmp_path / "results.json").read_text())
     assert record["unseen_classes"] == ["b", "d"] and record["confusion"] == [[1, 1], [0, 1]]
     assert record["per_class"] == {"b": 0.5, "d": 1.0} and record["epoch"] == 3
+    assert record["num_test_samples"] == 3  # the seen-class row and the padding row are not zero-shot samples
+    assert record["samples"] == {"label": [1, 1, 3], "prediction": [3, 1, 3]}

@@ -128,3 +128,31 @@ def test_query_modes_train_and_agree_without_text_conditioning(class_text, tiny_
     )
     batch = _batch([0, 1, 2, 4])
     torch.testing.assert_close(static.training_step(batch, 0), other.training_step(batch, 0))
+
+
+def test_a_backbone_trained_on_a_foreign_class_is_refused(class_text, tiny_backbone, tmp_path):
+    """An export records its seen classes; one that saw an unseen class of this run must not be loaded."""
+    net, _ = load_backbone(tiny_backbone)
+    foreign = export_backbone(net, tmp_path / "foreign.pt", {"seen_class_names": ["c0", "c1", "c3"]})
+    with pytest.raises(ValueError, match=r"trained on 3 classes \['c0', 'c1', 'c3'\].*\['c3'\] are not among them"):
+        _module(class_text, foreign)
+    own = export_backbone(net, tmp_path / "own.pt", {"seen_class_names": ["c0", "c1"]})
+    assert _module(class_text, own).seen == SEEN  # a subset of the seen classes is fine
+    by_id = export_backbone(net, tmp_path / "ids.pt", {"seen_classes": [0, 5]})  # older exports: class ids
+    with pytest.raises(ValueError, match=r"\['c5'\] are not among them"):
+        _module(class_text, by_id)
+    with pytest.warns(UserWarning, match="records no seen classes"):
+        _module(class_text, tiny_backbone)
+
+
+@pytest.mark.parametrize("part", [AdaptivePartitioner, GlobalPartitioner])
+def test_eq5_scoring_normalises_over_the_zero_shot_classes(class_text, tiny_backbone, part):
+    module = _module(class_text, tiny_backbone, partitioner=part, scoring="eq5").eval()
+    out = module.evaluate(_batch([3, 5, 0]))
+    assert out["scores"].shape == (3, K) and out["zsl_scores"].shape == (3, len(UNSEEN))
+    # log-probabilities: each candidate's own softmax over the candidates it competes with
+    assert (out["scores"] <= 0).all() and (out["zsl_scores"] <= 0).all()
+    if part is GlobalPartitioner:  # one V: a proper softmax over the zero-shot classes
+        torch.testing.assert_close(out["zsl_scores"].exp().sum(-1), torch.ones(3))
+    with pytest.raises(ValueError, match="model.scoring"):
+        _module(class_text, tiny_backbone, scoring="dot")

@@ -28,6 +28,9 @@ def test_every_split_resolves_in_every_stage(split, capsys, monkeypatch):
         assert printed["data"]["split"] == split
         linked = ("class_text", "layout") if stage != "backbone" else ("seen_classes", "input_format", "class_names")
         assert not set(linked) & set(printed["model"]), "values the data determine must not be configurable"
+        monitors = [printed["checkpoint"]["monitor"], *(str(c) for c in printed["trainer"]["callbacks"] or [])]
+        assert not any("test/" in str(m) for m in monitors), "nothing may be chosen on the unseen test samples"
+        assert printed["checkpoint"]["monitor"] in ("val/zsl_top1", "val/seen_top1")
         if stage == "backbone":
             assert not {"layout", "in_channels", "num_persons"} & set(printed["model"]["backbone"]["init_args"])
 

@@ -100,7 +100,7 @@ def test_wandb_offline_fit_records_config_and_commit_and_no_secret(tmp_path, mon
     assert (run / "config.yaml").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
     assert list(run.glob("events.out.tfevents*"))
     results = json.loads((run / "results.json").read_text())
-    assert "git_commit" in results and "git_dirty" in results
+    assert "git_commit" in results and "git_dirty" in results and len(results["config_hash"]) == 20
     assert set(results["per_class"]) == set(results["unseen_classes"]) and len(results["confusion"]) == 5
     assert 0.0 <= results["gzsl"]["unseen"] <= 1.0 and results["gzsl"]["num_unseen_classes"] == 5
     assert (run / "confusion.png").is_file() and (run / "gzsl_curve.png").is_file()
@@ -169,3 +169,25 @@ def test_sweep_trials_parse_with_the_cli(sweep_file, capsys, monkeypatch):
                 node = node[key]
             node = node["class_path"] if isinstance(node, dict) else node
             assert node == value or math.isclose(float(node), float(value)), (name, node, value)
+
+
+def test_config_hash_ignores_where_a_run_writes_and_sees_what_it_computes(tmp_path):
+    from purls_pl.train.provenance import config_hash
+
+    backbone = tmp_path / "b.pt"
+    backbone.write_bytes(b"weights v1")
+    config = {
+        "model": {"lr": 0.001, "backbone": {"init_args": {"checkpoint": str(backbone), "cache_dir": "/a"}}},
+        "trainer": {"default_root_dir": "/runs/a", "max_epochs": 3},
+        "data": {"num_workers": 0, "source": {"init_args": {"root": "/data/a"}}},
+    }
+    same = json.loads(json.dumps(config))
+    same["trainer"]["default_root_dir"], same["data"]["num_workers"] = "/runs/b", 8
+    same["data"]["source"]["init_args"]["root"] = "/elsewhere"
+    assert config_hash(config) == config_hash(same)
+    other = json.loads(json.dumps(config))
+    other["trainer"]["max_epochs"] = 4
+    assert config_hash(other) != config_hash(config)
+    before = config_hash(config)
+    backbone.write_bytes(b"weights v2")  # retrained at the same path
+    assert config_hash(config) != before

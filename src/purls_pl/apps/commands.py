@@ -19,6 +19,7 @@ LIGHTNING = "purls_pl.train.cli:main"
 COMMANDS: dict[str, str] = {
     "pretrain": "purls_pl.train.pretrain:main",
     "configs": "purls_pl.apps.experiments:main",
+    "select": "purls_pl.apps.select:main",
     "report": "purls_pl.apps.report:main",
     "table": "purls_pl.apps.table:main",
     "describe": "purls_pl.text.llm.generate:main",

@@ -1,9 +1,12 @@
 """Which experiment files make up a run: ``python -m purls_pl configs <split> [--stage ...]``.
 
 A run composes a base (``purls.yaml``, or ``backbone.yaml`` for stage 1), the recipe of the split's
-dataset and, for the paper's Global baseline, ``global.yaml``; the split itself is one override::
+dataset, for the paper's Global baseline ``global.yaml``, and the settings selected on the split's
+validation classes when they exist (``selected/<split>/<stage>.yaml``, written by
+:mod:`purls_pl.apps.select`); the split itself is one override::
 
-    experiments/purls.yaml + experiments/<recipe>.yaml [+ experiments/global.yaml] + --data.split=<split>
+    experiments/purls.yaml + experiments/<recipe>.yaml [+ experiments/global.yaml]
+        [+ experiments/selected/<split>/<stage>.yaml] + --data.split=<split>
     experiments/backbone.yaml + experiments/<recipe>_backbone.yaml + --data.split=<split>
 
 The recipe of a dataset is named after the dataset whose class list it uses (NTU-60 runs the
@@ -34,8 +37,26 @@ def recipe(split: str) -> str:
     return entry.parent or entry.key
 
 
-def experiment_files(split: str, stage: Stage = "purls", root: str | Path = EXPERIMENTS) -> list[Path]:
+#: ``selected=`` default of :func:`experiment_files`: the selection named after the stage.
+STAGE_SELECTION = "<stage>"
+
+
+def selection_file(split: str, name: str, root: str | Path = EXPERIMENTS) -> Path:
+    """Where the settings selected for ``split`` under ``name`` live: ``<root>/selected/<split>/<name>.yaml``."""
+    return Path(root) / "selected" / split / f"{name}.yaml"
+
+
+def experiment_files(
+    split: str, stage: Stage = "purls", root: str | Path = EXPERIMENTS, selected: str | None = STAGE_SELECTION
+) -> list[Path]:
     """The ``--config`` files of ``stage`` for ``split``, in composition order.
+
+    Args:
+        split: A registered split.
+        stage: ``purls``, ``global`` or ``backbone``.
+        root: The experiments folder.
+        selected: The selection whose settings come last, when its file exists (default: the one named
+            after the stage); ``None``: none (what a selection trial itself runs).
 
     Raises:
         FileNotFoundError: when a file is missing, naming it.
@@ -50,12 +71,18 @@ def experiment_files(split: str, stage: Stage = "purls", root: str | Path = EXPE
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise FileNotFoundError(f"experiment files {missing} of split {split!r} ({stage}) do not exist")
+    if selected is not None and stage != "backbone":
+        chosen = selection_file(split, stage if selected == STAGE_SELECTION else selected, root)
+        files += [chosen] if chosen.is_file() else []
     return files
 
 
-def experiment_args(split: str, stage: Stage = "purls", root: str | Path = EXPERIMENTS) -> list[str]:
-    """``["--config", <file>, ..., "--data.split=<split>"]`` for a LightningCLI of ``stage``."""
-    args = [a for f in experiment_files(split, stage, root) for a in ("--config", str(f))]
+def experiment_args(
+    split: str, stage: Stage = "purls", root: str | Path = EXPERIMENTS, selected: str | None = STAGE_SELECTION
+) -> list[str]:
+    """``["--config", <file>, ..., "--data.split=<split>"]`` for a LightningCLI of ``stage``
+    (:func:`experiment_files`)."""
+    args = [a for f in experiment_files(split, stage, root, selected) for a in ("--config", str(f))]
     return [*args, f"--data.split={split}"]
 
 

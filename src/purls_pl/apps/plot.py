@@ -19,6 +19,7 @@ from jsonargparse import ArgumentParser, Namespace
 
 from purls_pl.apps.experiments import experiment_args
 from purls_pl.apps.report import collect
+from purls_pl.data.sample_sets import SET_NAMES
 from purls_pl.eval.figures import (
     accuracy_vs_unseen_figure,
     attention_figure,
@@ -134,8 +135,8 @@ def plot_attention_main(argv: Sequence[str] | None = None) -> list[Path]:
     parser.add_argument("--samples", default="0", help="comma-separated sample positions in --set (default: 0)")
     parser.add_argument(
         "--set",
-        default="unseen_test",
-        choices=("seen_train", "seen_test", "unseen_test"),
+        default="unseen_eval",
+        choices=SET_NAMES,
         help="which sample set the positions index (default: %(default)s)",
     )
     parser.add_argument("--out", default="figs", help="output folder (default: %(default)s)")

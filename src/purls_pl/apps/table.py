@@ -1,146 +1,57 @@
-"""Multi-split, multi-row, multi-seed experiment tables: ``python -m purls_pl table <spec.yaml>``.
+"""Experiment tables under the evaluation protocol: ``python -m purls_pl table <spec.yaml> --out DIR``.
 
-A table spec (YAML) names the splits, seeds and rows; each row is a list of CLI overrides applied
-on top of ``experiments/<split>.yaml``. Stage 1 runs once per split (its backbone is shared by all
-rows and seeds); every (split, row, seed) run writes its own directory, and a run whose
-``results.json`` exists is not repeated, so an interrupted table resumes where it stopped::
+A table spec (YAML) names the splits, the seeds, random class folds, the selections and the rows::
 
     name: NW-UCLA
-    splits: [nw-ucla_8_2, nw-ucla_5_5]
-    seeds: [0, 1, 2]
-    common: [--data.text_encoder.model=minilm]      # for every stage-2 run
-    pretrain: [--trainer.max_epochs=30]              # stage-1 overrides
+    splits: [nw-ucla_8_2, nw-ucla_5_5]        # each run with every seed in `seeds`
+    seeds: [0, 1, 2]                            # a seed drives both stages (stage 1 per seed)
+    folds: {nw-ucla_5_5: 3}                     # + nw-ucla_random5_seed0..2 (random unseen classes)
+    fold_seeds: [0]                             # seeds of the fold splits
+    select: {folds: 3, fold_split_folds: 1, max_epochs: 20, seed: 0}
+    selections:                                 # methods whose settings are chosen on validation classes
+      purls: {stage: purls, search: {model.lr: [0.001, 0.0003, 0.003], model.queries: [true_class, candidates]}}
+      global: {stage: global, search: {model.lr: [0.001, 0.0003, 0.003]}}
+    common: [--data.text_encoder.model=minilm]  # every stage-2 run
+    pretrain: [--trainer.max_epochs=30]          # every stage-1 run
+    note: "The paper's numbers (different setup: ...)"
     rows:
-      - name: PURLS
-        args: []
-        paper: {nw-ucla_8_2: 75.84}
+      - {name: Global (label-only text), select: global}
+      - {name: PURLS (selected), select: purls}
+      - {name: Static partitioning, select: purls, args: [--model.partitioner=...]}   # an ablation
 
-The aggregate (mean ± std over seeds of top-1 and mean-class accuracy, the paper's numbers, wall
-times) is written as ``table.md`` and ``table.csv`` in the output directory.
+For every split (paper and fold splits) and every selection a row names, the settings are chosen on
+validation classes by :mod:`purls_pl.apps.select` unless ``experiments/selected/<split>/<name>.yaml``
+exists (``--reselect`` re-derives them); a row runs with its selection's method and settings plus its
+own ``args``. Then stage 1 runs
+per (split, seed) and every (split, row, seed) run writes its own directory. A run whose request (its
+arguments, the contents of its config files and its backbone) is unchanged is not repeated, so an
+interrupted table resumes; one whose request changed is moved aside (``*.stale-<time>``) and rerun.
+The aggregate is written by :mod:`purls_pl.apps.table_report`.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
+import hashlib
 import json
-import math
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from purls_pl.apps.experiments import experiment_args
-from purls_pl.eval.metrics import TEST_MEAN_CLASS, TEST_TOP1
+from purls_pl.apps.experiments import experiment_args, selection_file
+from purls_pl.apps.select import select, write_selection
+from purls_pl.apps.table_report import aggregate, replace_block
+from purls_pl.apps.table_spec import TableSpec
+from purls_pl.eval.metrics import TEST_TOP1
 from purls_pl.eval.results import latest_results
+from purls_pl.models.features import load_backbone
 from purls_pl.storage import atomic_write_json
 from purls_pl.train import cli, pretrain
 from purls_pl.train.paths import backbone_export_path
 
-
-@dataclass
-class Row:
-    """One line of the table: a name, CLI overrides, and the paper's numbers per split (optional)."""
-
-    name: str
-    args: list[str] = field(default_factory=list)
-    paper: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def slug(self) -> str:
-        return "".join(c if c.isalnum() else "_" for c in self.name.lower()).strip("_")
-
-
-@dataclass
-class TableSpec:
-    """What to run: splits x rows x seeds (see the module docstring for the YAML form)."""
-
-    name: str
-    splits: list[str]
-    seeds: list[int]
-    rows: list[Row]
-    common: list[str] = field(default_factory=list)
-    pretrain: list[str] = field(default_factory=list)
-    experiments: str = "experiments"
-
-    @classmethod
-    def load(cls, path: str | Path) -> TableSpec:
-        raw = yaml.safe_load(Path(path).read_text())
-        missing = [k for k in ("name", "splits", "seeds", "rows") if k not in raw]
-        if missing:
-            raise ValueError(f"table spec {path} is missing {missing}; see purls_pl.apps.table's docstring")
-        rows = [Row(str(r["name"]), list(r.get("args", [])), dict(r.get("paper", {}))) for r in raw["rows"]]
-        return cls(
-            name=str(raw["name"]),
-            splits=list(raw["splits"]),
-            seeds=[int(s) for s in raw["seeds"]],
-            rows=rows,
-            common=list(raw.get("common", [])),
-            pretrain=list(raw.get("pretrain", [])),
-            experiments=str(raw.get("experiments", "experiments")),
-        )
-
-
-def _timed(record: Path, run: Any) -> float:
-    start = time.perf_counter()
-    run()
-    seconds = time.perf_counter() - start
-    atomic_write_json(record, {"seconds": round(seconds, 2)})
-    return seconds
-
-
-def run_table(spec: TableSpec, out: str | Path, extra: Sequence[str] = (), log: Any = print) -> list[dict[str, Any]]:
-    """Run every missing (split, row, seed) of ``spec`` under ``out``; return one record per run."""
-    out = Path(out)
-    total = len(spec.splits) * len(spec.rows) * len(spec.seeds)
-    done = 0
-    records: list[dict[str, Any]] = []
-    for split in spec.splits:
-        backbone = backbone_export_path(split, 0, out)
-        if not backbone.is_file():
-            log(f"[stage 1] {split}: pre-training the backbone on the seen classes ...")
-            stage1 = [
-                "fit",
-                *experiment_args(split, "backbone", spec.experiments),
-                *spec.pretrain,
-                *extra_data(extra),
-                f"--export.path={backbone}",
-                f"--trainer.default_root_dir={out}",  # logs land in <out>/backbones/<split>/version_k
-                "--trainer.enable_progress_bar=false",
-            ]
-            seconds = _timed(backbone.with_suffix(".time.json"), lambda a=stage1: pretrain.main(a))
-            log(f"[stage 1] {split}: {seconds:.0f} s")
-        for row in spec.rows:
-            for seed in spec.seeds:
-                done += 1
-                run_dir = out / split / row.slug / f"seed{seed}"
-                result = latest_results(run_dir)
-                status = "done before"
-                if result is None:
-                    args = [
-                        "fit",
-                        *experiment_args(split, "purls", spec.experiments),
-                        *spec.common,
-                        *row.args,
-                        *extra,
-                        f"--seed_everything={seed}",
-                        f"--model.backbone.checkpoint={backbone}",
-                        f"--trainer.default_root_dir={run_dir}",
-                        "--trainer.enable_progress_bar=false",
-                    ]
-                    status = f"{_timed(run_dir / 'time.json', lambda a=args: cli.main(a)):.0f} s"
-                    result = latest_results(run_dir)
-                    if result is None:
-                        raise RuntimeError(f"run {run_dir} finished without results.json")
-                timing_file = run_dir / "time.json"
-                timing = json.loads(timing_file.read_text())["seconds"] if timing_file.is_file() else None
-                top1 = 100 * result[TEST_TOP1]
-                log(f"[{done}/{total}] {split} | {row.name} | seed {seed}: top-1 {top1:.2f} ({status})")
-                records.append({"split": split, "row": row.name, "seed": seed, "seconds": timing, **result})
-    return records
+#: Overrides that change where a run writes or how it shows progress, not what it computes.
+VOLATILE = ("--trainer.default_root_dir=", "--trainer.enable_progress_bar=", "--data.source.init_args.root=")
 
 
 def extra_data(extra: Sequence[str]) -> list[str]:
@@ -148,71 +59,144 @@ def extra_data(extra: Sequence[str]) -> list[str]:
     return [a for a in extra if a.startswith("--data.source")]
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    mean = sum(values) / len(values)
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-    return mean, std
+def request_hash(args: Sequence[str], backbone: Path | None = None) -> str:
+    """What a run computes: its arguments (without :data:`VOLATILE` ones), the contents of its ``--config``
+    files and of its backbone export."""
+    h = hashlib.sha256()
+    args = list(args)
+    for i, a in enumerate(args):
+        if a.startswith(VOLATILE):
+            continue
+        h.update(a.encode() + b"\0")
+        if i > 0 and args[i - 1] == "--config":
+            h.update(Path(a).read_bytes())
+    if backbone is not None:
+        h.update(backbone.read_bytes())
+    return h.hexdigest()[:20]
 
 
-def aggregate(spec: TableSpec, records: list[dict[str, Any]], out: str | Path) -> str:
-    """Write ``table.md`` / ``table.csv`` (mean ± std over seeds) and return the Markdown."""
-    out = Path(out)
-    lines = [f"**{spec.name}** — zero-shot accuracy (%) on unseen classes, mean ± std over seeds {spec.seeds}", ""]
-    header = "| row | " + " | ".join(f"{s} top-1 | {s} mean-class | {s} paper" for s in spec.splits) + " |"
-    lines += [header, "|---|" + "---:|" * (3 * len(spec.splits))]
-    rows_csv = []
-    for row in spec.rows:
-        cells = []
-        for split in spec.splits:
-            mine = [r for r in records if r["split"] == split and r["row"] == row.name]
-            if not mine:
-                cells += ["–", "–", "–"]
+class Progress:
+    """One line per run with its time, the elapsed total and an estimate of what is left."""
+
+    def __init__(self, total: int, log: Callable[[str], None]) -> None:
+        self.total, self.done, self.log, self.start = total, 0, log, time.perf_counter()
+        self.seconds: list[float] = []
+
+    def __call__(self, what: str, seconds: float | None) -> None:
+        self.done += 1
+        if seconds is not None:
+            self.seconds.append(seconds)
+        elapsed = time.perf_counter() - self.start
+        per_run = sum(self.seconds) / len(self.seconds) if self.seconds else 0.0
+        left = per_run * (self.total - self.done)
+        took = f"{seconds:.0f} s" if seconds is not None else "done before"
+        self.log(
+            f"[{self.done}/{self.total}] {what} ({took}; elapsed {elapsed / 60:.1f} min, ~{left / 60:.1f} min left)"
+        )
+
+
+def _run_once(directory: Path, args: list[str], backbone: Path | None, run: Callable[[], None]) -> float | None:
+    """Run unless ``directory`` holds a finished run of the same request; return its seconds (None: reused)."""
+    request = request_hash(args, backbone)
+    record = directory / "request.json"
+    if record.is_file() and json.loads(record.read_text()).get("hash") == request and (directory / "done").exists():
+        return None
+    if directory.exists():
+        directory.rename(directory.with_name(f"{directory.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}"))
+    directory.mkdir(parents=True)
+    atomic_write_json(record, {"hash": request, "args": args})
+    start = time.perf_counter()
+    run()
+    seconds = time.perf_counter() - start
+    atomic_write_json(directory / "done", {"seconds": round(seconds, 2)})
+    return seconds
+
+
+def ensure_selections(spec: TableSpec, out: Path, extra: Sequence[str], reselect: bool, log: Callable) -> None:
+    """Select (on validation classes) every setting a row needs that is not yet in ``experiments/selected``."""
+    opts = spec.select
+    for split, _ in spec.units():
+        folds = int(opts.get("folds", 1)) if split in spec.splits else int(opts.get("fold_split_folds", 1))
+        for name in dict.fromkeys(r.select for r in spec.rows if r.select):
+            if selection_file(split, name, spec.experiments).is_file() and not reselect:
                 continue
-            top1 = _mean_std([100 * r[TEST_TOP1] for r in mine])
-            mean_class = _mean_std([100 * r[TEST_MEAN_CLASS] for r in mine])
-            paper = row.paper.get(split)
-            cells += [
-                f"{top1[0]:.2f} ± {top1[1]:.2f}",
-                f"{mean_class[0]:.2f} ± {mean_class[1]:.2f}",
-                f"{paper:.2f}" if paper is not None else "–",
-            ]
-            seconds = [r["seconds"] for r in mine if r.get("seconds")]
-            rows_csv.append(
-                {
-                    "split": split,
-                    "row": row.name,
-                    "seeds": len(mine),
-                    "top1_mean": round(top1[0], 3),
-                    "top1_std": round(top1[1], 3),
-                    "mean_class_mean": round(mean_class[0], 3),
-                    "mean_class_std": round(mean_class[1], 3),
-                    "paper_top1": paper,
-                    "seconds_per_run": round(sum(seconds) / len(seconds), 1) if seconds else None,
-                }
+            method = spec.selections[name]
+            chosen = select(
+                split,
+                method.stage,  # type: ignore[arg-type]
+                method.search or None,
+                name,
+                folds,
+                int(opts.get("seed", 0)),
+                int(opts.get("max_epochs", 20)),
+                out / "select",
+                [*spec.common, *method.args, *extra],
+                [*spec.pretrain, *extra_data(extra)],
+                log,
             )
-        lines.append(f"| {row.name} | " + " | ".join(cells) + " |")
-    stage1 = []
-    for split in spec.splits:
-        t = backbone_export_path(split, 0, out).with_suffix(".time.json")
-        if t.is_file():
-            stage1.append(f"{split} {json.loads(t.read_text())['seconds']:.0f} s")
-    run_times = [r["seconds"] for r in records if r.get("seconds")]
-    lines += [
-        "",
-        f"Wall time: stage 1 {', '.join(stage1) or '–'}; stage 2 {sum(run_times):.0f} s over {len(run_times)} runs "
-        f"({(sum(run_times) / max(1, len(run_times))):.1f} s per run).",
-    ]
-    markdown = "\n".join(lines) + "\n"
-    (out / "table.md").write_text(markdown)
-    with open(out / "table.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows_csv[0]) if rows_csv else ["split"])
-        writer.writeheader()
-        writer.writerows(rows_csv)
-    return markdown
+            write_selection(chosen, spec.experiments)
+
+
+def run_table(
+    spec: TableSpec, out: str | Path, extra: Sequence[str] = (), reselect: bool = False, log: Callable = print
+) -> list[dict[str, Any]]:
+    """Select where needed, then run every missing stage-1 and (split, row, seed) run; one record per run."""
+    out = Path(out)
+    ensure_selections(spec, out, extra, reselect, log)
+    units = spec.units()
+    progress = Progress(sum(len(seeds) * (1 + len(spec.rows)) for _, seeds in units), log)
+    records: list[dict[str, Any]] = []
+    for split, seeds in units:
+        for seed in seeds:
+            backbone = backbone_export_path(split, seed, out)
+            stage1 = [
+                "fit",
+                *experiment_args(split, "backbone", spec.experiments),
+                f"--seed_everything={seed}",
+                *spec.pretrain,
+                *extra_data(extra),
+                f"--export.path={backbone}",
+                f"--trainer.default_root_dir={out}",
+                "--trainer.enable_progress_bar=false",
+            ]
+            seconds = _run_once(backbone.with_suffix(""), stage1, None, lambda a=stage1: pretrain.main(a))
+            progress(f"{split} | stage 1 | seed {seed}", seconds)
+            _, meta = load_backbone(backbone)
+            for row in spec.rows:
+                run_dir = out / split / row.slug / f"seed{seed}"
+                stage, row_args = spec.stage_and_args(row)
+                args = [
+                    "fit",
+                    *experiment_args(split, stage, spec.experiments, selected=row.select),  # type: ignore[arg-type]
+                    *spec.common,
+                    *row_args,
+                    *extra,
+                    f"--seed_everything={seed}",
+                    f"--model.backbone.checkpoint={backbone}",
+                    f"--trainer.default_root_dir={run_dir}",
+                    "--trainer.enable_progress_bar=false",
+                ]
+                seconds = _run_once(run_dir, args, backbone, lambda a=args: cli.main(a))
+                result = latest_results(run_dir)
+                if result is None:
+                    raise RuntimeError(f"run {run_dir} finished without results.json")
+                progress(f"{split} | {row.name} | seed {seed}: top-1 {100 * result[TEST_TOP1]:.2f}", seconds)
+                done = json.loads((run_dir / "done").read_text())
+                records.append(
+                    {
+                        "split": split,
+                        "row": row.name,
+                        "seed": seed,
+                        "seconds": done["seconds"],
+                        "stage1": meta,
+                        **result,
+                    }
+                )
+    return records
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="purls_pl table", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m purls_pl table", description=__doc__.splitlines()[0])
     parser.add_argument("spec", help="table spec YAML, e.g. experiments/tables/nw-ucla.yaml")
     parser.add_argument("--out", required=True, help="run directory (resumable), e.g. lightning_logs/tables/nw-ucla")
     parser.add_argument(
@@ -222,6 +206,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         metavar="--KEY=VALUE",
         help="extra CLI override for every run (repeatable), e.g. --set=--data.source.init_args.root=DIR",
     )
+    parser.add_argument("--reselect", action="store_true", help="re-derive the selections even where they exist")
     parser.add_argument("--publish", metavar="DIR", help="also copy table.md/.csv to DIR/<spec name>.{md,csv}")
     parser.add_argument(
         "--readme", help="replace the README block between <!-- table:NAME --> and <!-- /table:NAME -->"
@@ -229,8 +214,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     spec = TableSpec.load(args.spec)
     start = time.perf_counter()
-    records = run_table(spec, args.out, args.set)
-    markdown = aggregate(spec, records, args.out)
+    records = run_table(spec, args.out, args.set, args.reselect)
+    markdown, _ = aggregate(spec, records, args.out)
     print("\n" + markdown)
     print(f"total wall time {time.perf_counter() - start:.0f} s; written to {Path(args.out) / 'table.md'}")
     stem = Path(args.spec).stem
@@ -241,20 +226,3 @@ def main(argv: Sequence[str] | None = None) -> None:
         (target / f"{stem}.csv").write_text((Path(args.out) / "table.csv").read_text())
     if args.readme:
         replace_block(Path(args.readme), f"table:{stem}", markdown)
-
-
-def replace_block(path: Path, marker: str, content: str) -> None:
-    """Replace the text between ``<!-- marker -->`` and ``<!-- /marker -->`` in ``path``."""
-    text = path.read_text()
-    start, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
-    if start not in text or end not in text:
-        raise ValueError(
-            f"{path} has no {start} ... {end} block to fill; add the two marker lines where the table goes"
-        )
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    path.write_text(f"{head}{start}\n{content.rstrip()}\n{end}{tail}")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

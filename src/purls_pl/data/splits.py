@@ -34,6 +34,7 @@ from purls_pl.data.catalog import class_names, known_datasets
 from purls_pl.data.demo.programs import UNSEEN_DEFAULT
 
 __all__ = [
+    "ValidationSpec",
     "ZeroShotSplit",
     "available_splits",
     "builtin_splits",
@@ -42,11 +43,17 @@ __all__ = [
     "random_split",
     "random_split_name",
     "register_split",
+    "selection_name",
 ]
 
 #: The embedded demo's split (15 seen, 5 unseen classes).
 DEMO_SPLIT = "demo_15_5"
 _RANDOM = re.compile(r"^(?P<dataset>.+)_random(?P<k>\d+)_seed(?P<seed>\d+)$")
+
+
+#: How validation classes are carved from a split's seen classes: ``"auto"``, a count, class names, or
+#: ``"none"`` (see :meth:`ZeroShotSplit.validation_classes`).
+ValidationSpec = str | int | list[str]
 
 
 @dataclass(frozen=True)
@@ -57,32 +64,106 @@ class ZeroShotSplit:
         name: Split key, e.g. ``"ntu120_96_24"``.
         dataset: Dataset key of the class list, e.g. ``"ntu120"``.
         num_classes: Size of the dataset's full class list.
-        unseen: Class indices only ever evaluated (sorted, distinct, at least one, not all).
+        unseen: Class indices only ever evaluated (sorted, distinct, at least one).
+        excluded: Classes the split never touches, neither seen nor unseen (a selection split holds
+            back the real unseen classes this way, :meth:`selection`).
     """
 
     name: str
     dataset: str
     num_classes: int
     unseen: tuple[int, ...]
+    excluded: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        out = [c for c in self.unseen if not 0 <= c < self.num_classes]
+        out = [c for c in (*self.unseen, *self.excluded) if not 0 <= c < self.num_classes]
         if out:
             raise ValueError(f"split {self.name!r}: classes {out} are outside 0..{self.num_classes - 1}")
         if len(set(self.unseen)) != len(self.unseen):
             raise ValueError(f"split {self.name!r}: a class is listed twice")
-        if not self.unseen or len(self.unseen) >= self.num_classes:
+        if set(self.unseen) & set(self.excluded):
+            raise ValueError(
+                f"split {self.name!r}: classes {sorted(set(self.unseen) & set(self.excluded))} are "
+                "both unseen and excluded"
+            )
+        object.__setattr__(self, "unseen", tuple(sorted(int(c) for c in self.unseen)))
+        object.__setattr__(self, "excluded", tuple(sorted(int(c) for c in self.excluded)))
+        if not self.unseen or not self.seen:
             raise ValueError(
                 f"split {self.name!r}: {len(self.unseen)} unseen of {self.num_classes} classes; a zero-shot split "
                 "needs at least one unseen and one seen class"
             )
-        object.__setattr__(self, "unseen", tuple(sorted(int(c) for c in self.unseen)))
 
     @property
     def seen(self) -> tuple[int, ...]:
-        """Class indices available in training: every class that is not unseen."""
-        unseen = set(self.unseen)
-        return tuple(c for c in range(self.num_classes) if c not in unseen)
+        """Class indices available in training: every class that is neither unseen nor excluded."""
+        held = set(self.unseen) | set(self.excluded)
+        return tuple(c for c in range(self.num_classes) if c not in held)
+
+    def validation_classes(
+        self, spec: ValidationSpec = "auto", fold: int = 0, classes: Sequence[str] | None = None
+    ) -> tuple[int, ...]:
+        """Validation classes carved from the seen classes, for model selection.
+
+        The seen classes are ranked by ``sha256(f"{name}:val:{class}")`` (stable everywhere); fold ``k``
+        takes the ``k``-th block of ``v`` classes of that ranking (wrapping around), so folds are
+        disjoint while ``(k + 1)·v`` seen classes last: class-level cross-validation.
+
+        Args:
+            spec: ``"auto"`` — ``v = max(2, min(#unseen, #seen // 4))``: as many as the split has unseen
+                classes, but at most a quarter of the seen ones, and at least 2 (a zero-shot choice needs
+                two candidates); an int — that many; a list — these class names (``fold`` must be 0);
+                ``"none"`` — no validation classes.
+            fold: Which block of the ranking.
+            classes: The class list, to resolve names (default: the dataset's catalogued list).
+
+        Raises:
+            ValueError: when fewer than 2 seen classes would be left to train on, or ``spec`` is invalid.
+        """
+        if spec == "none":
+            return ()
+        seen = self.seen
+        if isinstance(spec, list | tuple):
+            if fold:
+                raise ValueError(f"split {self.name!r}: validation classes given by name have one fold, not {fold}")
+            names = list(classes) if classes is not None else class_names(self.dataset)
+            picked = ZeroShotSplit.from_names(f"{self.name}-val", self.dataset, spec, names).unseen
+            foreign = [names[c] for c in picked if c not in seen]
+            if foreign:
+                raise ValueError(f"split {self.name!r}: validation classes {foreign} are not seen classes of the split")
+            chosen = picked
+        else:
+            if spec == "auto":
+                count = max(2, min(len(self.unseen), len(seen) // 4))
+            elif isinstance(spec, int) or (isinstance(spec, str) and spec.isdigit()):
+                count = int(spec)
+            else:
+                raise ValueError(f"validation classes must be 'auto', 'none', a count or a list of names, got {spec!r}")
+            if count < 1:
+                raise ValueError(f"split {self.name!r}: a validation set needs at least 1 class, got {count}")
+            if fold < 0:
+                raise ValueError(f"validation fold must be >= 0, got {fold}")
+            rank = sorted(seen, key=lambda c: hashlib.sha256(f"{self.name}:val:{c}".encode()).hexdigest())
+            chosen = tuple(sorted(rank[(fold * count + i) % len(rank)] for i in range(min(count, len(rank)))))
+        if len(seen) - len(chosen) < 2:
+            raise ValueError(
+                f"split {self.name!r}: {len(chosen)} validation classes leave {len(seen) - len(chosen)} of its "
+                f"{len(seen)} seen classes to train on; choose fewer (data.val_classes=<count>)"
+            )
+        return chosen
+
+    def selection(
+        self, spec: ValidationSpec = "auto", fold: int = 0, classes: Sequence[str] | None = None
+    ) -> ZeroShotSplit:
+        """The split that model selection runs on: the validation classes play the unseen classes, the
+        other seen classes are trained on, and this split's unseen classes are excluded altogether.
+        Named ``<name>-val<fold>``."""
+        val = self.validation_classes(spec, fold, classes)
+        if not val:
+            raise ValueError(f"split {self.name!r}: model selection needs validation classes (val_classes='none')")
+        return ZeroShotSplit(
+            selection_name(self.name, fold), self.dataset, self.num_classes, val, tuple({*self.unseen, *self.excluded})
+        )
 
     @classmethod
     def from_indices(cls, name: str, dataset: str, unseen: Iterable[int], num_classes: int = 0) -> ZeroShotSplit:
@@ -126,6 +207,11 @@ class ZeroShotSplit:
                 f"Use the names of class_names({dataset!r}) exactly"
             )
         return cls.from_indices(name, dataset, [index[u] for u in wanted], num_classes=len(names))
+
+
+def selection_name(split: str, fold: int) -> str:
+    """``<split>-val<fold>``: the name of a split's selection split (:meth:`ZeroShotSplit.selection`)."""
+    return f"{split}-val{fold}"
 
 
 _EXTRA: dict[str, ZeroShotSplit] = {}

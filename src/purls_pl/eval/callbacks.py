@@ -34,12 +34,12 @@ import torch
 from pytorch_lightning import Callback, LightningModule, Trainer
 from torch import Tensor
 from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassConfusionMatrix
 
 from purls_pl.eval import figures
-from purls_pl.eval.gzsl import gzsl_accuracies, gzsl_curve, gzsl_sweep
-from purls_pl.eval.metrics import GZSL_H, GZSL_SEEN, GZSL_UNSEEN, TEST, VAL, key, zsl_metrics
+from purls_pl.eval.gzsl import ausuc, gzsl_accuracies, gzsl_curve, gzsl_sweep
+from purls_pl.eval.metrics import GZSL_H, GZSL_SEEN, GZSL_UNSEEN, TEST, VAL, VAL_CURVE_FILE, key, zsl_metrics
 from purls_pl.eval.results import results_path, update_results
+from purls_pl.storage import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,12 @@ def _save_figure(trainer: Trainer, draw: Any, tag: str, path: Path) -> None:
 class ZeroShotEvaluation(Callback):
     """Accumulate zero-shot scores over an epoch and log top-1/top-5/mean-class accuracy.
 
+    Validation metrics are also kept per epoch (every ``val/…`` value the callbacks logged) and written
+    to ``<log_dir>/val_curve.json`` when the fit ends: model selection reads its epoch count there. The
+    test writes ``results.json`` with the metrics, the confusion matrix over the unseen classes, each
+    class's accuracy and every test sample's label and prediction (``samples``: dataset class ids, for
+    intervals over test samples).
+
     Args:
         figures: After testing, save the unseen classes' confusion matrix as ``confusion.png``
             beside the results and log it to the loggers (skipped in ``fast_dev_run`` or without
@@ -87,35 +93,45 @@ class ZeroShotEvaluation(Callback):
 
     def __init__(self, figures: bool = True) -> None:
         self.figures = figures
-        self.confusion: MulticlassConfusionMatrix | None = None
         self.metrics: dict[str, MetricCollection] = {}
         self.last: dict[str, dict[str, float]] = {}
+        self.history: list[dict[str, float]] = []
         self._rows: Tensor | None = None
         self._columns: Tensor | None = None
+        self._samples: list[Tensor] = []
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         num_classes = len(pl_module.unseen)
         for split in (VAL, TEST):
             self.metrics[split] = zsl_metrics(num_classes).to(pl_module.device)
-        self.confusion = MulticlassConfusionMatrix(num_classes).to(pl_module.device)
         self._rows = positions(pl_module.unseen, len(pl_module.class_names), pl_module.device)
         candidates = positions(pl_module.candidates, len(pl_module.class_names), pl_module.device)
         self._columns = candidates[list(pl_module.unseen)]
+        if stage == "fit":
+            self.history = []
 
     def _update(self, split: str, pl_module: LightningModule, outputs: Any, batch: Any) -> None:
         scores, labels = _valid_rows(outputs, batch)
         assert self._rows is not None and self._columns is not None, "setup() not called"
         targets = self._rows.to(labels.device)[labels]
         keep = targets >= 0  # samples of the zero-shot classes
+        if "zsl_scores" in outputs:  # scored against the zero-shot classes alone (Eq. 5's softmax over them)
+            scores = _valid_rows({"scores": outputs["zsl_scores"], "labels": outputs["labels"]}, batch)[0]
+        else:
+            scores = scores[:, self._columns.to(scores.device)]
+        if split == TEST:  # every row (padding flagged -1), so every process gathers as many
+            valid = batch.get("valid") if isinstance(batch, dict) else None
+            flags = torch.ones_like(outputs["labels"], dtype=torch.bool) if valid is None else valid.bool()
+            label = torch.full_like(outputs["labels"], -1)
+            label[flags.to(label.device)] = labels
+            prediction = torch.full_like(label, -1)
+            unseen = torch.tensor(pl_module.unseen, device=label.device)
+            prediction[flags.to(label.device)] = unseen[scores.argmax(dim=-1)]
+            self._samples.append(torch.stack([label, prediction], dim=1))
         if not bool(keep.any()):
             return
-        scores = scores[keep][:, self._columns.to(scores.device)].float()
-        targets = targets[keep]
         self.metrics[split] = self.metrics[split].to(pl_module.device)
-        self.metrics[split].update(scores, targets)
-        if split == TEST and self.confusion is not None:
-            self.confusion = self.confusion.to(pl_module.device)
-            self.confusion.update(scores.argmax(dim=-1), targets)
+        self.metrics[split].update(scores[keep].float(), targets[keep])
 
     def _log(self, split: str, pl_module: LightningModule) -> None:
         values = {key(split, k): v for k, v in self.metrics[split].compute().items()}
@@ -135,27 +151,54 @@ class ZeroShotEvaluation(Callback):
             return
         self._log(VAL, pl_module)
 
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Keep this epoch's ``val/…`` values (logged by every callback by now)."""
+        if trainer.sanity_checking:
+            return
+        values = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(f"{VAL}/")}
+        self.history.append({"epochs": trainer.current_epoch + 1, "step": trainer.global_step, **values})
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        path = results_path(trainer).with_name(VAL_CURVE_FILE)  # every process: log_dir is a collective
+        if self.history and trainer.is_global_zero:
+            atomic_write_json(path, self.history)
+
+    def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._samples = []
+
     def on_test_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int, *_: int
     ) -> None:
         self._update(TEST, pl_module, outputs, batch)
 
-    def per_class(self, pl_module: LightningModule) -> dict[str, Any]:
-        """``{"per_class": {unseen class name: top-1 or None}, "confusion": K_u x K_u counts}`` of the test."""
-        if self.confusion is None:
-            return {}
-        confusion = self.confusion.compute().long().cpu()  # synchronised across processes
-        self.confusion.reset()
+    def tested_samples(self, trainer: Trainer, pl_module: LightningModule) -> Tensor:
+        """``(N, 2)`` ``[label, prediction]`` (dataset class ids) of every zero-shot test sample, from every
+        process."""
+        rows = torch.cat(self._samples) if self._samples else torch.zeros(0, 2, dtype=torch.long)
+        self._samples = []
+        if trainer.world_size > 1:
+            rows = pl_module.all_gather(rows).flatten(0, 1)
+        rows = rows.cpu()
+        return rows[torch.isin(rows[:, 0], torch.tensor(pl_module.unseen))]
+
+    @staticmethod
+    def per_class(samples: Tensor, unseen: tuple[int, ...], class_names: tuple[str, ...]) -> dict[str, Any]:
+        """``{"per_class": {unseen class name: top-1 or None}, "confusion": K_u x K_u counts}`` (rows: true
+        class, columns: predicted, in ``unseen`` order) of ``(N, 2)`` ``[label, prediction]`` rows."""
+        index = {c: i for i, c in enumerate(unseen)}
+        confusion = torch.zeros(len(unseen), len(unseen), dtype=torch.long)
+        for label, prediction in samples.tolist():
+            confusion[index[label], index[prediction]] += 1
         totals = confusion.sum(dim=1)
-        names = [pl_module.class_names[i] for i in pl_module.unseen]
         per_class = {
-            name: (float(confusion[i, i] / totals[i]) if totals[i] > 0 else None) for i, name in enumerate(names)
+            class_names[c]: (float(confusion[i, i] / totals[i]) if totals[i] > 0 else None)
+            for i, c in enumerate(unseen)
         }
         return {"per_class": per_class, "confusion": confusion.tolist()}
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._log(TEST, pl_module)
-        per_class = self.per_class(pl_module)
+        samples = self.tested_samples(trainer, pl_module)
         path = results_path(trainer)  # in every process: under DDP trainer.log_dir is a collective
         if not trainer.is_global_zero:
             return
@@ -166,11 +209,13 @@ class ZeroShotEvaluation(Callback):
             "global_step": trainer.global_step,
             "num_unseen_classes": len(unseen),
             "unseen_classes": unseen,
-            **per_class,
+            "num_test_samples": len(samples),
+            **self.per_class(samples, pl_module.unseen, pl_module.class_names),
+            "samples": {"label": samples[:, 0].tolist(), "prediction": samples[:, 1].tolist()},
         }
         path.unlink(missing_ok=True)  # a fresh record for this test
         update_results(path, record)
-        if self.figures and "confusion" in record:
+        if self.figures:
             draw = lambda: figures.confusion_figure(record["confusion"], unseen)  # noqa: E731
             _save_figure(trainer, draw, "test/confusion", path.parent / "confusion.png")
 
@@ -191,16 +236,21 @@ def _thin(curve: dict[str, Tensor], points: int) -> dict[str, list[float | None]
 
 
 class GeneralizedZeroShotEvaluation(Callback):
-    """Score seen- and unseen-class test samples against all classes (generalised zero-shot).
+    """Score seen- and zero-shot-class samples against all classes (generalised zero-shot).
 
     Runs when the module's candidates include the seen classes (the datamodule's ``gzsl``, default on).
+    In validation (a selection run: validation classes and held-out seen-class samples of the training
+    protocol) it chooses the calibration γ with the highest harmonic mean H and logs it as
+    ``val/gzsl_gamma`` with ``val/gzsl_h`` at it; the selection carries that γ to the final run. In the
+    test it reports ``test/gzsl_seen``, ``test/gzsl_unseen`` and ``test/gzsl_h`` at the configured γ
+    (never one chosen on the test samples), with the complete calibrated-stacking curve and AUSUC —
+    threshold-free figures — under ``results.json["gzsl"]``.
 
     Args:
-        gamma: Calibrated-stacking γ of the headline ``test/gzsl_seen``, ``test/gzsl_unseen``,
-            ``test/gzsl_h`` (0: the plain argmax).
-        calibration: The γ values of the sweep recorded in ``results.json``; default (``null``) every
-            change point of the exact curve. ``best`` (the γ with the highest H) is chosen on the test
-            samples themselves: an oracle bound for analysis, never a result.
+        gamma: Calibrated-stacking γ of the test's headline figures (0: the plain argmax); a selection
+            run's ``val/gzsl_gamma``.
+        calibration: Extra γ values whose accuracies are recorded in ``results.json`` (default: none;
+            the complete curve is always kept).
         per_class: Average accuracy over the classes of each group (the usual GZSL protocol)
             instead of over its samples.
         curve_points: Points of the complete curve kept in ``results.json``.
@@ -229,12 +279,10 @@ class GeneralizedZeroShotEvaluation(Callback):
         """Whether the module scores the seen classes too (else there is nothing to evaluate)."""
         return bool(set(pl_module.candidates) - set(pl_module.unseen))
 
-    def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._scores, self._labels, self.result = [], [], None
+    def _start(self) -> None:
+        self._scores, self._labels = [], []
 
-    def on_test_batch_end(
-        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int, *_: int
-    ) -> None:
+    def _collect(self, pl_module: LightningModule, outputs: Any, batch: Any) -> None:
         if not self.active(pl_module):
             return
         scores, labels = outputs["scores"], outputs["labels"]
@@ -244,44 +292,78 @@ class GeneralizedZeroShotEvaluation(Callback):
         self._scores.append(scores.detach().float())
         self._labels.append(torch.where(valid, labels, torch.full_like(labels, -1)))
 
+    def _gathered(self, trainer: Trainer, pl_module: LightningModule) -> tuple[Tensor, Tensor, Tensor] | None:
+        """``(N, K)`` scores, ``(N,)`` target positions among the candidates and the ``(K,)`` seen mask of
+        every process's rows, padding dropped; ``None`` when nothing was collected."""
+        if not self._scores or trainer.sanity_checking:
+            return None
+        scores, labels = torch.cat(self._scores), torch.cat(self._labels)
+        self._start()
+        if trainer.world_size > 1:  # every process gathers every row (equal counts: padded shards)
+            scores = pl_module.all_gather(scores).flatten(0, 1)
+            labels = pl_module.all_gather(labels).flatten(0, 1)
+        keep = labels >= 0
+        scores, labels = scores[keep].cpu(), labels[keep].cpu()
+        targets = positions(pl_module.candidates, len(pl_module.class_names), torch.device("cpu"))[labels]
+        seen_mask = torch.isin(torch.tensor(pl_module.candidates), torch.tensor(pl_module.seen))
+        return scores, targets, seen_mask
+
     def evaluate(self, scores: Tensor, targets: Tensor, seen_mask: Tensor) -> dict[str, Any]:
         """The ``results.json["gzsl"]`` record of a score matrix ``(N, K)`` with target positions ``(N,)``."""
         at = gzsl_accuracies(scores, targets, seen_mask, self.gamma, self.per_class)
-        sweep = gzsl_sweep(scores, targets, seen_mask, self.calibration, self.per_class)
-        swept = {k: [_finite(v) for v in sweep[k]] for k in ("gamma", "seen", "unseen", "h")}
-        best = {k: _finite(v) for k, v in sweep["best"].items()}  # type: ignore[union-attr]
-        return {
+        full = gzsl_curve(scores, targets, seen_mask, None, self.per_class)
+        record: dict[str, Any] = {
             "gamma": self.gamma,
             **{k: _finite(v) for k, v in at.items()},
-            "best": best,
-            "ausuc": _finite(float(sweep["ausuc"])),  # type: ignore[arg-type]
-            "sweep": swept if self.calibration is not None else None,
-            "curve": _thin(gzsl_curve(scores, targets, seen_mask, None, self.per_class), self.curve_points),
+            "ausuc": _finite(ausuc(full["seen"], full["unseen"])),
+            "curve": _thin(full, self.curve_points),
             "per_class": self.per_class,
             "num_samples": len(targets),
             "num_seen_samples": int(seen_mask[targets].sum()),
             "num_seen_classes": int(seen_mask.sum()),
             "num_unseen_classes": int((~seen_mask).sum()),
         }
+        if self.calibration is not None:
+            swept = gzsl_curve(
+                scores, targets, seen_mask, torch.tensor(self.calibration, dtype=torch.float64), self.per_class
+            )
+            record["sweep"] = {k: [_finite(v) for v in swept[k].tolist()] for k in ("gamma", "seen", "unseen", "h")}
+        return record
+
+    def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._start()
+
+    def on_validation_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int, *_: int
+    ) -> None:
+        self._collect(pl_module, outputs, batch)
+
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Choose γ on the validation data: the highest H (of equal ones, the γ closest to 0)."""
+        gathered = self._gathered(trainer, pl_module)
+        if gathered is None:
+            return
+        best = gzsl_sweep(*gathered, per_class=self.per_class)["best"]
+        values = {key(VAL, GZSL_H): best["h"], key(VAL, "gzsl_gamma"): best["gamma"]}  # type: ignore[index]
+        values = {k: math.nan if v is None or math.isnan(v) else float(v) for k, v in values.items()}
+        pl_module.log_dict(values, sync_dist=False, rank_zero_only=False)
+
+    def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._start()
+        self.result = None
+
+    def on_test_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int, *_: int
+    ) -> None:
+        self._collect(pl_module, outputs, batch)
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if not self._scores or trainer.sanity_checking:
+        gathered = self._gathered(trainer, pl_module)
+        if gathered is None:
             return
-        scores, labels = torch.cat(self._scores), torch.cat(self._labels)
-        self._scores, self._labels = [], []
-        if trainer.world_size > 1:  # every process gathers every row (equal counts: padded shards)
-            scores = pl_module.all_gather(scores).flatten(0, 1)
-            labels = pl_module.all_gather(labels).flatten(0, 1)
-        keep = labels >= 0
-        scores, labels = scores[keep].cpu(), labels[keep].cpu()
-        candidates = torch.tensor(pl_module.candidates)
-        targets = positions(pl_module.candidates, len(pl_module.class_names), torch.device("cpu"))[labels]
-        seen_mask = torch.isin(candidates, torch.tensor(pl_module.seen))
-        self.result = self.evaluate(scores, targets, seen_mask)
-        values = {
-            key(TEST, k): self.result[r] for k, r in ((GZSL_SEEN, "seen"), (GZSL_UNSEEN, "unseen"), (GZSL_H, "h"))
-        }
-        values = {k: (math.nan if v is None else float(v)) for k, v in values.items()}
+        self.result = self.evaluate(*gathered)
+        names = ((GZSL_SEEN, "seen"), (GZSL_UNSEEN, "unseen"), (GZSL_H, "h"))
+        values = {key(TEST, k): (math.nan if self.result[r] is None else float(self.result[r])) for k, r in names}
         pl_module.log_dict(values, sync_dist=False, rank_zero_only=False)
 
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:

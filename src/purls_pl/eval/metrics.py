@@ -7,8 +7,10 @@ The one place metric names are spelled. Keys are ``<stage>/<name>``:
   classes (model selection; checkpoints and sweeps monitor :data:`VAL_TOP1`);
 * ``test/zsl_top1``, ``test/zsl_top5``, ``test/zsl_mean_class``: zero-shot accuracy on the unseen
   classes, measured once after fitting;
+* ``val/gzsl_h``, ``val/gzsl_gamma``: the best harmonic mean of a selection run's generalised zero-shot
+  validation and the calibration γ that reaches it (carried to the final run);
 * ``test/gzsl_seen``, ``test/gzsl_unseen``, ``test/gzsl_h``: generalised zero-shot accuracy on seen-
-  and unseen-class samples scored against all classes, and their harmonic mean.
+  and unseen-class samples scored against all classes, and their harmonic mean, at that γ.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ GZSL_SEEN, GZSL_UNSEEN, GZSL_H = "gzsl_seen", "gzsl_unseen", "gzsl_h"
 ZSL_METRICS: tuple[str, ...] = (ZSL_TOP1, ZSL_TOP5, ZSL_MEAN_CLASS)
 #: What a run writes beside its checkpoints after testing.
 RESULTS_FILE = "results.json"
+#: What a run with validation writes when it ends: the ``val/…`` values after every epoch.
+VAL_CURVE_FILE = "val_curve.json"
 
 
 def key(stage: str, name: str) -> str:

@@ -1,31 +1,65 @@
-"""Zero-shot scoring as pure functions (paper Eq. 5-6), shared by evaluation, recognition and plots."""
+"""Zero-shot scoring as pure functions (paper Eq. 5-6), shared by evaluation, recognition and plots.
+
+Two scorings of candidates y for a sample x, both "higher is better":
+
+* ``cosine``: ``cos(V^y, F_y)``, the similarity of the global skeleton embedding with candidate y's
+  global text. ``V^y`` is one embedding for every candidate, or, with a text-conditioned (adaptive)
+  partitioner, the representation queried by y's own description.
+* ``eq5``: ``-L_test(x, y)`` of paper Eq. 5, ``log softmax_o(V^y·F_o / τ)`` at ``o = y``, the
+  denominator running over every candidate o, with the global field's learned temperature τ.
+
+When V does not depend on the candidate both rank the candidates alike (the softmax denominator is
+shared), so Eq. 6's argmin of Eq. 5 is the argmax of cosine. With a text-conditioned partitioner each
+candidate has its own denominator, and the two can disagree.
+
+How training and inference differ: training (Eq. 3) queries the partitioner with the sample's own
+class's descriptions (``queries="true_class"``) and contrasts one V against every seen class's text,
+while inference, not knowing the class, queries with each candidate in turn. ``queries="candidates"``
+trains the way inference scores.
+"""
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+Scoring = Literal["cosine", "eq5"]
 
-def zero_shot_scores(skeleton: Tensor, class_text: Tensor) -> Tensor:
-    """Cosine similarity of global skeleton embeddings with candidate classes' global text.
+
+def zero_shot_scores(
+    skeleton: Tensor, class_text: Tensor, scoring: Scoring = "cosine", logit_scale: Tensor | float = 1.0
+) -> Tensor:
+    """Scores of candidate classes by their global text (module docstring).
 
     Args:
         skeleton: ``(B, m)`` one embedding per sample, or ``(B, K, m)`` one per sample and
             candidate (text-conditioned partitioning queries each candidate's own description).
         class_text: ``(K, m)`` global text embeddings of the K candidate classes.
+        scoring: ``cosine`` or ``eq5``.
+        logit_scale: ``1/τ`` of the global field (``eq5`` only).
 
     Returns:
-        ``(B, K)`` scores; the prediction (Eq. 6) is their argmax, since with a shared temperature
-        the lowest Eq. 5 loss is the highest similarity.
+        ``(B, K)`` scores; the prediction (Eq. 6) is their argmax.
     """
     skeleton = F.normalize(skeleton.float(), dim=-1)
     class_text = F.normalize(class_text.float(), dim=-1)
+    k = class_text.shape[0]
     if skeleton.dim() == 2:
-        return skeleton @ class_text.T
-    if skeleton.dim() == 3 and skeleton.shape[1] == class_text.shape[0]:
+        sims = skeleton @ class_text.T  # (B, K): V·F_o, the same V for every candidate
+        if scoring == "cosine":
+            return sims
+        logits = sims * logit_scale
+        return logits - logits.logsumexp(dim=-1, keepdim=True)
+    if skeleton.dim() != 3 or skeleton.shape[1] != k:
+        raise ValueError(f"skeleton must be (B, m) or (B, K={k}, m), got {tuple(skeleton.shape)}")
+    if scoring == "cosine":
         return (skeleton * class_text.unsqueeze(0)).sum(-1)
-    raise ValueError(f"skeleton must be (B, m) or (B, K={class_text.shape[0]}, m), got {tuple(skeleton.shape)}")
+    logits = (skeleton @ class_text.T) * logit_scale  # (B, K_y, K_o): V^y·F_o / τ
+    own = logits.diagonal(dim1=1, dim2=2)  # (B, K): V^y·F_y / τ
+    return own - logits.logsumexp(dim=-1)
 
 
 def predict_classes(scores: Tensor, candidates: Tensor | None = None) -> Tensor:

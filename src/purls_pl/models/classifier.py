@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from purls_pl.data.skeletons import SkeletonFormat
 from purls_pl.models.backbones import NodeEncoder, NodeEncoderFactory
-from purls_pl.models.features import export_backbone
+from purls_pl.models.features import export_backbone, load_backbone
 
 
 class BackboneClassifier(LightningModule):
@@ -92,11 +92,18 @@ class BackboneClassifier(LightningModule):
 
 
 class ExportBackbone(Callback):
-    """At the end of fit, write the backbone (best checkpoint if one was tracked) as a frozen-ready export.
+    """Write the backbone's final weights as a frozen-ready export when fitting ends.
+
+    The export records the classes it was trained on (``seen_classes`` ids and ``seen_class_names``), so
+    PURLS refuses it for a run whose seen classes do not include them, and the stage-1 accuracies that
+    were measured: on the held-out training-protocol samples (``holdout_top1``, when a holdout is set)
+    and, after a test, on the seen classes' test samples (``seen_test_top1``). Nothing selects the
+    exported epoch: stage 1 never chooses on test-protocol samples.
 
     Args:
-        path: Where the export goes, e.g. ``lightning_logs/backbones/demo_15_5.pt``; ``make train``
-            looks for it there and skips stage 1 when it exists.
+        path: Where the export goes, e.g. ``lightning_logs/backbones/demo_15_5/seed0.pt``
+            (``auto``: that path for the run's split and seed); ``make train`` skips stage 1 when it
+            exists.
     """
 
     def __init__(self, path: str) -> None:
@@ -106,14 +113,18 @@ class ExportBackbone(Callback):
         if not trainer.is_global_zero:
             return
         meta: dict[str, Any] = {"epochs": trainer.current_epoch, "global_step": trainer.global_step}
-        ckpt = trainer.checkpoint_callback
-        best = getattr(ckpt, "best_model_path", "") if ckpt else ""
-        if best and Path(best).is_file():
-            state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-            pl_module.load_state_dict(state)
-            meta["selected_from"] = best
-            meta["seen_val_top1"] = float(ckpt.best_model_score) if ckpt.best_model_score is not None else None
         meta["seen_classes"] = list(pl_module.hparams.seen_classes)
         if pl_module.class_names:
             meta["seen_class_names"] = [pl_module.class_names[c] for c in pl_module.hparams.seen_classes]
+        holdout = trainer.callback_metrics.get("val/seen_top1")
+        if holdout is not None:
+            meta["holdout_top1"] = float(holdout)
         export_backbone(pl_module.backbone, self.path, meta)
+
+    def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Add the seen classes' test accuracy to the export's record (the backbone is unchanged)."""
+        accuracy = trainer.callback_metrics.get("test/seen_top1")
+        if not trainer.is_global_zero or accuracy is None or not Path(self.path).is_file():
+            return
+        backbone, meta = load_backbone(self.path)
+        export_backbone(backbone, self.path, {**meta, "seen_test_top1": float(accuracy)})

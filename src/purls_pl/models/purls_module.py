@@ -10,6 +10,7 @@ label information is used at test time.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,7 +20,7 @@ from pytorch_lightning import LightningModule
 from torch import Tensor, nn
 
 from purls_pl.data.layouts import SkeletonLayout
-from purls_pl.eval.zero_shot import zero_shot_scores
+from purls_pl.eval.zero_shot import Scoring, zero_shot_scores
 from purls_pl.models.checkpoint import SPEC_KEY, module_from_checkpoint, module_spec, plain
 from purls_pl.models.features import FrozenBackbone
 from purls_pl.models.losses import AlphaMode, PartAwareContrastiveLoss
@@ -30,6 +31,36 @@ from purls_pl.text.fields import FIELDS, GLOBAL_INDEX
 
 class LeakageError(RuntimeError):
     """A training batch held a class outside the seen set."""
+
+
+def check_backbone_classes(meta: dict[str, Any], class_text: ClassText) -> None:
+    """Refuse a stage-1 backbone that was trained on a class this run does not train on (an unseen or a
+    validation class would leak through the features).
+
+    Exports record the names of their seen classes (``meta["seen_class_names"]``); an export without
+    that record (written by hand or by an older version) is accepted with a warning.
+
+    Raises:
+        ValueError: naming the backbone's classes, the run's seen classes and the offending ones.
+    """
+    trained = meta.get("seen_class_names")
+    if trained is None:
+        if "seen_classes" not in meta:
+            warnings.warn(
+                "the backbone export records no seen classes: it cannot be checked against the split's seen classes",
+                stacklevel=3,
+            )
+            return
+        trained = [class_text.class_names[c] for c in meta["seen_classes"] if c < len(class_text.class_names)]
+    allowed = [class_text.class_names[c] for c in class_text.seen]
+    foreign = sorted(set(trained) - set(allowed))
+    if foreign:
+        raise ValueError(
+            f"the stage-1 backbone was trained on {len(trained)} classes {sorted(trained)}, but this run trains on "
+            f"{len(allowed)} seen classes {sorted(allowed)}: {foreign} are not among them, so their features would "
+            "leak into zero-shot evaluation. Use the backbone of this split, protocol and validation fold "
+            "(model.backbone.checkpoint=auto; make backbone SPLIT=<split>)"
+        )
 
 
 class SkeletonProjector(nn.Module):
@@ -84,6 +115,10 @@ class PurlsModule(LightningModule):
             computed from the representation queried by o — exactly how zero-shot inference scores
             candidates, so the query cannot carry the label (costs K_seen times more attention). On
             NW-UCLA 8/2 it trained less stably than ``true_class``. No effect on static/global.
+        scoring: How candidates are scored (:mod:`purls_pl.eval.zero_shot`): ``cosine`` of the global
+            embedding with each candidate's global text, or ``eq5``, paper Eq. 5 exactly (a softmax over
+            the candidates with the learned global temperature; with an adaptive partitioner each
+            candidate's own representation has its own denominator).
     """
 
     def __init__(
@@ -103,8 +138,12 @@ class PurlsModule(LightningModule):
         cosine: bool = False,
         global_negatives: bool = True,
         queries: Literal["true_class", "candidates"] = "true_class",
+        scoring: Scoring = "cosine",
     ) -> None:
         super().__init__()
+        if scoring not in ("cosine", "eq5"):
+            raise ValueError(f"model.scoring must be 'cosine' or 'eq5', got {scoring!r}")
+        check_backbone_classes(backbone.meta, class_text)
         self.save_hyperparameters(ignore=["class_text", "backbone", "layout"])
         self.backbone = backbone
         self.class_names = class_text.class_names
@@ -147,8 +186,13 @@ class PurlsModule(LightningModule):
         return v if self.partitioner.text_conditioned else v[:, 0]
 
     def score(self, nodes: Tensor, candidates: Tensor) -> Tensor:
-        """Zero-shot scores ``(B, K)`` against candidate global text ``(K, m)``."""
-        return zero_shot_scores(self.global_embedding(nodes, candidates), candidates)
+        """Zero-shot scores ``(B, K)`` against candidate global text ``(K, m)`` (``hparams.scoring``)."""
+        return self.scores_of(self.global_embedding(nodes, candidates), candidates)
+
+    def scores_of(self, v: Tensor, candidates: Tensor) -> Tensor:
+        """Scores ``(B, K)`` of global embeddings ``v`` (``(B, m)`` or ``(B, K, m)``) against ``(K, m)`` text."""
+        scale = self.criterion.logit_scale()[-1]  # the global field's 1/τ (global is the last field)
+        return zero_shot_scores(v, candidates, self.hparams.scoring, scale)
 
     # ------------------------------------------------------------------ training
     def seen_targets(self, labels: Tensor) -> Tensor:
@@ -181,9 +225,26 @@ class PurlsModule(LightningModule):
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """``{"scores": (B, K) against every candidate, "labels": (B,) dataset class ids}``."""
+        """Scores of the batch's samples against the candidates, for the evaluation callbacks.
+
+        Returns:
+            ``{"scores": (B, K) against every candidate (generalised zero-shot), "zsl_scores": (B, K_u)
+            against the zero-shot classes only (``unseen``, in that order; with ``eq5`` the softmax runs
+            over them alone, as Eq. 5's Y_uc), "labels": (B,) dataset class ids}``.
+        """
         nodes = self.node_features(batch)
-        return {"scores": self.score(nodes, self.candidate_text), "labels": batch["y"]}
+        v = self.global_embedding(nodes, self.candidate_text)
+        scores = self.scores_of(v, self.candidate_text)
+        if not self.gzsl:
+            return {"scores": scores, "zsl_scores": scores, "labels": batch["y"]}
+        columns = self.zsl_columns
+        own = v[:, columns] if v.dim() == 3 else v
+        return {"scores": scores, "zsl_scores": self.scores_of(own, self.candidate_text[columns]), "labels": batch["y"]}
+
+    @property
+    def zsl_columns(self) -> list[int]:
+        """Positions of the zero-shot classes (``unseen``) among the candidates."""
+        return [self.candidates.index(c) for c in self.unseen]
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
         return self.evaluate(batch)

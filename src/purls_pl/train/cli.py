@@ -17,10 +17,9 @@ from typing import Any
 import yaml
 from jsonargparse import Namespace
 from pytorch_lightning import Trainer
-from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
-from purls_pl.data.splits import get_split
+from purls_pl.data.splits import get_split, selection_name
 from purls_pl.eval.callbacks import GeneralizedZeroShotEvaluation, ZeroShotEvaluation
 from purls_pl.eval.metrics import VAL_TOP1
 from purls_pl.models.purls_module import PurlsModule
@@ -28,7 +27,7 @@ from purls_pl.train.checkpoint_io import use_atomic_checkpoint_io
 from purls_pl.train.datamodule import ZeroShotDataModule
 from purls_pl.train.paths import AUTO, backbone_export_path
 from purls_pl.train.provenance import RunProvenance
-from purls_pl.train.wiring import attach_wiring
+from purls_pl.train.wiring import FinalCheckpoint, attach_wiring
 
 #: Trainer defaults of every experiment (a config or flag overrides any of them).
 TRAINER_DEFAULTS: dict = {
@@ -59,16 +58,25 @@ warnings.filterwarnings("ignore", message=r"LightningCLI.s args parameter is int
 warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\('(val|test|gzsl)/")
 
 
+def run_split_name(config: Namespace) -> str:
+    """The name of the split a run trains on: the split, or its selection split (``<split>-val<fold>``)."""
+    data = config.data
+    if data.get("protocol", "final") == "select":
+        return selection_name(data.split, int(data.get("val_fold") or 0))
+    return str(data.split)
+
+
 def resolve_data_derived(config: Namespace) -> None:
     """Fill in what follows from the split: the source's ``dataset`` (``ntu60`` for ``ntu60_55_5``) when the
-    config leaves it unset, and the ``auto`` backbone paths of both stages (:func:`backbone_export_path`)."""
+    config leaves it unset, and the ``auto`` backbone paths of both stages (:func:`backbone_export_path` of
+    the run's split: a selection run has a backbone of its own, trained without its validation classes)."""
     split = get_split(config.data.split)
     source = config.data.get("source")
     args = source.get("init_args") if isinstance(source, Namespace) else None
     if isinstance(args, Namespace) and "dataset" in args and args.dataset is None:
         args.dataset = split.dataset
     seed = config.get("seed_everything")
-    path = str(backbone_export_path(split.name, int(seed or 0), config.trainer.get("default_root_dir")))
+    path = str(backbone_export_path(run_split_name(config), int(seed or 0), config.trainer.get("default_root_dir")))
     backbone = config.get("model.backbone")
     backbone = backbone.get("init_args", backbone) if isinstance(backbone, Namespace) else None
     if isinstance(backbone, Namespace) and backbone.get("checkpoint") == AUTO:
@@ -79,11 +87,20 @@ def resolve_data_derived(config: Namespace) -> None:
 
 
 def run_name(config: Namespace, prefix: str = "") -> str:
-    """``<prefix><split>``, with the name of the last ``--config`` file appended when it is a variant
-    (e.g. ``nw-ucla_8_2-global``) rather than a base or dataset recipe."""
+    """``<prefix><run split>``, with the name of the last ``--config`` file appended when it is a variant
+    (e.g. ``nw-ucla_8_2-global``) rather than a base, a recipe or a selection."""
     configs = [Path(str(c)).stem for c in (config.get("config") or []) if c is not None]
-    variant = configs[-1] if configs and configs[-1] in VARIANTS else ""
-    return prefix + config.data.split + (f"-{variant}" if variant else "")
+    variant = next((c for c in reversed(configs) if c in VARIANTS), "")
+    return prefix + run_split_name(config) + (f"-{variant}" if variant else "")
+
+
+def checkpoint_defaults(config: Namespace, monitor: str, validates: bool) -> None:
+    """A run without validation (a final PURLS run, or stage 1 without a holdout) has nothing to monitor: it
+    keeps ``last.ckpt`` only, the final weights. A configured monitor other than the default stays."""
+    checkpoint = config.get("checkpoint")
+    if not validates and isinstance(checkpoint, Namespace) and checkpoint.get("monitor") == monitor:
+        checkpoint.monitor = None
+        checkpoint.save_top_k = 0
 
 
 def name_runs(config: Namespace, prefix: str = "") -> None:
@@ -147,7 +164,7 @@ class PurlsCLI(LightningCLI):
         parser.link_arguments("data.layout", "model.layout", apply_on="instantiate")
         parser.add_lightning_class_args(ZeroShotEvaluation, "zero_shot")
         parser.add_lightning_class_args(GeneralizedZeroShotEvaluation, "gzsl")
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(FinalCheckpoint, "checkpoint")
         parser.set_defaults(
             {
                 "checkpoint.monitor": VAL_TOP1,
@@ -161,11 +178,14 @@ class PurlsCLI(LightningCLI):
             "--test_after_fit",
             type=bool,
             default=True,
-            help="After fit, test the final weights on the unseen classes and write results.json.",
+            help="After a final fit (data.protocol=final), test its final weights on the unseen classes once "
+            "and write results.json. A selection run never tests.",
         )
 
     def before_instantiate_classes(self) -> None:
         resolve_data_derived(self.config[self.subcommand])
+        config = self.config[self.subcommand]
+        checkpoint_defaults(config, VAL_TOP1, validates=config.data.get("protocol", "final") == "select")
         name_runs(self.config[self.subcommand])
         pair_wandb_logger(self.config[self.subcommand])
 
@@ -189,7 +209,7 @@ class PurlsCLI(LightningCLI):
         return trainer
 
     def after_fit(self) -> None:
-        if self.config[self.subcommand].get("test_after_fit", True):
+        if self.config[self.subcommand].get("test_after_fit", True) and self.datamodule.protocol == "final":
             self.trainer.test(self.model, datamodule=self.datamodule, verbose=False)
 
 

@@ -1,43 +1,29 @@
-"""Datamodules: seen-class pre-training and zero-shot training/evaluation over one split.
+"""Datamodules: stage-1 pre-training and PURLS training/evaluation over one split, under a protocol.
 
-Two independent cuts decide where a sample goes. The zero-shot **split** (``split=``, see
-:mod:`purls_pl.data.splits`) says whether its *class* is seen or unseen; the dataset's own
-**protocol** (``SkeletonSet.partition``, set by the reader) says whether the *sample* is
-``"train"`` or ``"test"``:
+Where each sample goes is decided by :func:`purls_pl.data.sample_sets.sample_sets` (the split's class
+cut combined with the dataset's train/test protocol); the datamodules turn those sets into loaders:
 
-=================  ===========================================================================
-NTU RGB+D 60/120   ``protocol="xsub"`` (default): the cross-subject training performers train
-                   (NTU-60: 20 of 40, NTU-120: 53 of 106; lists in
-                   :mod:`purls_pl.data.readers.ntu_protocol`), the others test;
-                   ``"xview"`` (NTU-60): cameras 2 and 3 train, camera 1 tests; ``"xset"``
-                   (NTU-120): even setup ids train, odd ones test; ``"all"``: every sample train.
-                   Processed files: their ``train`` arrays train, ``test`` / ``val`` arrays test.
-Kinetics-skeleton  ``kinetics_train/`` clips train, ``kinetics_val/`` clips test (the val set is
-                   the test set, as in st-gcn; ``split="val"`` reads only it).
-NW-UCLA            views 1 and 2 train, view 3 tests.
-custom             the ``split`` column of ``index.csv`` (``train`` / ``test``; empty = train).
-demo / random      demo: a stratified share of each class is test (``test_fraction``);
-                   ``RandomSkeletonSource``: the first half of each class's samples train.
-=================  ===========================================================================
+=================  =================================  ==================================================
+protocol           ``final`` (default: the reported run)  ``select`` (model selection)
+=================  =================================  ==================================================
+split              the split itself                   ``split.selection(val_classes, val_fold)``: the
+                                                      validation classes play the unseen classes, the
+                                                      real unseen classes are excluded
+stage 1 train      seen classes, train partition      the remaining seen classes, train partition
+stage 1 validate   ``holdout`` of the train partition (by subject where recorded); none by default
+stage 1 test       seen classes, test partition       (never)
+PURLS train        seen classes, train partition      the remaining seen classes, train partition,
+                                                      minus ``holdout``
+PURLS validate     (none: nothing is selected)        validation classes, train partition (+ the
+                                                      held-out seen samples, for GZSL calibration)
+PURLS test         unseen classes, test partition     (never: a selection run does not test)
+                   (+ seen test samples with ``gzsl``)
+=================  =================================  ==================================================
 
-Sample sets:
-
-* ``seen_train`` — seen classes, ``partition == "train"``: the only samples any training sees;
-* ``seen_test`` — seen classes, ``partition == "test"``: stage-1 validation / model selection;
-* ``unseen_test`` — unseen classes, ``partition == "test"`` (or every unseen sample with
-  ``unseen_from="all"``): zero-shot validation and test.
-
-Samples of seen classes in the test partition never train, and unseen-class samples in the train
-partition are never used (unless ``unseen_from="all"`` evaluates them too). Stage 1
-(:class:`PretrainDataModule`) trains on ``seen_train`` and validates on ``seen_test``; PURLS
-(:class:`ZeroShotDataModule`) trains on ``seen_train`` and validates on ``unseen_test``; its test
-set is ``unseen_test`` plus, with ``gzsl`` (default), ``seen_test`` for generalised zero-shot
-evaluation (the zero-shot metrics count only the unseen-class samples).
-
-Leakage guarantee: by construction ``seen_train`` and ``seen_test`` hold no unseen-class sample
-and ``unseen_test`` only unseen classes (``setup`` asserts the first; ``tests/data/test_leakage.py``
-checks all three for every registered split); the PURLS module only ever receives the seen
-classes' text for its loss.
+So ``val/…`` metrics always mean validation classes of the training protocol, and the unseen classes
+appear only under ``test/…``, once, after the final fit. Validation classes are carved from the seen
+classes deterministically (:meth:`purls_pl.data.splits.ZeroShotSplit.validation_classes`); several
+folds (``val_fold``) give class-level cross-validation.
 """
 
 from __future__ import annotations
@@ -55,8 +41,9 @@ from purls_pl.data.augment import SkeletonAugment
 from purls_pl.data.catalog import card, class_names
 from purls_pl.data.demo import demo_descriptions
 from purls_pl.data.preprocess import preprocessing_record
+from purls_pl.data.sample_sets import Protocol, sample_sets
 from purls_pl.data.skeletons import SkeletonFormat, SkeletonSet, SkeletonSource
-from purls_pl.data.splits import ZeroShotSplit, classes_without_samples, get_split
+from purls_pl.data.splits import ValidationSpec, ZeroShotSplit, classes_without_samples, get_split
 from purls_pl.models.checkpoint import class_path, plain
 from purls_pl.text.descriptions import DescriptionSet, load_descriptions
 from purls_pl.text.encoder import ClassText, TextEncoder, embed_descriptions
@@ -99,15 +86,23 @@ class SkeletonDataset(Dataset):
 
 
 class SkeletonDataModule(LightningDataModule):
-    """Loads a skeleton source and cuts it by a zero-shot split.
+    """Loads a skeleton source and cuts it by a zero-shot split under a protocol (module docstring).
 
     Args:
-        source: Where the skeletons come from (``class_path`` of a reader, or the synthetic demo).
+        source: Where the skeletons come from (``class_path`` of a reader, or the demo).
         split: Zero-shot split name, e.g. ``ntu120_96_24``, ``nw-ucla_8_2``, ``demo_15_5``.
+        protocol: ``final`` (train on all seen classes; the PURLS fit ends with the one test on the
+            unseen classes) or ``select`` (model selection on validation classes of the training
+            protocol; never tests).
+        val_classes: The validation classes of ``select``: ``auto``, a count, a list of class names,
+            or ``none`` (see :meth:`~purls_pl.data.splits.ZeroShotSplit.validation_classes`).
+        val_fold: Which validation fold (class-level cross-validation over the seen classes).
+        holdout: Share of the seen classes' train-partition samples held out of training (whole
+            subjects where the dataset records them).
         batch_size: Training batch size.
         eval_batch_size: Batch size for evaluation loaders.
         num_workers: DataLoader worker processes.
-        unseen_from: Which unseen-class samples are evaluated: ``test`` (the protocol's test
+        unseen_from: Which unseen-class samples the final test reads: ``test`` (the protocol's test
             partition) or ``all``.
         pin_memory: Pin host memory (useful on GPU).
         augment: Random augmentation of training samples (rotation, scale, shear, temporal crop).
@@ -117,6 +112,10 @@ class SkeletonDataModule(LightningDataModule):
         self,
         source: SkeletonSource,
         split: str,
+        protocol: Protocol = "final",
+        val_classes: ValidationSpec = "auto",
+        val_fold: int = 0,
+        holdout: float = 0.0,
         batch_size: int = 64,
         eval_batch_size: int = 256,
         num_workers: int = 0,
@@ -125,8 +124,14 @@ class SkeletonDataModule(LightningDataModule):
         augment: SkeletonAugment | None = None,
     ) -> None:
         super().__init__()
+        if protocol not in ("final", "select"):
+            raise ValueError(f"data.protocol must be 'final' or 'select', got {protocol!r}")
         self.source = source
         self.split: ZeroShotSplit = get_split(split)
+        self.protocol = protocol
+        self.val_classes = val_classes
+        self.val_fold = val_fold
+        self.holdout = holdout
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.num_workers = num_workers
@@ -135,6 +140,17 @@ class SkeletonDataModule(LightningDataModule):
         self.augment = augment
         self.skeletons: SkeletonSet | None = None
         self.sets: dict[str, SkeletonDataset] = {}
+        self._run_split: ZeroShotSplit | None = None
+
+    @property
+    def run_split(self) -> ZeroShotSplit:
+        """The split this run trains and evaluates on: the split itself, or its selection split."""
+        if self._run_split is None:
+            if self.protocol == "final":
+                self._run_split = self.split
+            else:
+                self._run_split = self.split.selection(self.val_classes, self.val_fold, self.class_names)
+        return self._run_split
 
     @property
     def layout(self) -> str:
@@ -152,11 +168,20 @@ class SkeletonDataModule(LightningDataModule):
         """Layout, persons, channels and frames of the samples (what a backbone is built for)."""
         return SkeletonFormat.of(self.load())
 
+    @property
+    def seen_classes(self) -> list[int]:
+        """The class ids this run trains on (stage 1's classification head, the PURLS loss)."""
+        return list(self.run_split.seen)
+
     def load(self) -> SkeletonSet:
         """The whole dataset, read once (through the source's cache) and cut into the sample sets."""
         self.setup()
         assert self.skeletons is not None
         return self.skeletons
+
+    def _holdout(self) -> float:
+        """The share held out of training in this run."""
+        return self.holdout
 
     def setup(self, stage: str | None = None) -> None:
         if self.skeletons is not None:
@@ -168,79 +193,82 @@ class SkeletonDataModule(LightningDataModule):
                 f"{self.split.dataset!r}, but the source {type(self.source).__name__} yields "
                 f"{len(skeletons.class_names)} classes ({skeletons.class_names[:3]}...); pick a split of that dataset"
             )
-        seen = np.isin(skeletons.labels, self.split.seen)
-        unseen = np.isin(skeletons.labels, self.split.unseen)
-        train = skeletons.partition == "train"
-        test = skeletons.partition == "test"
-        index = {
-            "seen_train": np.flatnonzero(seen & train),
-            "seen_test": np.flatnonzero(seen & test),
-            "unseen_test": np.flatnonzero(unseen & (test if self.unseen_from == "test" else True)),
-        }
-        assert not np.isin(skeletons.labels[index["seen_train"]], self.split.unseen).any(), "unseen class leaked"
-        for name, idx in index.items():
-            if len(idx) == 0:
+        split = self.run_split
+        index = sample_sets(skeletons, split, self.protocol, self.unseen_from, self._holdout())
+        for name in ("train", "unseen_eval"):
+            if len(index[name]) == 0:
                 raise ValueError(
-                    f"split {self.split.name!r} leaves no {name.replace('_', ' ')} samples in "
+                    f"split {split.name!r} ({self.protocol}) leaves no {name.replace('_', ' ')} samples in "
                     f"{type(self.source).__name__}; check the source's protocol/partition or use unseen_from='all'"
                 )
-        empty = {
-            k: v
-            for k, v in classes_without_samples(
-                self.split, skeletons.labels, skeletons.partition, self.unseen_from
-            ).items()
-            if v
-        }
-        for name, classes in empty.items():
-            names = [skeletons.class_names[c] for c in classes]
-            log.warning("split %s: %d classes have no %s samples: %s", self.split.name, len(names), name, names)
+        if self.protocol == "final":
+            empty = classes_without_samples(split, skeletons.labels, skeletons.partition, self.unseen_from)
+            for name, classes in empty.items():
+                if classes:
+                    names = [skeletons.class_names[c] for c in classes]
+                    log.warning("split %s: %d classes have no %s samples: %s", split.name, len(names), name, names)
         self.skeletons = skeletons
         self.sets = {
-            name: SkeletonDataset(skeletons, idx, self.augment if name == "seen_train" else None)
+            name: SkeletonDataset(skeletons, idx, self.augment if name == "train" else None)
             for name, idx in index.items()
         }
-        log.info("split %s: %s", self.split.name, {k: len(v) for k, v in self.sets.items()})
+        log.info("split %s (%s): %s", split.name, self.protocol, {k: len(v) for k, v in self.sets.items()})
 
-    def _loader(self, name: str, train: bool, shard: bool = True) -> DataLoader:
-        """Training: seeded, resumable, sharded under DDP; evaluation: in order, under DDP sharded without
-        double-counted samples unless ``shard=False`` (see :mod:`purls_pl.train.resumable`)."""
-        if not self.sets:
-            self.setup()
+    def _loader(self, names: str | tuple[str, ...], train: bool = False) -> DataLoader:
+        """One loader over the concatenated sets ``names``. Training: seeded, resumable, sharded under DDP;
+        evaluation: in order, sharded without double-counted samples (see :mod:`purls_pl.train.resumable`)."""
+        self.load()
+        names = (names,) if isinstance(names, str) else names
+        if len(names) == 1:
+            dataset = self.sets[names[0]]
+        else:
+            index = np.concatenate([self.sets[n].index for n in names])
+            dataset = SkeletonDataset(self.load(), index)
         common = {
             "num_workers": self.num_workers,
             "pin_memory": self.pin_memory,
             "persistent_workers": self.num_workers > 0,
         }
         if train:
-            drop_last = len(self.sets[name]) > self.batch_size
-            return resumable.train_loader(self.sets[name], self.batch_size, drop_last=drop_last, **common)
-        return resumable.eval_loader(self.sets[name], self.eval_batch_size, shard=shard, **common)
+            drop_last = len(dataset) > self.batch_size
+            return resumable.train_loader(dataset, self.batch_size, drop_last=drop_last, **common)
+        return resumable.eval_loader(dataset, self.eval_batch_size, **common)
+
+    def _never_tested(self) -> None:
+        if self.protocol == "select":
+            raise RuntimeError(
+                f"a selection run (data.protocol=select) never tests: the unseen classes of {self.split.name!r} "
+                "are read once, by the final run (data.protocol=final)"
+            )
 
 
 class PretrainDataModule(SkeletonDataModule):
-    """Stage 1: supervised training on ``seen_train``, selection on ``seen_test``."""
-
-    @property
-    def seen_classes(self) -> list[int]:
-        """The class ids stage 1 trains on (its classification head's classes)."""
-        return list(self.split.seen)
+    """Stage 1: supervised training on the run's seen classes (train partition); validation on the
+    ``holdout`` share of them when one is set; test on the seen classes' test partition (final protocol)."""
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("seen_train", train=True)
+        return self._loader("train", train=True)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("seen_test", train=False)
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        self.load()
+        return self._loader("holdout") if len(self.sets["holdout"]) else []
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("seen_test", train=False)
+        self._never_tested()
+        return self._loader("seen_test")
 
 
 class ZeroShotDataModule(SkeletonDataModule):
-    """Stage 2: PURLS on ``seen_train``; zero-shot validation and test on ``unseen_test``.
+    """Stage 2: PURLS on the run's seen classes; zero-shot validation (select) or test (final).
 
     Args:
         source: Where the skeletons come from.
         split: Zero-shot split name.
+        protocol: ``final`` or ``select`` (see :class:`SkeletonDataModule`).
+        val_classes: Validation classes of ``select``: ``auto``, a count, class names, or ``none``.
+        val_fold: Which validation fold.
+        holdout: ``select`` only: share of the training classes' train-partition samples held out of
+            training and scored with the validation classes (generalised zero-shot calibration).
         descriptions: A description JSON file; ``auto`` (the set shipped for the dataset in
             ``descriptions/``), ``labels`` (label-only text, the "Global (Original)" baseline), or
             ``demo`` (the synthetic demo's generated set).
@@ -250,17 +278,22 @@ class ZeroShotDataModule(SkeletonDataModule):
         batch_size: Training batch size.
         eval_batch_size: Batch size for evaluation loaders.
         num_workers: DataLoader worker processes.
-        unseen_from: ``test`` or ``all`` unseen-class samples are evaluated.
+        unseen_from: ``test`` or ``all`` unseen-class samples are tested (final protocol).
         pin_memory: Pin host memory (useful on GPU).
         augment: Random augmentation of training samples (rotation, scale, shear, temporal crop).
-        gzsl: Also test the seen classes' test samples, every sample scored against all classes
-            (generalised zero-shot; the zero-shot metrics still count only unseen-class samples).
+        gzsl: Also score seen-class samples against all classes (generalised zero-shot): the final
+            test adds the seen classes' test samples, selection adds the held-out ones. The zero-shot
+            metrics count only the zero-shot classes' samples either way.
     """
 
     def __init__(
         self,
         source: SkeletonSource,
         split: str,
+        protocol: Protocol = "final",
+        val_classes: ValidationSpec = "auto",
+        val_fold: int = 0,
+        holdout: float = 0.2,
         descriptions: str = "auto",
         templates: str | dict[str, str] = "paper",
         text_encoder: TextEncoder | None = None,
@@ -272,12 +305,29 @@ class ZeroShotDataModule(SkeletonDataModule):
         augment: SkeletonAugment | None = None,
         gzsl: bool = True,
     ) -> None:
-        super().__init__(source, split, batch_size, eval_batch_size, num_workers, unseen_from, pin_memory, augment)
+        super().__init__(
+            source,
+            split,
+            protocol,
+            val_classes,
+            val_fold,
+            holdout,
+            batch_size,
+            eval_batch_size,
+            num_workers,
+            unseen_from,
+            pin_memory,
+            augment,
+        )
         self.gzsl = gzsl
         self.descriptions = descriptions
         self.templates = templates
         self.text_encoder = text_encoder or TextEncoder()
         self._class_text: ClassText | None = None
+
+    def _holdout(self) -> float:
+        """Selection holds seen-class samples out for GZSL calibration; the final run trains on all of them."""
+        return self.holdout if self.protocol == "select" else 0.0
 
     def description_set(self) -> DescriptionSet:
         """Resolve the ``descriptions`` argument to a validated set."""
@@ -302,12 +352,12 @@ class ZeroShotDataModule(SkeletonDataModule):
 
     @property
     def class_text(self) -> ClassText:
-        """Description embeddings ``(K, 8, m)`` of all classes with the split (computed once, cached on disk)."""
+        """Description embeddings ``(K, 8, m)`` of all classes with the run's seen and zero-shot classes (the
+        validation classes in ``select``); computed once, cached on disk."""
         if self._class_text is None:
             embeddings = embed_descriptions(self.text_encoder, self.description_set(), self.class_names, self.templates)
-            self._class_text = ClassText(
-                tuple(self.class_names), embeddings, self.split.seen, self.split.unseen, gzsl=self.gzsl
-            )
+            split = self.run_split
+            self._class_text = ClassText(tuple(self.class_names), embeddings, split.seen, split.unseen, gzsl=self.gzsl)
         return self._class_text
 
     def checkpoint_record(self) -> dict[str, Any]:
@@ -323,23 +373,24 @@ class ZeroShotDataModule(SkeletonDataModule):
                 "templates": self.templates,
                 "descriptions": self.descriptions if isinstance(self.descriptions, str) else None,
                 "split": self.split.name,
+                "protocol": self.protocol,
+                "run_split": self.run_split.name,
                 "source": {"class_path": class_path(source), "init_args": args},
                 "preprocess": preprocessing_record(source, shape),
             }
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("seen_train", train=True)
+        return self._loader("train", train=True)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("unseen_test", train=False)
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        """``select``: the validation classes' samples (+ the held-out seen ones with ``gzsl``); ``final``:
+        none — the final run selects nothing."""
+        if self.protocol == "final":
+            return []
+        return self._loader(("unseen_eval", "holdout") if self.gzsl else "unseen_eval")
 
     def test_dataloader(self) -> DataLoader:
-        """``unseen_test``, plus ``seen_test`` with ``gzsl`` (one loader; the callbacks sort the rows)."""
-        skeletons = self.load()
-        if not self.gzsl:
-            return self._loader("unseen_test", train=False)
-        if "test" not in self.sets:
-            index = np.concatenate([self.sets["unseen_test"].index, self.sets["seen_test"].index])
-            self.sets["test"] = SkeletonDataset(skeletons, index)
-        return self._loader("test", train=False)
+        """``final``: the unseen classes' test samples (+ the seen classes' with ``gzsl``), read once."""
+        self._never_tested()
+        return self._loader(("unseen_eval", "seen_test") if self.gzsl else "unseen_eval")

@@ -1,7 +1,9 @@
-"""Stage 1 command line: ``python -m purls_pl pretrain fit --config experiments/backbone.yaml --data.split=<split>``.
+"""Stage 1 command line: ``python -m purls_pl pretrain fit $(python -m purls_pl configs <split> --stage backbone)``.
 
-Trains a skeleton backbone with cross-entropy on the split's seen classes (seen-train samples only),
-selects the epoch with the best seen-test accuracy, and exports the backbone for PURLS.
+Trains a skeleton backbone with cross-entropy on the run's seen classes (train-partition samples only),
+exports its final weights for PURLS, and (final protocol) tests it on the seen classes' test samples for
+the record. Nothing is selected on test-protocol samples; ``data.holdout`` watches a held-out share of
+the training protocol instead (by subject where the dataset records subjects).
 """
 
 from __future__ import annotations
@@ -10,14 +12,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from pytorch_lightning import Trainer
-from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
 from purls_pl.models.classifier import BackboneClassifier, ExportBackbone
 from purls_pl.train.checkpoint_io import use_atomic_checkpoint_io
-from purls_pl.train.cli import CLI_OPTIONS, name_runs, resolve_data_derived
+from purls_pl.train.cli import CLI_OPTIONS, checkpoint_defaults, name_runs, resolve_data_derived
 from purls_pl.train.datamodule import PretrainDataModule
 from purls_pl.train.resumable import ExactResume
+from purls_pl.train.wiring import FinalCheckpoint
+
+#: Stage 1's validation metric: accuracy on the held-out share of the training protocol.
+HOLDOUT_TOP1 = "val/seen_top1"
 
 
 class PretrainCLI(LightningCLI):
@@ -25,7 +30,13 @@ class PretrainCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         resolve_data_derived(self.config[self.subcommand])
+        config = self.config[self.subcommand]
+        checkpoint_defaults(config, HOLDOUT_TOP1, validates=(config.data.get("holdout") or 0) > 0)
         name_runs(self.config[self.subcommand], prefix="backbones/")
+
+    def after_fit(self) -> None:
+        if self.config[self.subcommand].get("test_after_fit", True) and self.datamodule.protocol == "final":
+            self.trainer.test(self.model, datamodule=self.datamodule, verbose=False)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The trainer, writing checkpoints atomically (temp file, then rename)."""
@@ -39,14 +50,21 @@ class PretrainCLI(LightningCLI):
         parser.link_arguments("data.input_format", "model.input_format", apply_on="instantiate")
         parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
         parser.add_lightning_class_args(ExportBackbone, "export")
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(FinalCheckpoint, "checkpoint")
         parser.set_defaults(
             {
-                "checkpoint.monitor": "val/seen_top1",
+                "checkpoint.monitor": HOLDOUT_TOP1,
                 "checkpoint.mode": "max",
+                "checkpoint.save_last": True,
                 "checkpoint.filename": "best-{epoch:03d}",
                 "checkpoint.auto_insert_metric_name": False,
             }
+        )
+        parser.add_argument(
+            "--test_after_fit",
+            type=bool,
+            default=True,
+            help="After a final fit, test the backbone on the seen classes' test samples (recorded in the export).",
         )
 
 

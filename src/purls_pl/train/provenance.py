@@ -13,6 +13,8 @@ and adds ``git_commit`` / ``git_dirty`` to ``results.json`` after ``test``. Befo
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import subprocess
@@ -71,8 +73,50 @@ def git_state(path: str | Path | None = None) -> dict[str, Any]:
     return {"git_commit": commit, "git_dirty": dirty}
 
 
+#: Config entries that change where or how fast a run goes, not what it computes (left out of the hash).
+VOLATILE_KEYS: tuple[str, ...] = (
+    "config",
+    "trainer.logger",
+    "trainer.default_root_dir",
+    "trainer.enable_progress_bar",
+    "trainer.enable_model_summary",
+    "trainer.log_every_n_steps",
+    "checkpoint.dirpath",
+    "data.num_workers",
+    "data.pin_memory",
+    "data.eval_batch_size",
+    "data.text_encoder.init_args.cache_dir",
+    "data.text_encoder.init_args.batch_size",
+    "data.text_encoder.init_args.device",
+    "data.source.init_args.root",
+    "data.source.init_args.conversion.num_workers",
+    "data.source.init_args.conversion.cache_dir",
+    "model.backbone.init_args.cache_dir",
+    "model.backbone.init_args.extract_batch_size",
+)
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """A hash of what a run computes: the resolved config without :data:`VOLATILE_KEYS`, with the backbone
+    export's path replaced by the hash of its bytes (a retrained backbone at the same path changes it)."""
+    config = json.loads(json.dumps(config, default=str))
+    for dotted in VOLATILE_KEYS:
+        *parents, leaf = dotted.split(".")
+        node = config
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    backbone = ((config.get("model") or {}).get("backbone") or {}).get("init_args") or {}
+    checkpoint = backbone.get("checkpoint")
+    if isinstance(checkpoint, str) and Path(checkpoint).is_file():
+        backbone["checkpoint"] = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:20]
+
+
 class RunProvenance(Callback):
-    """Log the resolved config and the git state to the loggers; add the git state to ``results.json``.
+    """Log the resolved config, its hash and the git state to the loggers; add the hash and the git state
+    to ``results.json``.
 
     Args:
         config: The run's resolved configuration (redacted before it is stored).
@@ -81,19 +125,20 @@ class RunProvenance(Callback):
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         self.git = git_state()
         self.config = redact(config or {})
+        self.record = {**self.git, "config_hash": config_hash(self.config)}
         self._logged = False
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if self._logged:
             return
         for logger in trainer.loggers:
-            logger.log_hyperparams({**self.git, "config": self.config})
+            logger.log_hyperparams({**self.record, "config": self.config})
         self._logged = True
 
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         path = results_path(trainer)
         if trainer.is_global_zero and path.is_file():
-            update_results(path, self.git)
+            update_results(path, self.record)
 
     def state_dict(self) -> dict[str, Any]:
         return {}

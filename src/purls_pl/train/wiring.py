@@ -7,7 +7,8 @@ reads ``trainer.datamodule``. What needs both sides happens here, through their 
   of the datamodule's skeletons before fitting or testing;
 * :class:`RecordDataSpec` — adds the datamodule's ``checkpoint_record()`` (text tower, templates,
   source, preprocessing) to every checkpoint, so checkpoints are self-contained;
-* :func:`attach_wiring` — adds both, and :class:`~purls_pl.train.resumable.ExactResume`, to a trainer.
+* :func:`attach_wiring` — adds both, and :class:`~purls_pl.train.resumable.ExactResume`, to a trainer;
+* :class:`FinalCheckpoint` — Lightning's checkpoint callback, with ``last.ckpt`` always the final weights.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from pytorch_lightning import Callback, LightningModule, Trainer
+from pytorch_lightning.callbacks import ModelCheckpoint
 
 from purls_pl.models.checkpoint import SPEC_KEY
 from purls_pl.train.resumable import ExactResume
@@ -50,3 +52,18 @@ def attach_wiring(trainer: Trainer) -> None:
     for callback in (PrepareFeatureCache(), RecordDataSpec(), ExactResume()):
         if not any(type(c) is type(callback) for c in trainer.callbacks):
             trainer.callbacks.append(callback)
+
+
+class FinalCheckpoint(ModelCheckpoint):
+    """Lightning's :class:`~pytorch_lightning.callbacks.ModelCheckpoint` whose ``last.ckpt`` is always the
+    final weights.
+
+    Lightning (2.6) rewrites ``last.ckpt`` only when a top-k checkpoint is saved in the same step, so a
+    run whose monitored metric stopped improving ends with a ``last.ckpt`` from an earlier epoch. This
+    callback writes ``last.ckpt`` once more when training ends. Any "best" checkpoint it keeps is chosen
+    by ``monitor``, which the CLIs point at a validation-class metric (or none).
+    """
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.save_last and not trainer.fast_dev_run:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))

@@ -1,0 +1,316 @@
+"""Model selection on validation classes: ``python -m purls_pl select <split> [--stage purls|global]``.
+
+Settings that matter for zero-shot accuracy (learning rate, query mode, α mode, temperature, scoring,
+and the number of epochs) are chosen here, **on validation classes only**: every trial is a
+``data.protocol=select`` run (:mod:`purls_pl.train.datamodule`) that trains on the seen classes minus
+the validation classes of a fold, on training-protocol samples, with a stage-1 backbone trained
+without those classes, and measures zero-shot accuracy on the validation classes (also
+training-protocol samples) after every epoch. Unseen classes and test-protocol samples are never read.
+
+The search is a coordinate search in the given key order, starting from the recipe's values: each key
+in turn takes the value with the best validation accuracy, the others held at their current choice.
+A trial's score is the best epoch of its validation curve averaged over the folds; that epoch count is
+selected with it (ties: the earlier epoch, the earlier value). The generalised zero-shot calibration γ
+is the selected trial's ``val/gzsl_gamma`` (best harmonic mean on the validation data) at that epoch,
+averaged over the folds.
+
+The choice is written as a config delta, ``experiments/selected/<split>/<name>.yaml``, which
+``make train`` and the table runner compose after the recipe, with the whole search record in its
+comments and beside it in ``<name>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from purls_pl.apps.experiments import EXPERIMENTS, Stage, experiment_args, selection_file
+from purls_pl.data.splits import get_split, selection_name
+from purls_pl.eval.metrics import VAL, VAL_CURVE_FILE, VAL_TOP1, key
+from purls_pl.storage import atomic_write_json, atomic_write_text
+from purls_pl.train import cli, pretrain
+from purls_pl.train.paths import backbone_export_path
+from purls_pl.train.provenance import git_state
+
+#: The default search of a PURLS (adaptive) run; a Global run searches the learning rate only.
+PURLS_SEARCH: dict[str, list[Any]] = {
+    "model.lr": [0.0003, 0.001, 0.003],
+    "model.queries": ["true_class", "candidates"],
+    "model.alpha": ["learnable", "uniform"],
+    "model.temperature_init": [0.07, 0.2],
+    "model.scoring": ["cosine", "eq5"],
+}
+GLOBAL_SEARCH: dict[str, list[Any]] = {"model.lr": [0.0003, 0.001, 0.003]}
+GAMMA = key(VAL, "gzsl_gamma")
+
+
+@dataclass
+class Trial:
+    """One setting evaluated on every fold: its validation curves (``val/…`` per epoch) per fold."""
+
+    overrides: dict[str, Any]
+    curves: list[list[dict[str, float]]]
+
+    def mean(self, metric: str = VAL_TOP1) -> list[float]:
+        """``metric`` per epoch, averaged over the folds (the shortest curve's length)."""
+        length = min(len(c) for c in self.curves)
+        # rounded: float32 metrics averaged in another order must not break ties between equal accuracies
+        return [round(sum(c[e][metric] for c in self.curves) / len(self.curves), 6) for e in range(length)]
+
+    @property
+    def best(self) -> tuple[int, float]:
+        """``(epochs, mean validation top-1)`` at the best epoch (the earliest of equal ones)."""
+        curve = self.mean()
+        epoch = max(range(len(curve)), key=lambda e: (curve[e], -e))
+        return epoch + 1, curve[epoch]
+
+    def gamma(self, epochs: int) -> float | None:
+        """The validation-chosen calibration γ after ``epochs``, averaged over the folds."""
+        values = [c[epochs - 1].get(GAMMA) for c in self.curves]
+        values = [v for v in values if v is not None and v == v]
+        return sum(values) / len(values) if values else None
+
+
+@dataclass
+class Selection:
+    """The outcome: the chosen overrides (epochs and γ included) and the search record."""
+
+    split: str
+    name: str
+    overrides: dict[str, Any]
+    trials: list[Trial] = field(default_factory=list)
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+def _slug(overrides: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def coordinate_search(search: dict[str, list[Any]], evaluate: Callable[[dict[str, Any]], Trial]) -> list[Trial]:
+    """Trials of a one-pass coordinate search (module docstring); the last trial chosen is the selection.
+
+    Args:
+        search: Ordered ``{config key: candidate values}``; the first value is the starting point.
+        evaluate: Runs (or recalls) one setting.
+
+    Returns:
+        Every distinct trial, in the order run; ``trials[-1]`` is not necessarily the best — see
+        :func:`best_trial`.
+    """
+    current = {k: values[0] for k, values in search.items()}
+    seen: dict[str, Trial] = {}
+
+    def run(overrides: dict[str, Any]) -> Trial:
+        slug = _slug(overrides)
+        if slug not in seen:
+            seen[slug] = evaluate(dict(overrides))
+        return seen[slug]
+
+    for name, values in search.items():
+        scores = [(run({**current, name: v}).best[1], -i, v) for i, v in enumerate(values)]
+        current[name] = max(scores, key=lambda s: (s[0], s[1]))[2]
+    run(current)
+    return list(seen.values())
+
+
+def best_trial(trials: Sequence[Trial], search: dict[str, list[Any]]) -> Trial:
+    """The coordinate search's final choice: the trial whose overrides equal the settled setting."""
+    current = {k: values[0] for k, values in search.items()}
+    by_slug = {_slug(t.overrides): t for t in trials}
+    for name, values in search.items():
+        scored = [(by_slug[_slug({**current, name: v})].best[1], -i, v) for i, v in enumerate(values)]
+        current[name] = max(scored, key=lambda s: (s[0], s[1]))[2]
+    return by_slug[_slug(current)]
+
+
+def selection_backbone(
+    split: str, fold: int, seed: int, out: Path, extra: Sequence[str], log: Callable[[str], None]
+) -> Path:
+    """The stage-1 backbone of a selection fold (trained without the fold's validation classes)."""
+    path = backbone_export_path(selection_name(split, fold), seed, out)
+    if path.is_file():
+        return path
+    log(f"[select] {split} fold {fold}: stage 1 without the validation classes ...")
+    start = time.perf_counter()
+    pretrain.main(
+        [
+            "fit",
+            *experiment_args(split, "backbone"),
+            "--data.protocol=select",
+            f"--data.val_fold={fold}",
+            f"--seed_everything={seed}",
+            *extra,
+            f"--export.path={path}",
+            f"--trainer.default_root_dir={out}",
+            "--trainer.enable_progress_bar=false",
+        ]
+    )
+    log(f"[select] {split} fold {fold}: stage 1 {time.perf_counter() - start:.0f} s")
+    return path
+
+
+def select(
+    split: str,
+    stage: Stage = "purls",
+    search: dict[str, list[Any]] | None = None,
+    name: str | None = None,
+    folds: int = 1,
+    seed: int = 0,
+    max_epochs: int = 20,
+    out: str | Path = "lightning_logs/select",
+    extra: Sequence[str] = (),
+    pretrain_extra: Sequence[str] = (),
+    log: Callable[[str], None] = print,
+) -> Selection:
+    """Choose ``stage``'s settings for ``split`` on validation classes (module docstring).
+
+    Args:
+        split: A registered split.
+        stage: ``purls`` or ``global`` (the experiment files the trials compose).
+        search: ``{config key: values}`` in search order; default :data:`PURLS_SEARCH` (``purls``) or
+            :data:`GLOBAL_SEARCH` (``global``).
+        name: The selection's name (its file); default the stage.
+        folds: Validation folds (class-level cross-validation); accuracy is averaged over them.
+        seed: Seed of every trial and selection backbone.
+        max_epochs: Epochs each trial runs; the selected count is at most this.
+        out: Where trials and selection backbones are written (resumable).
+        extra: Overrides for every trial (e.g. the data root).
+        pretrain_extra: Overrides for the selection backbones' stage 1.
+        log: Progress lines.
+    """
+    search = dict(search or (GLOBAL_SEARCH if stage == "global" else PURLS_SEARCH))
+    name = name or stage
+    out = Path(out)
+    backbones = [selection_backbone(split, f, seed, out, [*pretrain_extra, *_data(extra)], log) for f in range(folds)]
+    count = 0
+
+    def evaluate(overrides: dict[str, Any]) -> Trial:
+        nonlocal count
+        count += 1
+        curves = []
+        for fold, backbone in enumerate(backbones):
+            run_dir = out / split / name / _slug(overrides) / f"fold{fold}"
+            curve_file = next(iter(sorted(run_dir.rglob(VAL_CURVE_FILE))), None) if run_dir.exists() else None
+            if curve_file is None:
+                start = time.perf_counter()
+                cli.main(
+                    [
+                        "fit",
+                        *experiment_args(split, stage, selected=None),
+                        "--data.protocol=select",
+                        f"--data.val_fold={fold}",
+                        f"--seed_everything={seed}",
+                        f"--trainer.max_epochs={max_epochs}",
+                        *(f"--{k}={v}" for k, v in overrides.items()),
+                        *extra,
+                        f"--model.backbone.checkpoint={backbone}",
+                        f"--trainer.default_root_dir={run_dir}",
+                        "--trainer.enable_progress_bar=false",
+                    ]
+                )
+                curve_file = next(iter(sorted(run_dir.rglob(VAL_CURVE_FILE))))
+                status = f"{time.perf_counter() - start:.0f} s"
+            else:
+                status = "done before"
+            curves.append(json.loads(curve_file.read_text()))
+        trial = Trial(overrides, curves)
+        epochs, top1 = trial.best
+        log(f"[select] {split} {name} #{count} {overrides}: val top-1 {100 * top1:.2f} at {epochs} epochs ({status})")
+        return trial
+
+    trials = coordinate_search(search, evaluate)
+    chosen = best_trial(trials, search)
+    epochs, top1 = chosen.best
+    overrides = {**chosen.overrides, "trainer.max_epochs": epochs}
+    gamma = chosen.gamma(epochs)
+    if gamma is not None:
+        overrides["gzsl.gamma"] = round(gamma, 6)
+    split_obj = get_split(split)
+    record = {
+        "split": split,
+        "name": name,
+        "stage": stage,
+        "folds": [list(split_obj.selection(fold=f).unseen) for f in range(folds)],
+        "seed": seed,
+        "max_epochs": max_epochs,
+        "search": search,
+        "selected": overrides,
+        "val_top1": top1,
+        "trials": [{"overrides": t.overrides, "val_top1": t.mean(), "best": list(t.best)} for t in trials],
+        **git_state(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    return Selection(split, name, overrides, list(trials), record)
+
+
+def _data(extra: Sequence[str]) -> list[str]:
+    """The overrides that also apply to stage 1 (those of ``data.source``)."""
+    return [a for a in extra if a.startswith("--data.source")]
+
+
+def nested(overrides: dict[str, Any]) -> dict[str, Any]:
+    """``{"model.lr": 0.001}`` -> ``{"model": {"lr": 0.001}}``."""
+    out: dict[str, Any] = {}
+    for dotted, value in overrides.items():
+        node = out
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
+def write_selection(selection: Selection, root: str | Path = EXPERIMENTS) -> Path:
+    """Write the config delta (with the search record as comments) and ``<name>.json``; return the YAML."""
+    path = selection_file(selection.split, selection.name, root)
+    record = selection.record
+    lines = [
+        f"# Selected on validation classes of {selection.split} ({record['stage']}), never on its unseen classes:",
+        f"#   python -m purls_pl select {selection.split} --stage {record['stage']} --name {selection.name} "
+        f"--folds {len(record['folds'])} --seed {record['seed']} --max-epochs {record['max_epochs']}",
+        f"# validation classes per fold: {record['folds']}; commit {record['git_commit']}; {record['date']}",
+        "# trials (coordinate search; mean validation top-1 at the best epoch):",
+        *(f"#   {t['overrides']}: {100 * t['best'][1]:.2f} % at {t['best'][0]} epochs" for t in record["trials"]),
+    ]
+    atomic_write_text(path, "\n".join(lines) + "\n" + yaml.safe_dump(nested(selection.overrides), sort_keys=True))
+    atomic_write_json(path.with_suffix(".json"), record)
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    """``python -m purls_pl select <split> [--stage purls|global] [--folds N] ...``."""
+    parser = argparse.ArgumentParser(prog="python -m purls_pl select", description=__doc__.splitlines()[0])
+    parser.add_argument("split", help="a registered split, e.g. nw-ucla_8_2")
+    parser.add_argument("--stage", choices=("purls", "global"), default="purls", help="which run (default: purls)")
+    parser.add_argument("--name", help="the selection's name (its file under experiments/selected/<split>/)")
+    parser.add_argument("--folds", type=int, default=1, help="validation folds (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every trial (default: %(default)s)")
+    parser.add_argument("--max-epochs", type=int, default=20, help="epochs per trial (default: %(default)s)")
+    parser.add_argument("--search", help="YAML/JSON mapping {config key: [values]} (default: the stage's)")
+    parser.add_argument("--out", default="lightning_logs/select", help="trial directory (default: %(default)s)")
+    parser.add_argument("--experiments", default=str(EXPERIMENTS), help="where selected/ is written")
+    parser.add_argument("--set", action="append", default=[], metavar="--KEY=VALUE", help="override for every trial")
+    args = parser.parse_args(argv)
+    search = yaml.safe_load(args.search) if args.search else None
+    selection = select(
+        args.split,
+        args.stage,
+        search,
+        args.name,
+        args.folds,
+        args.seed,
+        args.max_epochs,
+        args.out,
+        args.set,
+    )
+    path = write_selection(selection, args.experiments)
+    print(f"selected {selection.overrides} -> {path}")
+    return path

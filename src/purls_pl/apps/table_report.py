@@ -1,0 +1,147 @@
+"""The aggregate of a table's runs: ``table.md`` and ``table.csv`` (see :mod:`purls_pl.apps.table`).
+
+Columns are the paper splits, each alone, and for a split with random class folds a group "``K`` unseen:
+the paper split + ``N`` random folds" averaging all of them. A cell is the mean ± standard deviation of
+top-1 over its runs (seeds, and folds) with a 95% bootstrap interval over test samples
+(:mod:`purls_pl.eval.stats`); the chance level and the number of test samples head each column, the
+per-run values follow in their own table, and mean-class accuracy (and top-5, when a column has more
+than 5 candidates) in the CSV. Numbers from papers are never put beside these: their setups differ, and
+the spec's ``note`` says how.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from purls_pl.apps.table_spec import TableSpec
+from purls_pl.data.splits import get_split
+from purls_pl.eval.metrics import TEST_MEAN_CLASS, TEST_TOP1, TEST_TOP5
+from purls_pl.eval.stats import bootstrap_interval, mean_std
+
+#: Top-5 is shown only for more candidates than this (with 5 or fewer it is always 100%).
+TOP5_MIN_CANDIDATES = 6
+
+
+def columns(spec: TableSpec) -> list[tuple[str, list[str]]]:
+    """``(heading, member splits)``: every paper split, then its fold group (paper split + folds)."""
+    out = [(s, [s]) for s in spec.splits]
+    for s in spec.splits:
+        folds = spec.fold_splits(s)
+        if folds:
+            k = len(get_split(s).unseen)
+            out.append((f"{k} unseen: {s} + {len(folds)} random folds", [s, *folds]))
+    return out
+
+
+def _hits(record: dict[str, Any]) -> np.ndarray:
+    samples = record["samples"]
+    return np.asarray(samples["label"]) == np.asarray(samples["prediction"])
+
+
+def cell(records: list[dict[str, Any]], metric: str = TEST_TOP1) -> dict[str, Any]:
+    """Mean, std, bootstrap interval (top-1) and per-run values of ``metric`` over ``records``."""
+    values = [100 * r[metric] for r in records]
+    mean, std = mean_std(values)
+    out: dict[str, Any] = {"mean": mean, "std": std, "values": values, "runs": len(records)}
+    if metric == TEST_TOP1 and all("samples" in r for r in records):
+        low, high = bootstrap_interval([(r["split"], _hits(r)) for r in records])
+        out["ci"] = (100 * low, 100 * high)
+    return out
+
+
+def aggregate(spec: TableSpec, records: list[dict[str, Any]], out: str | Path) -> tuple[str, list[dict[str, Any]]]:
+    """Write ``table.md`` / ``table.csv`` under ``out``; return the Markdown and the CSV rows."""
+    out = Path(out)
+    cols = columns(spec)
+    by_split: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        by_split.setdefault(r["split"], []).append(r)
+    title = (
+        f"**{spec.name}** — zero-shot top-1 (%) on the unseen classes: mean ± std over runs (seeds {spec.seeds}"
+        + (f"; fold splits: seeds {spec.fold_seeds}" if spec.folds else "")
+        + "; a seed drives both stages), [95% bootstrap interval over test samples]"
+    )
+    lines = [title, "", "| row | " + " | ".join(h for h, _ in cols) + " |", "|---|" + "---:|" * len(cols)]
+    chance, counts = [], []
+    for _, members in cols:
+        first = [by_split[s][0] for s in members if by_split.get(s)]
+        k = [r["num_unseen_classes"] for r in first]
+        chance.append(f"{100 / k[0]:.2f}" if k and len(set(k)) == 1 else "–")
+        counts.append("+".join(str(r.get("num_test_samples", "?")) for r in first) or "–")
+    lines.append("| *chance level* | " + " | ".join(chance) + " |")
+    lines.append("| *test samples* | " + " | ".join(counts) + " |")
+    rows_csv: list[dict[str, Any]] = []
+    per_run = ["", "Per run (top-1 %):", "", "| row | split | seed | top-1 | mean-class | stage-1 seen top-1 |"]
+    per_run.append("|---|---|---:|---:|---:|---:|")
+    for row in spec.rows:
+        cells = []
+        for heading, members in cols:
+            mine = [r for s in members for r in by_split.get(s, []) if r["row"] == row.name]
+            if not mine:
+                cells.append("–")
+                continue
+            c = cell(mine)
+            ci = f" [{c['ci'][0]:.1f}–{c['ci'][1]:.1f}]" if "ci" in c else ""
+            cells.append(f"{c['mean']:.2f} ± {c['std']:.2f}{ci}")
+            mean_class = cell(mine, TEST_MEAN_CLASS)
+            top5 = cell(mine, TEST_TOP5) if min(r["num_unseen_classes"] for r in mine) >= TOP5_MIN_CANDIDATES else None
+            rows_csv.append(
+                {
+                    "column": heading,
+                    "row": row.name,
+                    "runs": c["runs"],
+                    "top1_mean": round(c["mean"], 3),
+                    "top1_std": round(c["std"], 3),
+                    "top1_ci_low": round(c["ci"][0], 3) if "ci" in c else None,
+                    "top1_ci_high": round(c["ci"][1], 3) if "ci" in c else None,
+                    "top1_runs": " ".join(f"{v:.2f}" for v in c["values"]),
+                    "mean_class_mean": round(mean_class["mean"], 3),
+                    "mean_class_std": round(mean_class["std"], 3),
+                    "top5_mean": round(top5["mean"], 3) if top5 else None,
+                    "chance": chance[cols.index((heading, members))],
+                    "test_samples": counts[cols.index((heading, members))],
+                    "seconds_per_run": round(sum(r["seconds"] for r in mine) / len(mine), 1),
+                }
+            )
+        lines.append(f"| {row.name} | " + " | ".join(cells) + " |")
+        for r in sorted((r for r in records if r["row"] == row.name), key=lambda r: (r["split"], r["seed"])):
+            stage1 = r.get("stage1", {}).get("seen_test_top1")
+            s1 = f"{100 * stage1:.2f}" if stage1 is not None else "–"
+            per_run.append(
+                f"| {row.name} | {r['split']} | {r['seed']} | {100 * r[TEST_TOP1]:.2f} | "
+                f"{100 * r[TEST_MEAN_CLASS]:.2f} | {s1} |"
+            )
+    lines += _timing(records)
+    if spec.note:
+        lines += ["", spec.note.strip()]
+    markdown = "\n".join(lines + per_run) + "\n"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "table.md").write_text(markdown)
+    with open(out / "table.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows_csv[0]) if rows_csv else ["column"])
+        writer.writeheader()
+        writer.writerows(rows_csv)
+    return markdown, rows_csv
+
+
+def _timing(records: list[dict[str, Any]]) -> list[str]:
+    seconds = [r["seconds"] for r in records]
+    each = sum(seconds) / max(1, len(seconds))
+    return ["", f"Stage-2 runs: {len(records)}, {sum(seconds):.0f} s in all ({each:.1f} s each)."]
+
+
+def replace_block(path: Path, marker: str, content: str) -> None:
+    """Replace the text between ``<!-- marker -->`` and ``<!-- /marker -->`` in ``path``."""
+    text = path.read_text()
+    start, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
+    if start not in text or end not in text:
+        raise ValueError(
+            f"{path} has no {start} ... {end} block to fill; add the two marker lines where the table goes"
+        )
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{start}\n{content.rstrip()}\n{end}{tail}")

@@ -1,0 +1,112 @@
+"""The table spec: what a table runs (the YAML form is in :mod:`purls_pl.apps.table`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from purls_pl.apps.experiments import EXPERIMENTS
+from purls_pl.data.splits import get_split, random_split_name
+
+__all__ = ["Row", "SelectionSpec", "TableSpec"]
+
+
+@dataclass
+class SelectionSpec:
+    """A method whose settings are chosen on validation classes: its experiment files (``stage``), its own
+    overrides and the search (``{config key: values}``, in search order)."""
+
+    stage: str = "purls"
+    args: list[str] = field(default_factory=list)
+    search: dict[str, list[Any]] = field(default_factory=dict)
+
+
+@dataclass
+class Row:
+    """One line of the table: the selection it takes its method and settings from, plus its own overrides
+    (an ablation of the selected method). Without a selection: the recipe's settings, ``stage`` purls."""
+
+    name: str
+    select: str | None = None
+    args: list[str] = field(default_factory=list)
+
+    @property
+    def slug(self) -> str:
+        return "".join(c if c.isascii() and c.isalnum() else "_" for c in self.name.lower()).strip("_")
+
+
+@dataclass
+class TableSpec:
+    """What to run (see the module docstring for the YAML form)."""
+
+    name: str
+    splits: list[str]
+    seeds: list[int]
+    rows: list[Row]
+    folds: dict[str, int] = field(default_factory=dict)
+    fold_seeds: list[int] = field(default_factory=lambda: [0])
+    select: dict[str, Any] = field(default_factory=dict)
+    selections: dict[str, SelectionSpec] = field(default_factory=dict)
+    common: list[str] = field(default_factory=list)
+    pretrain: list[str] = field(default_factory=list)
+    experiments: str = str(EXPERIMENTS)
+    note: str = ""
+
+    @classmethod
+    def load(cls, path: str | Path) -> TableSpec:
+        raw = yaml.safe_load(Path(path).read_text())
+        missing = [k for k in ("name", "splits", "seeds", "rows") if k not in raw]
+        if missing:
+            raise ValueError(f"table spec {path} is missing {missing}; see purls_pl.apps.table's docstring")
+        selections = {}
+        for name, s in (raw.get("selections") or {}).items():
+            unknown = sorted(set(s) - {"stage", "args", "search"})
+            if unknown or s.get("stage", "purls") not in ("purls", "global"):
+                raise ValueError(f"table spec {path}: selections.{name} has unknown keys {unknown} or a bad stage")
+            selections[str(name)] = SelectionSpec(
+                str(s.get("stage", "purls")), list(s.get("args", [])), s.get("search", {})
+            )
+        rows = []
+        for i, r in enumerate(raw["rows"]):
+            unknown = sorted(set(r) - {"name", "select", "args"})
+            if unknown:
+                raise ValueError(f"table spec {path}: rows[{i}] has unknown keys {unknown}")
+            if r.get("select") is not None and r["select"] not in selections:
+                raise ValueError(
+                    f"table spec {path}: rows[{i}] selects {r['select']!r}, not one of {sorted(selections)}"
+                )
+            rows.append(Row(str(r["name"]), r.get("select"), list(r.get("args", []))))
+        return cls(
+            name=str(raw["name"]),
+            splits=list(raw["splits"]),
+            seeds=[int(s) for s in raw["seeds"]],
+            rows=rows,
+            folds={str(k): int(v) for k, v in (raw.get("folds") or {}).items()},
+            fold_seeds=[int(s) for s in raw.get("fold_seeds", [0])],
+            select=dict(raw.get("select") or {}),
+            selections=selections,
+            common=list(raw.get("common", [])),
+            pretrain=list(raw.get("pretrain", [])),
+            experiments=str(raw.get("experiments", EXPERIMENTS)),
+            note=str(raw.get("note", "")),
+        )
+
+    def fold_splits(self, split: str) -> list[str]:
+        """The random class folds of ``split``: ``<dataset>_random<K>_seed<f>`` for ``f < folds[split]``."""
+        parent = get_split(split)
+        return [random_split_name(parent.dataset, len(parent.unseen), f) for f in range(self.folds.get(split, 0))]
+
+    def units(self) -> list[tuple[str, list[int]]]:
+        """``(split, seeds)`` of every split that runs: the paper splits, then their folds."""
+        folds = [(f, self.fold_seeds) for s in self.splits for f in self.fold_splits(s)]
+        return [(s, self.seeds) for s in self.splits] + folds
+
+    def stage_and_args(self, row: Row) -> tuple[str, list[str]]:
+        """A row's experiment stage and overrides: its selection's, then its own."""
+        if row.select is None:
+            return "purls", list(row.args)
+        chosen = self.selections[row.select]
+        return chosen.stage, [*chosen.args, *row.args]
