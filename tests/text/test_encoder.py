@@ -101,3 +101,18 @@ def test_label_placeholder_in_templates(tiny_clip, tmp_path):
     assert expected == "A video of people's motion that wave: global moves for wave."
     torch.testing.assert_close(paper[0, GLOBAL_INDEX], enc.encode([expected])[0])
 
+
+def test_three_answers_per_field_are_averaged_and_one_keeps_the_first(tiny_clip, tmp_path, repo):
+    from purls_pl.text.descriptions import load_descriptions
+
+    enc = TextEncoder(str(tiny_clip), cache_dir=str(tmp_path))
+    multi = load_descriptions(repo / "descriptions" / "nw-ucla-multi.json")
+    single = load_descriptions(repo / "descriptions" / "nw-ucla.json")
+    names = ["throw", "carry"]
+    emb = embed_descriptions(enc, multi, names, templates="plain")
+    answers = multi.entries["throw"]["legs"]
+    assert len(answers) == 3
+    torch.testing.assert_close(emb[0, 3], torch.nn.functional.normalize(enc.encode(list(answers)).mean(0), dim=0))
+    torch.testing.assert_close(
+        embed_descriptions(enc, multi.with_alternatives(1), names), embed_descriptions(enc, single, names)
+    )
