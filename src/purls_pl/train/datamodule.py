@@ -59,7 +59,8 @@ from purls_pl.data.skeletons import SkeletonFormat, SkeletonSet, SkeletonSource
 from purls_pl.data.splits import ZeroShotSplit, classes_without_samples, get_split
 from purls_pl.models.checkpoint import class_path, plain
 from purls_pl.text.descriptions import DescriptionSet, load_descriptions
-from purls_pl.text.encoder import ClassText, TextEncoder, embed_descriptions
+from purls_pl.text.encoder import ClassText, TextEncoder
+from purls_pl.text.levers import TextOptions, embed_class_text
 from purls_pl.train import resumable
 
 log = logging.getLogger(__name__)
@@ -244,8 +245,9 @@ class ZeroShotDataModule(SkeletonDataModule):
         descriptions: A description JSON file; ``auto`` (the set shipped for the dataset in
             ``descriptions/``), ``labels`` (label-only text, the "Global (Original)" baseline), or
             ``demo`` (the synthetic demo's generated set).
-        templates: Prompt templates: ``paper`` (supplementary Table 3), ``label``, ``plain``, or a
-            mapping field -> template with one ``{}``.
+        templates: Prompt templates: ``paper`` (supplementary Table 3), ``label``, ``plain``,
+            ``labelled`` (the paper's with the action name before each description), or a mapping
+            field -> template with one ``{}`` (and optionally ``{label}``).
         text_encoder: The frozen text tower (embeddings are cached on disk).
         batch_size: Training batch size.
         eval_batch_size: Batch size for evaluation loaders.
@@ -255,6 +257,12 @@ class ZeroShotDataModule(SkeletonDataModule):
         augment: Random augmentation of training samples (rotation, scale, shear, temporal crop).
         gzsl: Also test the seen classes' test samples, every sample scored against all classes
             (generalised zero-shot; the zero-shot metrics still count only unseen-class samples).
+        label_mix: ``w`` in ``[0, 1]``: the label's own embedding ``L`` (of "A video of a person:
+            <label>.") is mixed into ``label_mix_fields``: ``F_f = normalize((1 - w) F_f + w L)``
+            (:mod:`purls_pl.text.levers`); ``0`` (default) leaves the text unchanged.
+        label_mix_fields: The fields ``label_mix`` applies to (default: ``["global"]``).
+        alternatives: Answers kept per field from a multi-answer set (the first ones; their
+            embeddings are averaged); ``0`` (default) keeps all.
     """
 
     def __init__(
@@ -271,9 +279,13 @@ class ZeroShotDataModule(SkeletonDataModule):
         pin_memory: bool = False,
         augment: SkeletonAugment | None = None,
         gzsl: bool = True,
+        label_mix: float = 0.0,
+        label_mix_fields: list[str] | None = None,
+        alternatives: int = 0,
     ) -> None:
         super().__init__(source, split, batch_size, eval_batch_size, num_workers, unseen_from, pin_memory, augment)
         self.gzsl = gzsl
+        self.text_options = TextOptions(label_mix, tuple(label_mix_fields or ["global"]), alternatives)
         self.descriptions = descriptions
         self.templates = templates
         self.text_encoder = text_encoder or TextEncoder()
@@ -304,7 +316,9 @@ class ZeroShotDataModule(SkeletonDataModule):
     def class_text(self) -> ClassText:
         """Description embeddings ``(K, 8, m)`` of all classes with the split (computed once, cached on disk)."""
         if self._class_text is None:
-            embeddings = embed_descriptions(self.text_encoder, self.description_set(), self.class_names, self.templates)
+            embeddings = embed_class_text(
+                self.text_encoder, self.description_set(), self.class_names, self.templates, self.text_options
+            )
             self._class_text = ClassText(
                 tuple(self.class_names), embeddings, self.split.seen, self.split.unseen, gzsl=self.gzsl
             )
@@ -322,6 +336,7 @@ class ZeroShotDataModule(SkeletonDataModule):
                 "text": {"model": encoder.model, "pooling": encoder.pooling, "max_length": encoder.max_length},
                 "templates": self.templates,
                 "descriptions": self.descriptions if isinstance(self.descriptions, str) else None,
+                "text_options": self.text_options.record(),
                 "split": self.split.name,
                 "source": {"class_path": class_path(source), "init_args": args},
                 "preprocess": preprocessing_record(source, shape),
