@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "recognize": "purls_pl.apps.recognize:main",
     "plot-attention": "purls_pl.apps.plot:plot_attention_main",
     "plot-results": "purls_pl.apps.plot:plot_results_main",
+    "text-report": "purls_pl.apps.text_report:main",
 }
 
 
