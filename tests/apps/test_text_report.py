@@ -57,3 +57,15 @@ def test_figures_and_bad_input(tiny_clip, tmp_path, repo):
         build_report("labels", "nw-ucla", str(tiny_clip), split="demo_15_5")
     with pytest.raises(FileNotFoundError, match="nope.json"):
         build_report(str(tmp_path / "nope.json"), "nw-ucla", str(tiny_clip))
+
+
+def test_a_dataset_of_your_own_with_unseen_names(tiny_clip, tmp_path):
+    classes = tmp_path / "classes.txt"
+    classes.write_text("wave\nkick\njump\n")
+    records = [{"label": c, **{f: f"{f} of {c}" for f in FIELDS}} for c in ("wave", "kick", "jump")]
+    (tmp_path / "mine.json").write_text(json.dumps({"name": "mine", "classes": records}))
+    report, _ = build_report(str(tmp_path / "mine.json"), str(classes), str(tiny_clip), unseen_names=["jump", "wave"])
+    assert report["classes"] == ["wave", "kick", "jump"] and report["unseen"] == ["wave", "jump"]
+    assert report["per_field"][GLOBAL]["unseen_vs_seen"]["pairs"] == 2
+    with pytest.raises(ValueError, match=r"\['run'\] are not classes"):
+        build_report("labels", str(classes), str(tiny_clip), unseen_names=["run"])

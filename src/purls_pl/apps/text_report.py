@@ -9,6 +9,8 @@ writes ``text_report.json``, ``text_report.md``, ``separability.png`` and one ``
 per field into ``--out`` (measures: :mod:`purls_pl.text.analysis`). Several ``--descriptions`` and/or
 ``--text-model`` values compare them: each combination goes to ``<out>/<descriptions>_<model>/`` and
 ``comparison.md`` / ``comparison.json`` / ``comparison_<group>.png`` sit in ``--out``.
+For a dataset of your own, ``--dataset`` takes a file of class labels (one per line) and ``--unseen
+"a,b,c"`` names its unseen classes.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from purls_pl.apps.text_figures import GROUPS, comparison_figure, separability_figure, similarity_figure
-from purls_pl.data.catalog import class_names as catalog_class_names
 from purls_pl.data.splits import get_split
 from purls_pl.eval.figures import save_figure
 from purls_pl.storage import atomic_write_json, atomic_write_text
@@ -30,6 +31,7 @@ from purls_pl.text.descriptions import resolve_descriptions
 from purls_pl.text.encoder import TextEncoder
 from purls_pl.text.fields import FIELDS
 from purls_pl.text.levers import TextOptions, embed_class_text, label_embeddings
+from purls_pl.text.llm.importers import resolve_classes
 from purls_pl.text.templates import TEMPLATE_PRESETS
 
 REPORT_JSON = "text_report.json"
@@ -51,12 +53,14 @@ def build_report(
     close: float = CLOSE,
     duplicate: float = DUPLICATE,
     top: int = 5,
+    unseen_names: Sequence[str] | None = None,
 ) -> tuple[dict[str, Any], Any]:
     """Embed a description set as a run would and analyse it.
 
     Args:
         descriptions: A JSON file, ``auto`` (the dataset's shipped set) or ``labels``.
-        dataset: Dataset key (its catalogued class list).
+        dataset: Dataset key (its catalogued class list), or a file with one label per line (or a JSON
+            list) for a dataset of your own.
         text_model: Text tower (``minilm``, ``use-m3``, ``static64``, a HuggingFace id or directory).
         templates: Template preset, or ``auto`` (:func:`default_templates`).
         split: Zero-shot split of ``dataset`` (adds the unseen-class groups).
@@ -64,17 +68,25 @@ def build_report(
         close: Similarity of a close pair.
         duplicate: Similarity of a near duplicate.
         top: Confusable pairs listed.
+        unseen_names: The unseen classes by name (instead of ``split``, e.g. for a custom dataset).
 
     Returns:
         The report (plain data) and the ``(K, 8, m)`` embeddings.
     """
-    names = catalog_class_names(dataset)
+    names, _ = resolve_classes(dataset)
     unseen: list[int] = []
+    if split is not None and unseen_names:
+        raise ValueError("give the unseen classes either as --split or as --unseen, not both")
     if split is not None:
         zsl = get_split(split)
         if zsl.dataset != dataset:
             raise ValueError(f"split {split!r} is a split of {zsl.dataset!r}, not of --dataset {dataset!r}")
         unseen = list(zsl.unseen)
+    if unseen_names:
+        unknown = [n for n in unseen_names if n not in names]
+        if unknown:
+            raise ValueError(f"--unseen names {unknown} are not classes of {dataset!r}; its classes: {names}")
+        unseen = sorted(names.index(n) for n in unseen_names)
     options = options or TextOptions()
     templates = default_templates(descriptions) if templates == "auto" else templates
     encoder = TextEncoder(text_model)
@@ -301,8 +313,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
     """``python -m purls_pl text-report``; returns the reports by run name."""
     parser = argparse.ArgumentParser(prog="python -m purls_pl text-report", description=__doc__.splitlines()[0])
     parser.add_argument("--descriptions", nargs="+", default=["auto"], help="description file(s), auto or labels")
-    parser.add_argument("--dataset", required=True, help="dataset key (nw-ucla, ntu120, ...)")
+    parser.add_argument("--dataset", required=True, help="dataset key (nw-ucla, ...) or a file of class labels")
     parser.add_argument("--split", help="zero-shot split, e.g. nw-ucla_5_5 (adds the unseen-class analysis)")
+    parser.add_argument("--unseen", help="unseen class names, comma-separated (instead of --split)")
     parser.add_argument(
         "--text-model", nargs="+", default=["minilm"], help="tower(s): minilm, use-m3, static64, a path"
     )
@@ -323,7 +336,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
     reports: dict[str, dict[str, Any]] = {}
     for descriptions, model in runs:
         report, embeddings = build_report(
-            descriptions, args.dataset, model, args.templates, args.split, options, args.close, args.duplicate, args.top
+            descriptions,
+            args.dataset,
+            model,
+            args.templates,
+            args.split,
+            options,
+            args.close,
+            args.duplicate,
+            args.top,
+            [n.strip() for n in args.unseen.split(",") if n.strip()] if args.unseen else None,
         )
         name = f"{_slug(descriptions)}_{_slug(model)}"
         out = Path(args.out) if len(runs) == 1 else Path(args.out) / name
