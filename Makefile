@@ -30,7 +30,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e ".[dev,plots]"
+	$(BIN)/pip install -q -e ".[dev,plots,text]"
 	touch $@
 
 ifneq (,$(findstring --print_config,$(ARGS)))

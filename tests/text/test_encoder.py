@@ -5,7 +5,7 @@ import torch
 
 from purls_pl.text.descriptions import DescriptionSet
 from purls_pl.text.encoder import TextEncoder, embed_descriptions
-from purls_pl.text.fields import FIELDS
+from purls_pl.text.fields import FIELDS, GLOBAL_INDEX
 from purls_pl.text.templates import PAPER_TEMPLATES, resolve_templates
 
 
@@ -78,3 +78,41 @@ def test_templates():
         resolve_templates({"head": "no placeholder"})
     with pytest.raises(ValueError):
         resolve_templates("fancy")
+
+
+def test_label_placeholder_in_templates(tiny_clip, tmp_path):
+    from purls_pl.text.templates import LABELLED_TEMPLATES, render, template_problem
+
+    assert render("A video of {label}: {}.", "wave a hand.", "hand waving") == "A video of hand waving: wave a hand."
+    assert render("the person would {}.", "nod", "x") == "the person would nod.", "old templates render as before"
+    assert LABELLED_TEMPLATES["legs"] == "A cropped video of people's leg motions that {label}: {}."
+    assert resolve_templates("labelled") == LABELLED_TEMPLATES
+    assert template_problem("{label} {label} {}") and template_problem("{x} {}") and template_problem("{label}")
+    with pytest.raises(ValueError, match=r"field 'legs'.*unknown placeholders \['name'\]"):
+        resolve_templates({"legs": "{name}: {}"})
+    with pytest.raises(ValueError, match="unknown fields"):
+        resolve_templates({"feet": "{}"})
+    enc = TextEncoder(str(tiny_clip), cache_dir=str(tmp_path))
+    ds = _descriptions(["wave", "kick"])
+    emb = embed_descriptions(enc, ds, ["wave", "kick"], templates={f: "{label}: {}" for f in FIELDS})
+    torch.testing.assert_close(emb[1, 3], enc.encode(["kick: legs moves for kick"])[0])
+    paper = embed_descriptions(enc, ds, ["wave", "kick"], templates="labelled")
+    expected = LABELLED_TEMPLATES["global"].format("global moves for wave", label="wave")
+    assert expected == "A video of people's motion that wave: global moves for wave."
+    torch.testing.assert_close(paper[0, GLOBAL_INDEX], enc.encode([expected])[0])
+
+
+def test_three_answers_per_field_are_averaged_and_one_keeps_the_first(tiny_clip, tmp_path, repo):
+    from purls_pl.text.descriptions import load_descriptions
+
+    enc = TextEncoder(str(tiny_clip), cache_dir=str(tmp_path))
+    multi = load_descriptions(repo / "descriptions" / "nw-ucla-multi.json")
+    single = load_descriptions(repo / "descriptions" / "nw-ucla.json")
+    names = ["throw", "carry"]
+    emb = embed_descriptions(enc, multi, names, templates="plain")
+    answers = multi.entries["throw"]["legs"]
+    assert len(answers) == 3
+    torch.testing.assert_close(emb[0, 3], torch.nn.functional.normalize(enc.encode(list(answers)).mean(0), dim=0))
+    torch.testing.assert_close(
+        embed_descriptions(enc, multi.with_alternatives(1), names), embed_descriptions(enc, single, names)
+    )

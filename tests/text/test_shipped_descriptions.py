@@ -13,7 +13,12 @@ from purls_pl.text.fields import FIELDS
 
 DESCRIPTIONS = Path(__file__).resolve().parents[2] / "descriptions"
 #: Shipped file -> datasets whose classes it must cover (ntu60 and kinetics200 are prefixes of the larger sets).
-SHIPPED = {"ntu120": ("ntu120", "ntu60"), "kinetics400": ("kinetics400", "kinetics200"), "nw-ucla": ("nw-ucla",)}
+SHIPPED = {
+    "ntu120": ("ntu120", "ntu60"),
+    "kinetics400": ("kinetics400", "kinetics200"),
+    "nw-ucla": ("nw-ucla",),
+    "nw-ucla-multi": ("nw-ucla",),
+}
 #: A text shared by more classes than this is a template, not a description.
 MAX_SHARED = 5
 
@@ -51,3 +56,13 @@ def test_no_field_is_a_trivial_template(shipped: tuple[str, DescriptionSet]) -> 
     for label, texts in descriptions.entries.items():
         problems += [f"{label!r}.{f} is just the label" for f in FIELDS if _norm(label) in map(_norm, texts[f])]
     assert not problems, f"descriptions/{name}.json:\n" + "\n".join(problems[:20])
+
+
+def test_multi_answer_set_extends_the_single_one() -> None:
+    multi = load_descriptions(DESCRIPTIONS / "nw-ucla-multi.json")
+    single = load_descriptions(DESCRIPTIONS / "nw-ucla.json")
+    assert set(multi.alternatives_per_field().values()) == {(3, 3)}, "three answers in every field of every class"
+    first = multi.with_alternatives(1)
+    assert {k: dict(v) for k, v in first.entries.items()} == {k: dict(v) for k, v in single.entries.items()}
+    repeated = [(c, f) for c, texts in multi.entries.items() for f, v in texts.items() if len(set(map(_norm, v))) < 3]
+    assert not repeated, f"answers repeat within a field: {repeated}"

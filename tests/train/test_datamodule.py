@@ -80,6 +80,24 @@ def test_class_text(demo, tiny_clip):
     assert not torch.allclose(labels.class_text.embeddings, ct.embeddings)
 
 
+def test_text_levers_options(demo, tiny_clip):
+    from purls_pl.text.levers import TextOptions, embed_class_text
+
+    enc = TextEncoder(str(tiny_clip))
+    base = ZeroShotDataModule(demo, "demo_15_5", descriptions="demo", text_encoder=enc)
+    assert base.text_options == TextOptions() and base.checkpoint_record()["text_options"]["label_mix"] == 0.0
+    dm = ZeroShotDataModule(
+        demo, "demo_15_5", descriptions="demo", templates="labelled", text_encoder=enc, label_mix=0.3, alternatives=1
+    )
+    options = TextOptions(0.3, ("global",), 1)
+    expected = embed_class_text(enc, dm.description_set(), dm.class_names, "labelled", options)
+    torch.testing.assert_close(dm.class_text.embeddings, expected)
+    assert not torch.allclose(dm.class_text.embeddings[:, -1], base.class_text.embeddings[:, -1])
+    assert dm.checkpoint_record()["text_options"] == options.record()
+    with pytest.raises(ValueError, match="label_mix"):
+        ZeroShotDataModule(demo, "demo_15_5", label_mix=2.0)
+
+
 def test_mismatched_split_and_missing_descriptions(demo, tiny_clip):
     dm = PretrainDataModule(demo, "nw-ucla_8_2")
     with pytest.raises(ValueError, match="nw-ucla"):

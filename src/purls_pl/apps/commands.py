@@ -25,9 +25,11 @@ COMMANDS: dict[str, str] = {
     "describe": "purls_pl.text.llm.generate:main",
     "import-descriptions": "purls_pl.text.llm.importers:import_main",
     "validate-descriptions": "purls_pl.text.llm.importers:validate_main",
+    "merge-descriptions": "purls_pl.text.llm.importers:merge_main",
     "recognize": "purls_pl.apps.recognize:main",
     "plot-attention": "purls_pl.apps.plot:plot_attention_main",
     "plot-results": "purls_pl.apps.plot:plot_results_main",
+    "text-report": "purls_pl.apps.text_report:main",
 }
 
 

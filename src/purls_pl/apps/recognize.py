@@ -45,8 +45,9 @@ from purls_pl.data.readers.ntu import load_ntu_skeleton
 from purls_pl.data.readers.ucla import read_ucla_file
 from purls_pl.models.purls_module import PurlsModule
 from purls_pl.text.descriptions import DescriptionSet, load_descriptions
-from purls_pl.text.encoder import TextEncoder, embed_descriptions
+from purls_pl.text.encoder import TextEncoder
 from purls_pl.text.fields import FIELDS, GLOBAL_INDEX
+from purls_pl.text.levers import TextOptions, embed_class_text
 from purls_pl.text.llm.generate import generate_descriptions, make_client
 
 log = logging.getLogger(__name__)
@@ -155,18 +156,21 @@ def candidate_text(
     text_model: str | None = None,
     templates: str | dict[str, str] | None = None,
 ) -> torch.Tensor:
-    """``(K, 8, m)`` description embeddings of the candidates, with the checkpoint's tower and templates."""
+    """``(K, 8, m)`` description embeddings of the candidates, with the checkpoint's tower, templates and text
+    levers (``text_options``: label mix, alternatives kept)."""
     text = dict(spec.get("text") or {})
     if text_model is not None:
         text["model"] = text_model
     if "model" not in text:
         raise ValueError("the checkpoint records no text tower (saved without a datamodule): pass text_model=")
     encoder = TextEncoder(**text)
-    return embed_descriptions(
+    options = TextOptions.from_record(spec.get("text_options"))  # the levers the model was trained with
+    return embed_class_text(
         encoder,
         candidate_descriptions(candidates, descriptions),
         list(candidates),
         templates or spec.get("templates") or "paper",
+        options,
     )
 
 

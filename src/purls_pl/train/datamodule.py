@@ -29,7 +29,6 @@ folds (``val_fold``) give class-level cross-validation.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -38,23 +37,18 @@ from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
 from purls_pl.data.augment import SkeletonAugment
-from purls_pl.data.catalog import card, class_names
-from purls_pl.data.demo import demo_descriptions
+from purls_pl.data.catalog import class_names
 from purls_pl.data.preprocess import preprocessing_record
 from purls_pl.data.sample_sets import Protocol, sample_sets
 from purls_pl.data.skeletons import SkeletonFormat, SkeletonSet, SkeletonSource
 from purls_pl.data.splits import ValidationSpec, ZeroShotSplit, classes_without_samples, get_split
 from purls_pl.models.checkpoint import class_path, plain
-from purls_pl.text.descriptions import DescriptionSet, load_descriptions
-from purls_pl.text.encoder import ClassText, TextEncoder, embed_descriptions
+from purls_pl.text.descriptions import DescriptionSet, resolve_descriptions
+from purls_pl.text.encoder import ClassText, TextEncoder
+from purls_pl.text.levers import TextOptions, embed_class_text
 from purls_pl.train import resumable
 
 log = logging.getLogger(__name__)
-
-
-def project_root() -> Path:
-    """The repository root when running from a checkout (``src/purls_pl/train/`` -> root)."""
-    return Path(__file__).resolve().parents[3]
 
 
 class SkeletonDataset(Dataset):
@@ -272,8 +266,9 @@ class ZeroShotDataModule(SkeletonDataModule):
         descriptions: A description JSON file; ``auto`` (the set shipped for the dataset in
             ``descriptions/``), ``labels`` (label-only text, the "Global (Original)" baseline), or
             ``demo`` (the synthetic demo's generated set).
-        templates: Prompt templates: ``paper`` (supplementary Table 3), ``label``, ``plain``, or a
-            mapping field -> template with one ``{}``.
+        templates: Prompt templates: ``paper`` (supplementary Table 3), ``label``, ``plain``,
+            ``labelled`` (the paper's with the action name before each description), or a mapping
+            field -> template with one ``{}`` (and optionally ``{label}``).
         text_encoder: The frozen text tower (embeddings are cached on disk).
         batch_size: Training batch size.
         eval_batch_size: Batch size for evaluation loaders.
@@ -284,6 +279,12 @@ class ZeroShotDataModule(SkeletonDataModule):
         gzsl: Also score seen-class samples against all classes (generalised zero-shot): the final
             test adds the seen classes' test samples, selection adds the held-out ones. The zero-shot
             metrics count only the zero-shot classes' samples either way.
+        label_mix: ``w`` in ``[0, 1]``: the label's own embedding ``L`` (of "A video of a person:
+            <label>.") is mixed into ``label_mix_fields``: ``F_f = normalize((1 - w) F_f + w L)``
+            (:mod:`purls_pl.text.levers`); ``0`` (default) leaves the text unchanged.
+        label_mix_fields: The fields ``label_mix`` applies to (default: ``["global"]``).
+        alternatives: Answers kept per field from a multi-answer set (the first ones; their
+            embeddings are averaged); ``0`` (default) keeps all.
     """
 
     def __init__(
@@ -304,6 +305,9 @@ class ZeroShotDataModule(SkeletonDataModule):
         pin_memory: bool = False,
         augment: SkeletonAugment | None = None,
         gzsl: bool = True,
+        label_mix: float = 0.0,
+        label_mix_fields: list[str] | None = None,
+        alternatives: int = 0,
     ) -> None:
         super().__init__(
             source,
@@ -320,6 +324,7 @@ class ZeroShotDataModule(SkeletonDataModule):
             augment,
         )
         self.gzsl = gzsl
+        self.text_options = TextOptions(label_mix, tuple(label_mix_fields or ["global"]), alternatives)
         self.descriptions = descriptions
         self.templates = templates
         self.text_encoder = text_encoder or TextEncoder()
@@ -330,32 +335,17 @@ class ZeroShotDataModule(SkeletonDataModule):
         return self.holdout if self.protocol == "select" else 0.0
 
     def description_set(self) -> DescriptionSet:
-        """Resolve the ``descriptions`` argument to a validated set."""
-        names = self.class_names
-        if self.descriptions == "labels":
-            return DescriptionSet.label_only(names)
-        if self.descriptions == "demo":
-            return DescriptionSet.from_records(demo_descriptions(), name="demo", source="purls_pl.data.demo")
-        path = Path(self.descriptions)
-        if self.descriptions == "auto":
-            file = card(self.split.dataset).descriptions
-            if file is None:
-                raise ValueError(
-                    f"no shipped description set for dataset {self.split.dataset!r}; pass descriptions=<file.json>"
-                )
-            path = Path("descriptions") / file
-            if not path.is_file():
-                path = project_root() / "descriptions" / file
-        descriptions = load_descriptions(path)
-        descriptions.validate(names)
-        return descriptions
+        """The ``descriptions`` argument as a validated set (``text.descriptions.resolve_descriptions``)."""
+        return resolve_descriptions(self.descriptions, self.split.dataset, self.class_names)
 
     @property
     def class_text(self) -> ClassText:
         """Description embeddings ``(K, 8, m)`` of all classes with the run's seen and zero-shot classes (the
         validation classes in ``select``); computed once, cached on disk."""
         if self._class_text is None:
-            embeddings = embed_descriptions(self.text_encoder, self.description_set(), self.class_names, self.templates)
+            embeddings = embed_class_text(
+                self.text_encoder, self.description_set(), self.class_names, self.templates, self.text_options
+            )
             split = self.run_split
             self._class_text = ClassText(tuple(self.class_names), embeddings, split.seen, split.unseen, gzsl=self.gzsl)
         return self._class_text
@@ -372,6 +362,7 @@ class ZeroShotDataModule(SkeletonDataModule):
                 "text": {"model": encoder.model, "pooling": encoder.pooling, "max_length": encoder.max_length},
                 "templates": self.templates,
                 "descriptions": self.descriptions if isinstance(self.descriptions, str) else None,
+                "text_options": self.text_options.record(),
                 "split": self.split.name,
                 "protocol": self.protocol,
                 "run_split": self.run_split.name,

@@ -6,6 +6,8 @@
   case-insensitively and loosely).
 * ``python -m purls_pl validate-descriptions descriptions/<set>.json --dataset ntu120`` lists what is
   missing per class (exit code 1) or prints a one-line OK.
+* ``python -m purls_pl merge-descriptions a.json b.json --out descriptions/<set>-multi.json`` joins sets
+  into one with several answers per field (``--alternatives K`` keeps the first K).
 
 Also the helpers the ``describe`` command shares: :func:`resolve_classes` and :func:`clean_text`.
 """
@@ -22,7 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from purls_pl.data.catalog import class_names
-from purls_pl.text.descriptions import DescriptionError, DescriptionSet, load_descriptions, save_descriptions
+from purls_pl.text.descriptions import (
+    DescriptionError,
+    DescriptionSet,
+    load_descriptions,
+    merge_descriptions,
+    save_descriptions,
+)
 from purls_pl.text.fields import FIELDS
 
 #: Header words that identify each column (after lower-casing and splitting on non-letters).
@@ -269,3 +277,29 @@ def validate_main(argv: Sequence[str] | None = None) -> None:
         f"OK {args.file}: {len(names)} classes of {what} have all {len(FIELDS)} fields "
         f"({len(descriptions.entries)} classes, {texts} texts in the file)"
     )
+
+
+def merge_main(argv: Sequence[str] | None = None) -> None:
+    """``python -m purls_pl merge-descriptions``: several sets -> one set with several answers per field."""
+    parser = argparse.ArgumentParser(
+        prog="python -m purls_pl merge-descriptions",
+        description="Join description sets into one whose fields hold the answers of every input in order (their "
+        "embeddings are averaged, supplementary Table 2), or keep the first K answers per field of one set.",
+    )
+    parser.add_argument("files", nargs="+", help="description set JSON files; the first one's answers come first")
+    parser.add_argument("--out", required=True, help="output JSON, e.g. descriptions/nw-ucla-multi.json")
+    parser.add_argument("--name", help="set name stored in the file (default: the first input's)")
+    parser.add_argument("--alternatives", type=int, default=0, help="keep the first K answers per field (0 = all)")
+    parser.add_argument("--dataset", help="also check the result covers this dataset's classes (e.g. nw-ucla)")
+    args = parser.parse_args(argv)
+    try:
+        merged = merge_descriptions([load_descriptions(f) for f in args.files], args.name)
+        if args.alternatives:
+            merged = merged.with_alternatives(args.alternatives)
+    except (ValueError, FileNotFoundError, DescriptionError) as err:
+        raise SystemExit(f"merge-descriptions: {err}") from None
+    save_descriptions(merged, args.out)
+    most = max((hi for _, hi in merged.alternatives_per_field().values()), default=0)
+    print(f"wrote {len(merged.entries)} classes, up to {most} answers per field, to {args.out}")
+    if args.dataset:
+        validate_main([args.out, "--dataset", args.dataset])
