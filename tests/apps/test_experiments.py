@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from purls_pl.apps.experiments import experiment_args, experiment_files, main, recipe
+from purls_pl.apps.experiments import experiment_args, experiment_files, main, recipe_name
 from purls_pl.data.splits import builtin_splits
 
 REPO = Path(__file__).resolve().parents[2]
@@ -18,8 +18,8 @@ SPLIT_NAME = re.compile("|".join(sorted(map(re.escape, builtin_splits()), key=le
 
 
 def test_recipes_are_shared_by_datasets_with_one_class_list():
-    assert recipe("ntu60_55_5") == recipe("ntu120_96_24") == "ntu120"
-    assert recipe("kinetics200_180_20") == "kinetics400" and recipe("nw-ucla_random5_seed0") == "nw-ucla"
+    assert recipe_name("ntu60_55_5") == recipe_name("ntu120_96_24") == "ntu120"
+    assert recipe_name("kinetics200_180_20") == "kinetics400" and recipe_name("nw-ucla_random5_seed0") == "nw-ucla"
 
 
 @pytest.mark.parametrize("split", builtin_splits())

@@ -84,3 +84,14 @@ def test_kinetics_normalisation_and_pipeline() -> None:
     res, n = preprocess_sequence(_seq(7), "ntu25", 10, "loop", align=True)
     assert n == 7 and res.shape == (2, 10, 25, 3)
     np.testing.assert_allclose(res[0, 0, NTU25.center], 0, atol=1e-5)
+
+
+def test_empty_frames_anywhere_are_dropped_only_when_asked():
+    from purls_pl.data.preprocess import preprocess_sequence
+
+    seq = np.ones((1, 6, 25, 3), np.float32) * np.arange(1, 7, dtype=np.float32)[None, :, None, None]
+    seq[:, [0, 3]] = 0.0  # empty first and middle frames
+    kept, length = preprocess_sequence(seq, "ntu25", 6, "pad", center=False)
+    assert length == 6 and (kept[0, [0, 3]] == 0).all()
+    dropped, length = preprocess_sequence(seq, "ntu25", 6, "pad", center=False, drop_empty_frames=True)
+    assert length == 4 and dropped[0, :4, 0, 0].tolist() == [2, 3, 5, 6] and (dropped[0, 4:] == 0).all()

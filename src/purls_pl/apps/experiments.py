@@ -31,7 +31,7 @@ STAGES: tuple[str, ...] = ("purls", "global", "backbone")
 EXPERIMENTS = Path("experiments")
 
 
-def recipe(split: str) -> str:
+def recipe_name(split: str) -> str:
     """The recipe file stem of ``split``'s dataset (``ntu120`` for ``ntu60_55_5``)."""
     entry = card(get_split(split).dataset)
     return entry.parent or entry.key
@@ -46,28 +46,46 @@ def selection_file(split: str, name: str, root: str | Path = EXPERIMENTS) -> Pat
     return Path(root) / "selected" / split / f"{name}.yaml"
 
 
+def recipe_files(split: str, recipe: str | Path | None = None, root: str | Path = EXPERIMENTS) -> tuple[Path, Path]:
+    """The stage-2 and stage-1 recipe files of ``split``: ``<root>/<recipe_name(split)>.yaml`` and its
+    ``_backbone`` sibling, or, for a dataset of your own, the given stage-2 ``recipe`` file and the
+    ``<stem>_backbone.yaml`` beside it."""
+    if recipe is None:
+        purls = Path(root) / f"{recipe_name(split)}.yaml"
+    else:
+        purls = Path(recipe)
+    return purls, purls.with_name(f"{purls.stem}_backbone.yaml")
+
+
 def experiment_files(
-    split: str, stage: Stage = "purls", root: str | Path = EXPERIMENTS, selected: str | None = STAGE_SELECTION
+    split: str,
+    stage: Stage = "purls",
+    root: str | Path = EXPERIMENTS,
+    selected: str | None = STAGE_SELECTION,
+    recipe: str | Path | None = None,
 ) -> list[Path]:
     """The ``--config`` files of ``stage`` for ``split``, in composition order.
 
     Args:
-        split: A registered split.
+        split: A registered split (or, with ``recipe``, any split name the recipe's data resolve).
         stage: ``purls``, ``global`` or ``backbone``.
-        root: The experiments folder.
+        root: The experiments folder (bases, recipes, selections).
         selected: The selection whose settings come last, when its file exists (default: the one named
             after the stage); ``None``: none (what a selection trial itself runs).
+        recipe: The stage-2 recipe of a dataset the catalog does not know (its ``_backbone`` sibling is
+            stage 1's); default the catalogued dataset's recipe in ``root``.
 
     Raises:
         FileNotFoundError: when a file is missing, naming it.
     """
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
-    root, name = Path(root), recipe(split)
+    root = Path(root)
+    purls_recipe, backbone_recipe = recipe_files(split, recipe, root)
     if stage == "backbone":
-        files = [root / "backbone.yaml", root / f"{name}_backbone.yaml"]
+        files = [root / "backbone.yaml", backbone_recipe]
     else:
-        files = [root / "purls.yaml", root / f"{name}.yaml", *([root / "global.yaml"] if stage == "global" else [])]
+        files = [root / "purls.yaml", purls_recipe, *([root / "global.yaml"] if stage == "global" else [])]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise FileNotFoundError(f"experiment files {missing} of split {split!r} ({stage}) do not exist")
@@ -78,11 +96,15 @@ def experiment_files(
 
 
 def experiment_args(
-    split: str, stage: Stage = "purls", root: str | Path = EXPERIMENTS, selected: str | None = STAGE_SELECTION
+    split: str,
+    stage: Stage = "purls",
+    root: str | Path = EXPERIMENTS,
+    selected: str | None = STAGE_SELECTION,
+    recipe: str | Path | None = None,
 ) -> list[str]:
     """``["--config", <file>, ..., "--data.split=<split>"]`` for a LightningCLI of ``stage``
     (:func:`experiment_files`)."""
-    args = [a for f in experiment_files(split, stage, root, selected) for a in ("--config", str(f))]
+    args = [a for f in experiment_files(split, stage, root, selected, recipe) for a in ("--config", str(f))]
     return [*args, f"--data.split={split}"]
 
 
@@ -102,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> list[str]:
     if args.backbone_path:
         out = [str(backbone_export_path(get_split(args.split).name, args.seed))]
     elif args.recipe:
-        out = [recipe(args.split)]
+        out = [recipe_name(args.split)]
     else:
         out = experiment_args(args.split, args.stage, args.root)
     print(shlex.join(out))

@@ -132,7 +132,13 @@ def best_trial(trials: Sequence[Trial], search: dict[str, list[Any]]) -> Trial:
 
 
 def selection_backbone(
-    split: str, fold: int, seed: int, out: Path, extra: Sequence[str], log: Callable[[str], None]
+    split: str,
+    fold: int,
+    seed: int,
+    out: Path,
+    extra: Sequence[str],
+    log: Callable[[str], None],
+    recipe: str | Path | None = None,
 ) -> Path:
     """The stage-1 backbone of a selection fold (trained without the fold's validation classes)."""
     path = backbone_export_path(selection_name(split, fold), seed, out)
@@ -143,7 +149,7 @@ def selection_backbone(
     pretrain.main(
         [
             "fit",
-            *experiment_args(split, "backbone"),
+            *experiment_args(split, "backbone", recipe=recipe),
             "--data.protocol=select",
             f"--data.val_fold={fold}",
             f"--seed_everything={seed}",
@@ -169,6 +175,7 @@ def select(
     extra: Sequence[str] = (),
     pretrain_extra: Sequence[str] = (),
     log: Callable[[str], None] = print,
+    recipe: str | Path | None = None,
 ) -> Selection:
     """Choose ``stage``'s settings for ``split`` on validation classes (module docstring).
 
@@ -185,11 +192,15 @@ def select(
         extra: Overrides for every trial (e.g. the data root).
         pretrain_extra: Overrides for the selection backbones' stage 1.
         log: Progress lines.
+        recipe: The stage-2 recipe file of a dataset the catalog does not know (see
+            :func:`~purls_pl.apps.experiments.experiment_files`).
     """
     search = dict(search or (GLOBAL_SEARCH if stage == "global" else PURLS_SEARCH))
     name = name or stage
     out = Path(out)
-    backbones = [selection_backbone(split, f, seed, out, [*pretrain_extra, *_data(extra)], log) for f in range(folds)]
+    backbones = [
+        selection_backbone(split, f, seed, out, [*pretrain_extra, *_data(extra)], log, recipe) for f in range(folds)
+    ]
     count = 0
 
     def evaluate(overrides: dict[str, Any]) -> Trial:
@@ -204,7 +215,7 @@ def select(
                 cli.main(
                     [
                         "fit",
-                        *experiment_args(split, stage, selected=None),
+                        *experiment_args(split, stage, selected=None, recipe=recipe),
                         "--data.protocol=select",
                         f"--data.val_fold={fold}",
                         f"--seed_everything={seed}",
@@ -233,12 +244,11 @@ def select(
     gamma = chosen.gamma(epochs)
     if gamma is not None:
         overrides["gzsl.gamma"] = round(gamma, 6)
-    split_obj = get_split(split)
     record = {
         "split": split,
         "name": name,
         "stage": stage,
-        "folds": [list(split_obj.selection(fold=f).unseen) for f in range(folds)],
+        "folds": [list(get_split(split).selection(fold=f).unseen) for f in range(folds)],
         "seed": seed,
         "max_epochs": max_epochs,
         "search": search,

@@ -11,6 +11,7 @@ A table spec (YAML) names the splits, the seeds, random class folds, the selecti
     selections:                                 # methods whose settings are chosen on validation classes
       purls: {stage: purls, search: {model.lr: [0.001, 0.0003, 0.003], model.queries: [true_class, candidates]}}
       global: {stage: global, search: {model.lr: [0.001, 0.0003, 0.003]}}
+    recipe: my/my-gestures.yaml                 # a dataset of your own: its stage-2 recipe (+ _backbone.yaml)
     common: [--data.text_encoder.model=minilm]  # every stage-2 run
     pretrain: [--trainer.max_epochs=30]          # every stage-1 run
     note: "The paper's numbers (different setup: ...)"
@@ -133,6 +134,7 @@ def ensure_selections(spec: TableSpec, out: Path, extra: Sequence[str], reselect
                 [*spec.common, *method.args, *extra],
                 [*spec.pretrain, *extra_data(extra)],
                 log,
+                spec.recipe,
             )
             write_selection(chosen, spec.experiments)
 
@@ -151,7 +153,7 @@ def run_table(
             backbone = backbone_export_path(split, seed, out)
             stage1 = [
                 "fit",
-                *experiment_args(split, "backbone", spec.experiments),
+                *experiment_args(split, "backbone", spec.experiments, recipe=spec.recipe),
                 f"--seed_everything={seed}",
                 *spec.pretrain,
                 *extra_data(extra),
@@ -167,7 +169,7 @@ def run_table(
                 stage, row_args = spec.stage_and_args(row)
                 args = [
                     "fit",
-                    *experiment_args(split, stage, spec.experiments, selected=row.select),  # type: ignore[arg-type]
+                    *experiment_args(split, stage, spec.experiments, row.select, spec.recipe),  # type: ignore[arg-type]
                     *spec.common,
                     *row_args,
                     *extra,

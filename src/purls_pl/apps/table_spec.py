@@ -53,6 +53,7 @@ class TableSpec:
     common: list[str] = field(default_factory=list)
     pretrain: list[str] = field(default_factory=list)
     experiments: str = str(EXPERIMENTS)
+    recipe: str | None = None
     note: str = ""
 
     @classmethod
@@ -91,13 +92,16 @@ class TableSpec:
             common=list(raw.get("common", [])),
             pretrain=list(raw.get("pretrain", [])),
             experiments=str(raw.get("experiments", EXPERIMENTS)),
+            recipe=raw.get("recipe"),
             note=str(raw.get("note", "")),
         )
 
     def fold_splits(self, split: str) -> list[str]:
         """The random class folds of ``split``: ``<dataset>_random<K>_seed<f>`` for ``f < folds[split]``."""
+        if not self.folds.get(split):
+            return []
         parent = get_split(split)
-        return [random_split_name(parent.dataset, len(parent.unseen), f) for f in range(self.folds.get(split, 0))]
+        return [random_split_name(parent.dataset, len(parent.unseen), f) for f in range(self.folds[split])]
 
     def units(self) -> list[tuple[str, list[int]]]:
         """``(split, seeds)`` of every split that runs: the paper splits, then their folds."""

@@ -198,8 +198,15 @@ def preprocess_sequence(
     per_person: bool = False,
     align: bool = False,
     normalize_kinetics: bool = False,
+    drop_empty_frames: bool = False,
 ) -> tuple[np.ndarray, int]:
     """Center (or Kinetics-normalize), optionally align, then fit to ``num_frames``.
+
+    Missing data are zeros: a joint whose coordinates are all zero is missing (centering, alignment
+    and augmentation keep it zero, and the backbones see zeros there), and a frame in which every joint
+    of every person is zero is empty. Trailing empty frames are always dropped; with
+    ``drop_empty_frames`` every empty frame is (a detector that lost the person for a while), so
+    resampling and padding use only frames that show someone.
 
     Args:
         seq: ``(M, L, J, C)`` one sample, trailing empty frames allowed (they are dropped first).
@@ -212,6 +219,7 @@ def preprocess_sequence(
         per_person: See :func:`center_sequence`.
         align: Apply :func:`align_sequence` with the layout's ``align_axes`` (3-D layouts only).
         normalize_kinetics: Apply :func:`normalize_2d` first (channels x, y, score).
+        drop_empty_frames: Drop empty frames anywhere in the sequence, not only at its end.
 
     Returns:
         ``(M, T, J, C)`` float32 and the number of valid frames.
@@ -219,6 +227,8 @@ def preprocess_sequence(
     lay = get_layout(layout)
     seq = np.asarray(seq, dtype=np.float32)
     seq = seq[:, : valid_length(seq)]
+    if drop_empty_frames:
+        seq = seq[:, np.abs(seq).sum(axis=(0, 2, 3)) > 0]
     if normalize_kinetics:
         seq = normalize_2d(seq)
     if center:

@@ -26,7 +26,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 
@@ -34,6 +34,7 @@ from purls_pl.data.catalog import class_names, known_datasets
 from purls_pl.data.demo.programs import UNSEEN_DEFAULT
 
 __all__ = [
+    "SplitSpec",
     "ValidationSpec",
     "ZeroShotSplit",
     "available_splits",
@@ -43,12 +44,90 @@ __all__ = [
     "random_split",
     "random_split_name",
     "register_split",
+    "resolve_split",
     "selection_name",
+    "split_name",
 ]
 
 #: The embedded demo's split (15 seen, 5 unseen classes).
 DEMO_SPLIT = "demo_15_5"
 _RANDOM = re.compile(r"^(?P<dataset>.+)_random(?P<k>\d+)_seed(?P<seed>\d+)$")
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """A zero-shot split written in a config instead of registered in code (``data.split`` takes a
+    registered name or one of these). Give exactly one of ``unseen``, ``unseen_indices``, ``random_unseen``.
+
+    Args:
+        unseen: Unseen class names, exactly as in the dataset's class list (e.g. its ``classes.txt``).
+        unseen_indices: Unseen class indices (0-based).
+        random_unseen: ``K``: a seeded random split with K unseen classes (:func:`random_split`).
+        seed: The random split's seed.
+        name: The split's name (runs and backbones are filed under it); default
+            ``<dataset>_<#seen>_<#unseen>`` for names and indices, ``<dataset>_random<K>_seed<S>`` for random.
+    """
+
+    unseen: list[str] | None = None
+    unseen_indices: list[int] | None = None
+    random_unseen: int | None = None
+    seed: int = 0
+    name: str | None = None
+
+
+def split_name(spec: str | SplitSpec | dict, dataset: str | None) -> str:
+    """The name a split is filed under, known before any data is read: a name as it is; a spec's ``name``,
+    else ``<dataset>_random<K>_seed<S>`` for a random one, else ``<dataset>_unseen<N>-<hash of the classes>``."""
+    if isinstance(spec, str):
+        return spec
+    if isinstance(spec, dict):
+        spec = SplitSpec(**spec)
+    if spec.name:
+        return spec.name
+    if spec.random_unseen is not None:
+        return random_split_name(str(dataset), spec.random_unseen, spec.seed)
+    classes = sorted(map(str, spec.unseen or spec.unseen_indices or []))
+    digest = hashlib.sha256(json.dumps(classes).encode()).hexdigest()[:6]
+    return f"{dataset}_unseen{len(classes)}-{digest}"
+
+
+def resolve_split(spec: str | SplitSpec | dict, dataset: str, classes: Sequence[str] | None = None) -> ZeroShotSplit:
+    """The split a config names: a registered (or random) name, or a :class:`SplitSpec`.
+
+    Args:
+        spec: ``data.split``.
+        dataset: The source's dataset key (a catalogued one, or a custom dataset's name).
+        classes: The source's class list (needed for a dataset the catalog does not know).
+
+    Raises:
+        KeyError / ValueError: naming ``data.split``, the offending names and the class list's size.
+    """
+    if isinstance(spec, dict):
+        spec = SplitSpec(**spec)
+    if isinstance(spec, str):
+        if spec in available_splits() or dataset in known_datasets():
+            return get_split(spec)
+        m = _RANDOM.match(spec)
+        if m is None or m["dataset"] != dataset:
+            raise KeyError(
+                f"data.split {spec!r} is not a split of the custom dataset {dataset!r}: name one as "
+                f"{dataset}_random<K>_seed<S>, or give its unseen classes (data.split.unseen: [names]) in the config"
+            )
+        return random_split(dataset, int(m["k"]), int(m["seed"]), classes=classes)
+    given = [k for k in ("unseen", "unseen_indices", "random_unseen") if getattr(spec, k) is not None]
+    if len(given) != 1:
+        raise ValueError(
+            f"data.split needs exactly one of unseen, unseen_indices, random_unseen; got {given or 'none'}"
+        )
+    names = list(classes) if classes is not None else class_names(dataset)
+    name = split_name(spec, dataset)
+    if spec.random_unseen is not None:
+        return register_split(replace(random_split(dataset, spec.random_unseen, spec.seed, classes=names), name=name))
+    if spec.unseen is not None:
+        picked = ZeroShotSplit.from_names("data.split.unseen", dataset, spec.unseen, names).unseen
+    else:
+        picked = tuple(int(c) for c in spec.unseen_indices or ())
+    return register_split(ZeroShotSplit(name, dataset, len(names), picked))
 
 
 #: How validation classes are carved from a split's seen classes: ``"auto"``, a count, class names, or

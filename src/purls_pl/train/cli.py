@@ -19,9 +19,10 @@ from jsonargparse import Namespace
 from pytorch_lightning import Trainer
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
-from purls_pl.data.splits import get_split, selection_name
+from purls_pl.data.splits import get_split, selection_name, split_name
 from purls_pl.eval.callbacks import GeneralizedZeroShotEvaluation, ZeroShotEvaluation
 from purls_pl.eval.metrics import VAL_TOP1
+from purls_pl.models.checkpoint import import_class
 from purls_pl.models.purls_module import PurlsModule
 from purls_pl.train.checkpoint_io import use_atomic_checkpoint_io
 from purls_pl.train.datamodule import ZeroShotDataModule
@@ -52,29 +53,49 @@ VARIANTS: frozenset[str] = frozenset({"global"})
 # Expected with a frozen backbone inside the module, and a Lightning-internal deprecation.
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+# A final run returns no validation loader on purpose (it selects nothing).
+warnings.filterwarnings("ignore", message=r"Total length of `list` across ranks is zero")
 # Our entry points hand LightningCLI an explicit argv (commands.main strips the subcommand name).
 warnings.filterwarnings("ignore", message=r"LightningCLI.s args parameter is intended to run from within Python")
 # Under DDP: the zero-shot metrics are reduced by torchmetrics before they are logged (and GZSL is global).
 warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\('(val|test|gzsl)/")
 
 
+def _split_value(config: Namespace) -> str | dict[str, Any]:
+    split = config.data.split
+    return split.as_dict() if isinstance(split, Namespace) else str(split)
+
+
+def _source_dataset(config: Namespace) -> str | None:
+    """The dataset the config's source reads (its ``dataset`` argument, else its class's), when known."""
+    source = config.data.get("source")
+    if not isinstance(source, Namespace):
+        return None
+    args = source.get("init_args")
+    if isinstance(args, Namespace) and args.get("dataset"):
+        return str(args.dataset)
+    dataset = getattr(import_class(str(source.get("class_path"))), "dataset", None)
+    return dataset if isinstance(dataset, str) else None
+
+
 def run_split_name(config: Namespace) -> str:
     """The name of the split a run trains on: the split, or its selection split (``<split>-val<fold>``)."""
     data = config.data
+    name = split_name(_split_value(config), _source_dataset(config))
     if data.get("protocol", "final") == "select":
-        return selection_name(data.split, int(data.get("val_fold") or 0))
-    return str(data.split)
+        return selection_name(name, int(data.get("val_fold") or 0))
+    return name
 
 
 def resolve_data_derived(config: Namespace) -> None:
     """Fill in what follows from the split: the source's ``dataset`` (``ntu60`` for ``ntu60_55_5``) when the
     config leaves it unset, and the ``auto`` backbone paths of both stages (:func:`backbone_export_path` of
     the run's split: a selection run has a backbone of its own, trained without its validation classes)."""
-    split = get_split(config.data.split)
     source = config.data.get("source")
     args = source.get("init_args") if isinstance(source, Namespace) else None
-    if isinstance(args, Namespace) and "dataset" in args and args.dataset is None:
-        args.dataset = split.dataset
+    split = _split_value(config)
+    if isinstance(args, Namespace) and "dataset" in args and args.dataset is None and isinstance(split, str):
+        args.dataset = get_split(split).dataset
     seed = config.get("seed_everything")
     path = str(backbone_export_path(run_split_name(config), int(seed or 0), config.trainer.get("default_root_dir")))
     backbone = config.get("model.backbone")

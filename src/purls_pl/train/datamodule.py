@@ -41,7 +41,7 @@ from purls_pl.data.catalog import class_names
 from purls_pl.data.preprocess import preprocessing_record
 from purls_pl.data.sample_sets import Protocol, sample_sets
 from purls_pl.data.skeletons import SkeletonFormat, SkeletonSet, SkeletonSource
-from purls_pl.data.splits import ValidationSpec, ZeroShotSplit, classes_without_samples, get_split
+from purls_pl.data.splits import SplitSpec, ValidationSpec, ZeroShotSplit, classes_without_samples, resolve_split
 from purls_pl.models.checkpoint import class_path, plain
 from purls_pl.text.descriptions import DescriptionSet, resolve_descriptions
 from purls_pl.text.encoder import ClassText, TextEncoder
@@ -84,7 +84,9 @@ class SkeletonDataModule(LightningDataModule):
 
     Args:
         source: Where the skeletons come from (``class_path`` of a reader, or the demo).
-        split: Zero-shot split name, e.g. ``ntu120_96_24``, ``nw-ucla_8_2``, ``demo_15_5``.
+        split: The zero-shot split: a registered name (``ntu120_96_24``, ``nw-ucla_8_2``, ``demo_15_5``),
+            ``<dataset>_random<K>_seed<S>``, or, in a config, the unseen classes themselves
+            (``{unseen: [names]}``, ``{unseen_indices: [...]}`` or ``{random_unseen: K, seed: S}``).
         protocol: ``final`` (train on all seen classes; the PURLS fit ends with the one test on the
             unseen classes) or ``select`` (model selection on validation classes of the training
             protocol; never tests).
@@ -105,7 +107,7 @@ class SkeletonDataModule(LightningDataModule):
     def __init__(
         self,
         source: SkeletonSource,
-        split: str,
+        split: str | SplitSpec,
         protocol: Protocol = "final",
         val_classes: ValidationSpec = "auto",
         val_fold: int = 0,
@@ -121,7 +123,11 @@ class SkeletonDataModule(LightningDataModule):
         if protocol not in ("final", "select"):
             raise ValueError(f"data.protocol must be 'final' or 'select', got {protocol!r}")
         self.source = source
-        self.split: ZeroShotSplit = get_split(split)
+        try:
+            self.split: ZeroShotSplit = resolve_split(split, source.dataset, self.class_names)
+        except KeyError as err:
+            where = getattr(source, "class_list_file", None)
+            raise KeyError(f"{err.args[0]}{f' (the class list: {where})' if where else ''}") from None
         self.protocol = protocol
         self.val_classes = val_classes
         self.val_fold = val_fold
@@ -155,7 +161,7 @@ class SkeletonDataModule(LightningDataModule):
     def class_names(self) -> list[str]:
         """The dataset's class names in class-index order (the source's, else its catalog card's)."""
         names = getattr(self.source, "class_names", None)
-        return list(names) if names else class_names(self.split.dataset)
+        return list(names) if names else class_names(self.source.dataset)
 
     @property
     def input_format(self) -> SkeletonFormat:
@@ -257,7 +263,8 @@ class ZeroShotDataModule(SkeletonDataModule):
 
     Args:
         source: Where the skeletons come from.
-        split: Zero-shot split name.
+        split: The zero-shot split: a registered name, ``<dataset>_random<K>_seed<S>``, or the unseen
+            classes themselves (see :class:`SkeletonDataModule`).
         protocol: ``final`` or ``select`` (see :class:`SkeletonDataModule`).
         val_classes: Validation classes of ``select``: ``auto``, a count, class names, or ``none``.
         val_fold: Which validation fold.
@@ -290,7 +297,7 @@ class ZeroShotDataModule(SkeletonDataModule):
     def __init__(
         self,
         source: SkeletonSource,
-        split: str,
+        split: str | SplitSpec,
         protocol: Protocol = "final",
         val_classes: ValidationSpec = "auto",
         val_fold: int = 0,

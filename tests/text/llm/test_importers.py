@@ -157,3 +157,26 @@ def test_validate_command_lists_missing_and_exits_1(tmp_path: Path, capsys: pyte
 )
 def test_clean_text(raw: str, clean: str) -> None:
     assert clean_text(raw) == clean
+
+
+def test_hand_written_json_in_three_shapes_and_its_errors(tmp_path):
+    from purls_pl.text.llm.importers import read_description_table
+
+    entry = {f: f"{f} text" for f in FIELDS}
+    shapes = {
+        "project.json": {"classes": [{"label": "wave", **entry}]},
+        "list.json": [{"label": "wave", **entry}],
+        "mapping.json": {"wave": entry},
+    }
+    for name, content in shapes.items():
+        path = tmp_path / name
+        path.write_text(json.dumps(content))
+        assert read_description_table(path).entries["wave"]["legs"] == ("legs text",)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"label": "wave", **entry, "leg": "typo"}]))
+    with pytest.raises(ValueError, match=r"bad\.json, classes\[0\] \('wave'\): unknown keys \['leg'\]"):
+        read_description_table(bad)
+    bad.write_text(json.dumps([{"label": "wave", "head": "nod"}]))
+    with pytest.raises(ValueError, match=r"classes\[0\] \('wave'\): empty hands, torso"):
+        read_description_table(bad)
+    assert read_description_table(bad, allow_missing=True).entries["wave"]["head"] == ("nod",)

@@ -56,7 +56,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 #: Conversions shorter than this show no progress bar (nor does a non-TTY stderr).
 PROGRESS_MIN_TOTAL = 200
-SKIP_HINT = "or pass on_error='skip' to leave such files out and list them in a report at the end"
+SKIP_HINT = "or set conversion.on_error='skip' to leave such files out and list them in a report at the end"
 
 
 class SampleError(ValueError):

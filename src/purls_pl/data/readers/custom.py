@@ -13,8 +13,10 @@ Folder layout::
     ``split`` (optional column, per row optional) is ``train`` or ``test``, default ``train``.
 ``<sample_id>.npy``
     float array ``(T, J, C)`` for one person or ``(M, T, J, C)`` for several; ``J`` must match the
-    layout, ``C`` (2 for x, y; 3 for x, y, z or x, y, score) must be the same in every file. All-zero
-    joints mean "missing". Sequences may differ in length; they are fitted to ``num_frames``.
+    layout, ``C`` (2 for x, y; 3 for x, y, z or x, y, score) must be the same in every file. Missing
+    data are zeros: an all-zero joint is missing (it stays zero through centering and augmentation), and
+    a frame with every joint zero is dropped wherever it is, so resampling and padding use only frames
+    that show someone. Sequences may differ in length; they are fitted to ``num_frames``.
 ``layout.json``
     a :meth:`~purls_pl.data.layouts.SkeletonLayout.from_mapping` spec: ``name``, ``joint_names``,
     ``edges`` (0-based pairs), ``center`` (joint index) and ``parts`` (``head``, ``hands``, ``torso``,
@@ -42,6 +44,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 from collections import Counter
 from functools import partial
 from pathlib import Path
@@ -49,6 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from purls_pl.data.cache import allocate
+from purls_pl.data.layout_check import check_layout
 from purls_pl.data.layouts import SkeletonLayout, get_layout, register_layout
 from purls_pl.data.preprocess import check_temporal, preprocess_sequence, valid_length
 from purls_pl.data.readers._base import (
@@ -69,7 +73,7 @@ from purls_pl.data.skeletons import SkeletonSet
 
 __all__ = ["CustomSource", "read_custom_index", "write_custom_dataset"]
 
-_READER_VERSION = 2  # 2: skipped files recorded in the manifest
+_READER_VERSION = 3  # 2: skipped files recorded in the manifest; 3: empty frames dropped anywhere
 HOW_TO_MAKE = "See the format description in purls_pl.data.readers.custom (or write_custom_dataset)."
 
 
@@ -127,7 +131,7 @@ def _process_custom(
     check_values(path, seq, "the array", "mark missing joints with zeros instead")
     if valid_length(seq) == 0:
         raise SampleError(path, f"holds {seq.shape[1]} frames and no non-zero joint (an empty sequence)", "remove it")
-    return preprocess_sequence(seq, layout, num_frames, temporal, center=center)  # type: ignore[arg-type]
+    return preprocess_sequence(seq, layout, num_frames, temporal, center=center, drop_empty_frames=True)  # type: ignore[arg-type]
 
 
 def _peek_layout_name(root: Path) -> str:
@@ -203,6 +207,12 @@ class CustomSource(SourceBase):
         return self._layout
 
     @property
+    def class_list_file(self) -> Path:
+        """Where the class list comes from: ``classes.txt``, else ``index.csv``."""
+        root = Path(self.root).expanduser()
+        return root / "classes.txt" if (root / "classes.txt").is_file() else root / "index.csv"
+
+    @property
     def class_names(self) -> list[str]:
         """The class list: ``classes.txt``, else the sorted labels of ``index.csv``."""
         root = Path(self.root).expanduser()
@@ -255,7 +265,14 @@ class CustomSource(SourceBase):
             "classes": classes,
         }
         sources = [root / "index.csv", *files, *(p for p in (root / "layout.json", classes_file) if p.is_file())]
-        return self._cached(params, sources, lambda found: self._build(rows, files, classes, lay, found), skipped)
+        skeletons = self._cached(params, sources, lambda found: self._build(rows, files, classes, lay, found), skipped)
+        for problem in check_layout(skeletons.data, lay):
+            warnings.warn(
+                f"{root}: the data contradict layout {lay.name!r} ({root / 'layout.json'}): {problem}. Check that "
+                "the joint order of the .npy files is the layout's joint_names order",
+                stacklevel=2,
+            )
+        return skeletons
 
     def _build(
         self,

@@ -1,9 +1,10 @@
 """Description sets from other sources, and checking sets against a dataset's classes.
 
-* ``python -m purls_pl import-descriptions <file.xlsx|file.csv> [--sheet NAME] --out descriptions/<set>.json``
+* ``python -m purls_pl import-descriptions <file.xlsx|file.csv|file.json> [--sheet NAME] --out descriptions/<set>.json``
   reads a table laid out like the paper's supplementary spreadsheet (one sheet per dataset; columns
   action label, head, hands, torso, legs, start, middle, end, global description; headers matched
-  case-insensitively and loosely).
+  case-insensitively and loosely), or a hand-written JSON (the project's ``{"classes": [...]}`` shape,
+  a list of records, or ``{label: {field: text}}``), checked field by field.
 * ``python -m purls_pl validate-descriptions descriptions/<set>.json --dataset ntu120`` lists what is
   missing per class (exit code 1) or prints a one-line OK.
 * ``python -m purls_pl merge-descriptions a.json b.json --out descriptions/<set>-multi.json`` joins sets
@@ -131,7 +132,7 @@ def _read_rows(path: Path, sheet: str | None) -> tuple[list[list[Any]], str | No
             dialect = csv.excel_tab if suffix == ".tsv" else csv.excel
         return [list(r) for r in csv.reader(text.splitlines(), dialect)], None
     if suffix not in {".xlsx", ".xlsm"}:
-        raise ValueError(f"{path}: unsupported table format {suffix!r}; use .xlsx or .csv")
+        raise ValueError(f"{path}: unsupported table format {suffix!r}; use .xlsx, .csv or .json")
     try:
         import openpyxl
     except ModuleNotFoundError:
@@ -157,6 +158,50 @@ def _read_rows(path: Path, sheet: str | None) -> tuple[list[list[Any]], str | No
         book.close()
 
 
+def read_description_json(path: Path, name: str | None = None, allow_missing: bool = False) -> DescriptionSet:
+    """A hand-written description JSON: the project's own shape (``{"classes": [{"label", <fields>}]}``), a
+    bare list of such records, or a mapping ``{label: {field: text}}``.
+
+    Raises:
+        ValueError: naming the file, the entry and the key or field, and the fix.
+    """
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    if isinstance(raw, dict) and isinstance(raw.get("classes"), list):
+        records, meta = raw["classes"], raw
+    elif isinstance(raw, list):
+        records, meta = raw, {}
+    elif isinstance(raw, dict) and all(isinstance(v, dict) for v in raw.values()):
+        records, meta = [{"label": k, **v} for k, v in raw.items()], {}
+    else:
+        raise ValueError(
+            f'{path}: expected {{"classes": [{{"label": ..., "head": ..., ...}}]}}, a list of such records, '
+            'or {"<label>": {"head": ..., ...}}'
+        )
+    gaps = []
+    for i, record in enumerate(records):
+        where = f"{path}, classes[{i}]" + (f" ({record.get('label')!r})" if isinstance(record, dict) else "")
+        if not isinstance(record, dict) or not str(record.get("label", "")).strip():
+            raise ValueError(f"{where}: an entry needs a 'label' and the fields {list(FIELDS)}")
+        unknown = sorted(set(record) - {"label", *FIELDS})
+        if unknown:
+            raise ValueError(f"{where}: unknown keys {unknown}; the fields are {list(FIELDS)} (check the spelling)")
+        empty = [f for f in FIELDS if not record.get(f)]
+        if empty:
+            gaps.append(f"{where}: empty {', '.join(empty)}")
+    if gaps and not allow_missing:
+        raise ValueError("incomplete entries:\n  " + "\n  ".join(gaps[:10]) + "\nFill them or pass --allow-missing")
+    produced_by = meta.get("produced_by") or {
+        "method": f"imported from {path.name}",
+        "date": _dt.date.today().isoformat(),
+    }
+    return DescriptionSet.from_records(
+        records, name=name or str(meta.get("name") or path.stem), produced_by=produced_by, source=str(path)
+    )
+
+
 def read_description_table(
     path: str | Path, sheet: str | None = None, name: str | None = None, allow_missing: bool = False
 ) -> DescriptionSet:
@@ -172,6 +217,8 @@ def read_description_table(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"description table {path} does not exist")
+    if path.suffix.lower() == ".json":
+        return read_description_json(path, name, allow_missing)
     rows, chosen = _read_rows(path, sheet)
     where = f"{path}" + (f" (sheet {chosen!r})" if chosen else "")
     mapping: dict[int, str] = {}
@@ -225,13 +272,13 @@ def read_description_table(
 
 
 def import_main(argv: Sequence[str] | None = None) -> None:
-    """``python -m purls_pl import-descriptions``: spreadsheet/CSV -> description set JSON."""
+    """``python -m purls_pl import-descriptions``: spreadsheet/CSV/hand-written JSON -> description set JSON."""
     parser = argparse.ArgumentParser(
         prog="python -m purls_pl import-descriptions",
         description="Convert a description table (.xlsx sheet or .csv with columns action label, head, hands, "
-        "torso, legs, start, middle, end, global description) into a description set JSON file.",
+        "torso, legs, start, middle, end, global description) or a hand-written JSON into a description set.",
     )
-    parser.add_argument("table", help="the .xlsx workbook or .csv file")
+    parser.add_argument("table", help="the .xlsx workbook, .csv file or hand-written .json")
     parser.add_argument("--sheet", help="sheet of the workbook (case-insensitive; needed when it has several)")
     parser.add_argument("--out", required=True, help="output JSON, e.g. descriptions/ntu120.json")
     parser.add_argument("--name", help="set name stored in the file (default: the sheet name or file stem)")
