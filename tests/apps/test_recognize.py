@@ -199,3 +199,20 @@ def test_every_file_format_is_read_and_fitted(folder, pattern, layout, joints):
     spec["normalize_kinetics"] = layout == "openpose18"
     sample = predict.prepare_sample(path, spec)
     assert sample.shape == (2, 20, joints, 3) and np.isfinite(sample).all() and np.abs(sample).sum() > 0
+
+
+def test_label_fusion_reaches_recognition_and_the_checkpoint(trained, tmp_path):
+    rng = np.random.default_rng(1)
+    samples = [rng.normal(size=(30, 20, 3)).astype(np.float32) for _ in range(3)]
+    plain = predict.recognize(trained["ckpt"], samples, NEW_NAMES)
+    module = PurlsModule.from_checkpoint(trained["ckpt"])
+    module.hparams.label_fusion = 1.0  # score against the labels' own embeddings alone
+    fused = predict.recognize(module, samples, NEW_NAMES)
+    assert [dict(r) for r in fused] != [dict(r) for r in plain]
+    record = {
+        "state_dict": module.state_dict(),
+        "hyper_parameters": dict(module.hparams),
+        "purls": module.checkpoint_spec,
+    }
+    module.on_save_checkpoint(record)
+    assert record["purls"]["class_labels"].shape == (len(module.class_names), module.candidate_text.shape[-1])

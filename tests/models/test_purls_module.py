@@ -156,3 +156,51 @@ def test_eq5_scoring_normalises_over_the_zero_shot_classes(class_text, tiny_back
         torch.testing.assert_close(out["zsl_scores"].exp().sum(-1), torch.ones(3))
     with pytest.raises(ValueError, match="model.scoring"):
         _module(class_text, tiny_backbone, scoring="dot")
+
+
+def _with_labels(class_text: ClassText) -> ClassText:
+    torch.manual_seed(7)
+    labels = torch.nn.functional.normalize(torch.randn(K, M_DIM), dim=-1)
+    return ClassText(class_text.class_names, class_text.embeddings, SEEN, UNSEEN, labels=labels)
+
+
+@pytest.mark.parametrize("part", [AdaptivePartitioner, GlobalPartitioner])
+def test_label_fusion_scores_against_the_fused_target(class_text, tiny_backbone, part):
+    text = _with_labels(class_text)
+    plain, ends = _module(text, tiny_backbone, partitioner=part).eval(), {}
+    for beta in (0.0, 0.5, 1.0):
+        module = _module(text, tiny_backbone, partitioner=part, label_fusion=beta).eval()
+        module.load_state_dict(plain.state_dict())  # same weights; only the scoring target differs
+        nodes = module.node_features(_batch([3, 5]))
+        v = module.global_embedding(nodes, module.candidate_text)
+        target = torch.nn.functional.normalize(
+            (1 - beta) * module.candidate_text + beta * text.labels[list(module.candidates)], dim=-1
+        )
+        torch.testing.assert_close(module.evaluate(_batch([3, 5]))["scores"], module.scores_of(v, target))
+        ends[beta] = module.evaluate(_batch([3, 5]))["scores"]
+    torch.testing.assert_close(ends[0.0], plain.evaluate(_batch([3, 5]))["scores"])
+    assert not torch.allclose(ends[0.0], ends[1.0])
+    with pytest.raises(ValueError, match="label_fusion"):
+        _module(class_text, tiny_backbone, label_fusion=0.5)  # no label embeddings
+    with pytest.raises(ValueError, match="label_fusion"):
+        _module(text, tiny_backbone, label_fusion=1.5)
+
+
+def test_text_noise_and_node_dropout_act_in_training_only(class_text, tiny_backbone):
+    module = _module(class_text, tiny_backbone, text_noise=0.3, node_dropout=0.5)
+    text = module.seen_text
+    torch.manual_seed(0)
+    noisy = module.noisy(text)
+    torch.testing.assert_close(noisy.norm(dim=-1), torch.ones(text.shape[:-1]))  # still unit vectors
+    cos = (noisy * text).sum(-1)
+    assert 0.85 < cos.mean() < 0.995  # relative size 0.3: cos ≈ 1/sqrt(1 + 0.09)
+    nodes = torch.ones(64, 100, 8)
+    dropped = module.drop_nodes(nodes)
+    kept = dropped[..., 0] != 0
+    assert 0.4 < kept.float().mean() < 0.6 and (dropped[kept] == 2.0).all()  # whole nodes, rescaled by 1/(1-p)
+    assert torch.isfinite(module.training_step(_batch([0, 1, 2, 4]), 0))
+    module.eval()  # evaluation is deterministic: neither lever touches it
+    first, second = module.evaluate(_batch([3, 5]))["scores"], module.evaluate(_batch([3, 5]))["scores"]
+    torch.testing.assert_close(first, second)
+    with pytest.raises(ValueError, match="node_dropout"):
+        _module(class_text, tiny_backbone, node_dropout=1.0)

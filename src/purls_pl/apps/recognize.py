@@ -47,7 +47,7 @@ from purls_pl.models.purls_module import PurlsModule
 from purls_pl.text.descriptions import DescriptionSet, load_descriptions
 from purls_pl.text.encoder import TextEncoder
 from purls_pl.text.fields import FIELDS, GLOBAL_INDEX
-from purls_pl.text.levers import TextOptions, embed_class_text
+from purls_pl.text.levers import TextOptions, embed_class_text, label_embeddings
 from purls_pl.text.llm.generate import generate_descriptions, make_client
 
 log = logging.getLogger(__name__)
@@ -149,6 +149,16 @@ def candidate_descriptions(
     return DescriptionSet.from_records(records, name="candidates")
 
 
+def checkpoint_encoder(spec: dict[str, Any], text_model: str | None = None) -> TextEncoder:
+    """The text tower a checkpoint was trained with (or ``text_model`` instead)."""
+    text = dict(spec.get("text") or {})
+    if text_model is not None:
+        text["model"] = text_model
+    if "model" not in text:
+        raise ValueError("the checkpoint records no text tower (saved without a datamodule): pass text_model=")
+    return TextEncoder(**text)
+
+
 def candidate_text(
     candidates: Sequence[str],
     spec: dict[str, Any],
@@ -158,12 +168,7 @@ def candidate_text(
 ) -> torch.Tensor:
     """``(K, 8, m)`` description embeddings of the candidates, with the checkpoint's tower, templates and text
     levers (``text_options``: label mix, alternatives kept)."""
-    text = dict(spec.get("text") or {})
-    if text_model is not None:
-        text["model"] = text_model
-    if "model" not in text:
-        raise ValueError("the checkpoint records no text tower (saved without a datamodule): pass text_model=")
-    encoder = TextEncoder(**text)
+    encoder = checkpoint_encoder(spec, text_model)
     options = TextOptions.from_record(spec.get("text_options"))  # the levers the model was trained with
     return embed_class_text(
         encoder,
@@ -227,9 +232,12 @@ def recognize(
         )
     device_ = module.candidate_text.device
     text = text.to(device_)
+    labels = None
+    if module.hparams.get("label_fusion", 0):  # candidates are scored against their description fused with the label
+        labels = label_embeddings(checkpoint_encoder(spec, text_model), list(candidates)).to(device_)
     x = torch.from_numpy(np.stack([prepare_sample(s, spec["preprocess"]) for s in samples]))
     scores = [
-        module.score(module.node_features({"x": x[i : i + batch_size].to(device_)}), text).float().cpu()
+        module.score(module.node_features({"x": x[i : i + batch_size].to(device_)}), text, labels).float().cpu()
         for i in range(0, len(x), batch_size)
     ]
     out = []

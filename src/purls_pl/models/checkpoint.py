@@ -123,6 +123,7 @@ def module_spec(module: Any) -> dict[str, Any]:
         "unseen": list(module.unseen),
         "gzsl": bool(module.gzsl),
         "class_text": module.full_class_text(),
+        "class_labels": module.class_labels.detach().cpu() if module.hparams.get("label_fusion", 0) else None,
         "layout": module.partitioner.layout.to_mapping(),
         "partitioner": partitioner_spec(module.partitioner),
         "hparams": hparams,
@@ -166,6 +167,7 @@ def module_from_checkpoint(cls: type[Any], path: str | Path, map_location: Any =
         tuple(spec["seen"]),
         tuple(spec["unseen"]),
         gzsl=bool(spec.get("gzsl", True)),
+        labels=spec.get("class_labels"),
     )
     part = spec["partitioner"]
     partitioner = functools.partial(import_class(part["class_path"]), **part["init_args"])

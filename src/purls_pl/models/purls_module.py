@@ -119,6 +119,14 @@ class PurlsModule(LightningModule):
             embedding with each candidate's global text, or ``eq5``, paper Eq. 5 exactly (a softmax over
             the candidates with the learned global temperature; with an adaptive partitioner each
             candidate's own representation has its own denominator).
+        label_fusion: ``β`` in ``[0, 1]``: at inference, each candidate is scored against
+            ``normalize((1 - β)·F_global + β·L)``, its global description fused with its label's own
+            embedding ``L`` (the adaptive partitioner is still queried with the description). Training
+            is unchanged; ``0`` scores the description alone.
+        text_noise: Text-space augmentation: each training step perturbs the seen classes' text (loss
+            targets and queries) by Gaussian noise of this relative size, renormalised; ``0`` = off.
+        node_dropout: Feature dropout: each training step zeroes this share of the backbone's nodes
+            (rescaling the rest), so no single joint-frame carries the class; ``0`` = off.
     """
 
     def __init__(
@@ -139,10 +147,17 @@ class PurlsModule(LightningModule):
         global_negatives: bool = True,
         queries: Literal["true_class", "candidates"] = "true_class",
         scoring: Scoring = "cosine",
+        label_fusion: float = 0.0,
+        text_noise: float = 0.0,
+        node_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if scoring not in ("cosine", "eq5"):
             raise ValueError(f"model.scoring must be 'cosine' or 'eq5', got {scoring!r}")
+        if not 0.0 <= label_fusion <= 1.0 or not 0.0 <= node_dropout < 1.0 or text_noise < 0:
+            raise ValueError("model.label_fusion must lie in [0, 1], model.node_dropout in [0, 1), text_noise >= 0")
+        if label_fusion > 0 and class_text.labels is None:
+            raise ValueError("model.label_fusion needs the labels' embeddings (ClassText.labels) from the datamodule")
         check_backbone_classes(backbone.meta, class_text)
         self.save_hyperparameters(ignore=["class_text", "backbone", "layout"])
         self.backbone = backbone
@@ -158,9 +173,12 @@ class PurlsModule(LightningModule):
         self.register_buffer(
             "seen_text", class_text.embeddings[list(self.seen)][:, fields_idx].clone(), persistent=False
         )
-        # Evaluation scores every candidate by its global description alone.
+        # Evaluation queries with every candidate's global description and scores against it (fused with its
+        # label's embedding under label_fusion).
         candidate_text = class_text.embeddings[list(self.candidates), GLOBAL_INDEX].clone()
         self.register_buffer("candidate_text", candidate_text, persistent=False)
+        labels = class_text.labels if class_text.labels is not None else torch.zeros_like(class_text.embeddings[:, 0])
+        self.register_buffer("class_labels", labels.clone(), persistent=False)
         position = torch.full((len(class_text.class_names),), -1, dtype=torch.long)
         position[list(self.seen)] = torch.arange(len(self.seen))
         self.register_buffer("seen_position", position, persistent=False)
@@ -185,9 +203,19 @@ class PurlsModule(LightningModule):
         v = self.projector(reps)
         return v if self.partitioner.text_conditioned else v[:, 0]
 
-    def score(self, nodes: Tensor, candidates: Tensor) -> Tensor:
-        """Zero-shot scores ``(B, K)`` against candidate global text ``(K, m)`` (``hparams.scoring``)."""
-        return self.scores_of(self.global_embedding(nodes, candidates), candidates)
+    def fused(self, candidates: Tensor, labels: Tensor | None) -> Tensor:
+        """What candidates are scored against: ``normalize((1 - β) F + β L)`` with ``β = label_fusion``."""
+        beta = self.hparams.label_fusion
+        if beta == 0:
+            return candidates
+        if labels is None:
+            raise ValueError("label_fusion needs the candidates' label embeddings")
+        return F.normalize((1.0 - beta) * candidates + beta * labels.to(candidates), dim=-1)
+
+    def score(self, nodes: Tensor, candidates: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Zero-shot scores ``(B, K)`` against candidate global text ``(K, m)`` (``hparams.scoring``; with
+        ``label_fusion``, ``labels`` ``(K, m)`` are the candidates' label embeddings)."""
+        return self.scores_of(self.global_embedding(nodes, candidates), self.fused(candidates, labels))
 
     def scores_of(self, v: Tensor, candidates: Tensor) -> Tensor:
         """Scores ``(B, K)`` of global embeddings ``v`` (``(B, m)`` or ``(B, K, m)``) against ``(K, m)`` text."""
@@ -203,16 +231,33 @@ class PurlsModule(LightningModule):
             raise LeakageError(f"training batch contains non-seen classes {bad}; the loss only sees seen classes")
         return pos
 
+    def noisy(self, text: Tensor) -> Tensor:
+        """``text`` ``(..., m)`` with relative Gaussian noise of size ``text_noise``, renormalised (training only)."""
+        sigma = self.hparams.text_noise
+        if sigma == 0:
+            return text
+        noise = torch.randn_like(text) * (sigma / text.shape[-1] ** 0.5)
+        return F.normalize(text + noise * text.norm(dim=-1, keepdim=True), dim=-1)
+
+    def drop_nodes(self, nodes: Tensor) -> Tensor:
+        """``nodes`` ``(B, N, n)`` with a ``node_dropout`` share of whole nodes zeroed, the rest rescaled."""
+        p = self.hparams.node_dropout
+        if p == 0:
+            return nodes
+        keep = torch.rand(nodes.shape[:2], device=nodes.device) >= p
+        return nodes * keep.unsqueeze(-1).to(nodes.dtype) / (1.0 - p)
+
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         targets = self.seen_targets(batch["y"])
-        nodes = self.node_features(batch)
+        nodes = self.drop_nodes(self.node_features(batch))
+        text = self.noisy(self.seen_text)
         if self.partitioner.text_conditioned and self.hparams.queries == "candidates":
-            k, d, m = self.seen_text.shape
-            v, _ = self(nodes, self.seen_text.reshape(1, k * d, m).expand(len(targets), -1, -1))
+            k, d, m = text.shape
+            v, _ = self(nodes, text.reshape(1, k * d, m).expand(len(targets), -1, -1))
             v = v.view(len(targets), k, d, m)  # (B, K_seen, D, m): V queried by every seen class
         else:
-            v, _ = self(nodes, self.seen_text[targets])  # (B, D, m): V queried by the true class
-        terms = self.criterion(v, self.seen_text, targets)
+            v, _ = self(nodes, text[targets])  # (B, D, m): V queried by the true class
+        terms = self.criterion(v, text, targets)
         size = len(targets)
         self.log("train/loss", terms["loss"], prog_bar=True, batch_size=size)
         self.log_dict(
@@ -234,12 +279,13 @@ class PurlsModule(LightningModule):
         """
         nodes = self.node_features(batch)
         v = self.global_embedding(nodes, self.candidate_text)
-        scores = self.scores_of(v, self.candidate_text)
+        target = self.fused(self.candidate_text, self.class_labels[list(self.candidates)])
+        scores = self.scores_of(v, target)
         if not self.gzsl:
             return {"scores": scores, "zsl_scores": scores, "labels": batch["y"]}
         columns = self.zsl_columns
         own = v[:, columns] if v.dim() == 3 else v
-        return {"scores": scores, "zsl_scores": self.scores_of(own, self.candidate_text[columns]), "labels": batch["y"]}
+        return {"scores": scores, "zsl_scores": self.scores_of(own, target[columns]), "labels": batch["y"]}
 
     @property
     def zsl_columns(self) -> list[int]:

@@ -181,6 +181,8 @@ class ClassText:
         unseen: The zero-shot classes: evaluation asks which of them a sample shows.
         gzsl: Evaluation also scores the seen classes (generalised zero-shot): the candidates are
             ``seen + unseen``; otherwise only ``unseen``.
+        labels: ``(K, m)`` unit embeddings of the class labels themselves (for label fusion at
+            inference), when computed.
     """
 
     class_names: tuple[str, ...]
@@ -188,6 +190,7 @@ class ClassText:
     seen: tuple[int, ...]
     unseen: tuple[int, ...]
     gzsl: bool = True
+    labels: torch.Tensor | None = None
 
     @property
     def embed_dim(self) -> int:

@@ -45,7 +45,7 @@ from purls_pl.data.splits import SplitSpec, ValidationSpec, ZeroShotSplit, class
 from purls_pl.models.checkpoint import class_path, plain
 from purls_pl.text.descriptions import DescriptionSet, resolve_descriptions
 from purls_pl.text.encoder import ClassText, TextEncoder
-from purls_pl.text.levers import TextOptions, embed_class_text
+from purls_pl.text.levers import TextOptions, embed_class_text, label_embeddings
 from purls_pl.train import resumable
 
 log = logging.getLogger(__name__)
@@ -353,8 +353,11 @@ class ZeroShotDataModule(SkeletonDataModule):
             embeddings = embed_class_text(
                 self.text_encoder, self.description_set(), self.class_names, self.templates, self.text_options
             )
+            labels = label_embeddings(self.text_encoder, self.class_names)  # for the model's label fusion
             split = self.run_split
-            self._class_text = ClassText(tuple(self.class_names), embeddings, split.seen, split.unseen, gzsl=self.gzsl)
+            self._class_text = ClassText(
+                tuple(self.class_names), embeddings, split.seen, split.unseen, gzsl=self.gzsl, labels=labels
+            )
         return self._class_text
 
     def checkpoint_record(self) -> dict[str, Any]:
