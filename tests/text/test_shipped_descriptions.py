@@ -13,7 +13,12 @@ from purls_pl.text.fields import FIELDS
 
 DESCRIPTIONS = Path(__file__).resolve().parents[2] / "descriptions"
 #: Shipped file -> datasets whose classes it must cover (ntu60 and kinetics200 are prefixes of the larger sets).
-SHIPPED = {"ntu120": ("ntu120", "ntu60"), "kinetics400": ("kinetics400", "kinetics200"), "nw-ucla": ("nw-ucla",)}
+SHIPPED = {
+    "ntu120": ("ntu120", "ntu60"),
+    "kinetics400": ("kinetics400", "kinetics200"),
+    "nw-ucla": ("nw-ucla",),
+    "penn-action": ("penn-action",),
+}
 #: A text shared by more classes than this is a template, not a description.
 MAX_SHARED = 5
 
