@@ -252,6 +252,15 @@ def test_skip_reports_every_bad_file_and_keeps_the_rest(penn: SkeletonSet, tmp_p
         PennActionSource(str(root), conversion=Conversion(cache_dir=str(cache))).load()
 
 
+def test_a_folder_with_no_usable_clip_says_why(tmp_path: Path) -> None:
+    _need_data()
+    (tmp_path / "1516.mat").symlink_to(PENN_DIR / "1516.mat")
+    with pytest.raises(
+        ValueError, match=r"none of the 1 files could be used:\n.*1516\.mat: 'visibility' marks no joint"
+    ):
+        PennActionSource(str(tmp_path), conversion=Conversion(cache=False)).load()
+
+
 def test_missing_root_names_the_expected_files(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"does not exist.*NNNN\.mat.*PennAction"):
         PennActionSource(str(tmp_path / "none")).load()

@@ -69,8 +69,8 @@ from purls_pl.data.readers._base import (
     SkippedSample,
     SourceBase,
     check_values,
+    collect_converted,
     convert_files,
-    format_skipped,
     missing_root_error,
     pick_evenly,
 )
@@ -352,17 +352,10 @@ class PennActionSource(SourceBase):
             _process_penn, num_frames=self.num_frames, temporal=self.temporal, normalization=self.normalization
         )
         data = allocate((len(files), 1, self.num_frames, get_layout(self.layout).num_joints, 3))
-        kept: list[int] = []
-        rows: list[tuple[int, int, int, bool, str]] = []
         converted = convert_files(
             work, files, on_error=self.on_error, skipped=skipped, num_workers=self.num_workers, desc=self.dataset
         )
-        for i, (seq, length, frames, label, train, pose) in converted:
-            data[len(kept)] = seq
-            kept.append(i)
-            rows.append((length, frames, label, train, pose))
-        if not kept:
-            raise ValueError(f"{self.root}: none of the {len(files)} files could be used:\n{format_skipped(skipped)}")
+        kept, rows = collect_converted(converted, data, str(self.root), len(files), skipped)
         lengths, raw_frames, labels, train, poses = zip(*rows, strict=True)
         return SkeletonSet(
             data=data[: len(kept)],
