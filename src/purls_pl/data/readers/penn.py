@@ -300,7 +300,7 @@ class PennActionSource(SourceBase):
         num_frames: Frames per sample (clips have 18-663 frames, median 56).
         temporal: ``"resample"`` (interpolate every clip to ``num_frames``), ``"pad"`` or ``"loop"``.
         normalization: ``"box"``: centre on the union of the clip's person boxes and divide by the person's
-            median box size (visible joints within about +-1); ``"image"``: centre on the image and divide
+            median box size (visible joints within about +-1.3); ``"image"``: centre on the image and divide
             by its larger side.
         conversion: How the cache entry is built (sample subset, worker processes, cache folder, bad
             files): :class:`~purls_pl.data.readers.Conversion`.
