@@ -137,7 +137,7 @@ def test_convert_files_order_skip_and_raise(workers: int) -> None:
     out = list(convert_files(_square, list(range(8)), on_error="skip", skipped=skipped, num_workers=workers))
     assert out == [(i, i * i) for i in (0, 1, 2, 4, 6, 7)]
     assert skipped == [SkippedSample("3", "three is left out", "excluded"), SkippedSample("item5", "five is bad")]
-    with pytest.raises(SampleError, match=r"item5: five is bad; use another number; or pass on_error='skip'"):
+    with pytest.raises(SampleError, match=r"item5: five is bad; use another number; or set conversion.on_error='skip'"):
         list(convert_files(partial(_square), list(range(200)), on_error="raise", skipped=[], num_workers=workers))
 
 

@@ -18,6 +18,7 @@ SHIPPED = {
     "kinetics400": ("kinetics400", "kinetics200"),
     "nw-ucla": ("nw-ucla",),
     "nw-ucla-multi": ("nw-ucla",),
+    "penn-action": ("penn-action",),
 }
 #: A text shared by more classes than this is a template, not a description.
 MAX_SHARED = 5

@@ -42,7 +42,7 @@ def _stand_in(split: str) -> list[str]:
     return [
         "--data.source=purls_pl.data.random_source.RandomSkeletonSource",
         f"--data.source.init_args.dataset={dataset}",
-        f"--data.source.init_args.num_persons={1 if card(dataset).layout == 'kinect20' else 2}",
+        f"--data.source.init_args.num_persons={1 if card(dataset).layout in ('kinect20', 'penn13') else 2}",
         "--data.source.init_args.num_frames=12",
     ]
 

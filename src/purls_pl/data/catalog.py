@@ -112,6 +112,15 @@ _CARDS: tuple[DatasetCard, ...] = (
         "nw-ucla.json",
     ),
     DatasetCard(
+        "penn-action",
+        "Penn Action",
+        "penn13",
+        f"{_READERS}.PennActionSource",
+        "data/penn-action/labels",
+        {"standard": "the dataset's own split: files with train = 1 train (1258), train = -1 test (1068)"},
+        "penn-action.json",
+    ),
+    DatasetCard(
         "demo",
         "Embedded procedural demo",
         NTU25.name,

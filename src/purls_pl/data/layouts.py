@@ -296,6 +296,59 @@ KINECT20 = SkeletonLayout(
     align_axes=((0, 1), (8, 4)),  # hip_center -> spine, right -> left shoulder
 )
 
+PENN13 = SkeletonLayout(
+    name="penn13",
+    joint_names=(
+        "head",
+        "left_shoulder",
+        "right_shoulder",
+        "left_elbow",
+        "right_elbow",
+        "left_wrist",
+        "right_wrist",
+        "left_hip",
+        "right_hip",
+        "left_knee",
+        "right_knee",
+        "left_ankle",
+        "right_ankle",
+    ),
+    # Penn Action's 13 annotated joints (its x / y columns, in this order). There is no neck, spine or
+    # pelvis joint, so the head hangs from both shoulders and the trunk is the shoulder-hip quadrilateral.
+    edges=(
+        (0, 1),
+        (0, 2),
+        (1, 2),
+        (1, 3),
+        (3, 5),
+        (2, 4),
+        (4, 6),
+        (1, 7),
+        (2, 8),
+        (7, 8),
+        (7, 9),
+        (9, 11),
+        (8, 10),
+        (10, 12),
+    ),
+    # The head is the only joint on the body's midline, so rooting the spatial graph partition there keeps
+    # it left/right symmetric (a hip or shoulder root would not). The reader centres coordinates on the
+    # person's box, not on this joint (purls_pl.data.readers.penn).
+    center=0,
+    # Body parts, as openpose18 (the other 2-D layout) groups them: with no spine joints, the shoulders and
+    # hips are the only joints that show the trunk bending or lying down (squat, clean and jerk, situp,
+    # bench press), so they form the torso; giving the shoulders to the hands (as ntu25 does) would leave
+    # a torso of two hips. The arms below the shoulders (elbows, wrists) are the hands, the knees and
+    # ankles the legs, and the head is the single head joint.
+    parts={
+        "head": (0,),
+        "hands": (3, 4, 5, 6),
+        "torso": (1, 2, 7, 8),
+        "legs": (9, 10, 11, 12),
+    },
+    align_axes=None,  # 2-D image coordinates: no 3-D view alignment
+)
+
 _REGISTRY: dict[str, SkeletonLayout] = {}
 
 
@@ -318,5 +371,5 @@ def get_layout(name: str | SkeletonLayout) -> SkeletonLayout:
         ) from None
 
 
-for _layout in (NTU25, OPENPOSE18, KINECT20):
+for _layout in (NTU25, OPENPOSE18, KINECT20, PENN13):
     register_layout(_layout)

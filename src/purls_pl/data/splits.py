@@ -5,6 +5,8 @@ Built-in splits:
 * the paper's splits (``ntu60_55_5`` ... ``kinetics400_280_120``, ``nw-ucla_8_2``, ``nw-ucla_5_5``),
   from ``splits.json``, which stores each split's unseen classes (the seen classes are always the
   rest of the dataset's classes; class lists in :mod:`purls_pl.data.catalog`);
+* this project's ``penn-action_10_5`` (also in ``splits.json``): Penn Action's five racket, bat and club
+  sports unseen, a deliberately hard split (rationale in :mod:`purls_pl.data.readers.penn`);
 * the embedded demo's ``demo_15_5`` (its unseen classes are new combinations of the seen classes'
   movements, :mod:`purls_pl.data.demo.programs`).
 

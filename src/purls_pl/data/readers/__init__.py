@@ -8,6 +8,7 @@ cache in ``$PURLS_CACHE_DIR`` or ``~/.cache/purls_pl``).
 ``KineticsSource``         Kinetics-skeleton st-gcn json clips + ``kinetics_*_label.json``
 ``KineticsProcessedSource``  st-gcn ``train_data.npy`` ``(N, 3, 300, 18, 2)`` + ``train_label.pkl``
 ``UCLASource``             NW-UCLA ``all_sqe`` json files
+``PennActionSource``       Penn Action ``labels/NNNN.mat`` files (2-D, 13 joints)
 ``CustomSource``           your own ``.npy`` per sample + ``index.csv`` (format in :mod:`.custom`)
 =========================  ==========================================================================
 
@@ -23,6 +24,7 @@ from purls_pl.data.readers.kinetics import KineticsSource
 from purls_pl.data.readers.kinetics_processed import KineticsProcessedSource
 from purls_pl.data.readers.ntu import NTUSkeletonSource
 from purls_pl.data.readers.ntu_processed import NTUProcessedSource
+from purls_pl.data.readers.penn import PennActionSource
 from purls_pl.data.readers.ucla import UCLASource
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "KineticsSource",
     "NTUProcessedSource",
     "NTUSkeletonSource",
+    "PennActionSource",
     "SampleError",
     "SkippedSample",
     "UCLASource",

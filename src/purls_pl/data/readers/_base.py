@@ -19,7 +19,7 @@ import logging
 import math
 import sys
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,6 +41,7 @@ __all__ = [
     "SourceBase",
     "check_on_error",
     "check_values",
+    "collect_converted",
     "convert_files",
     "format_skipped",
     "missing_root_error",
@@ -269,6 +270,30 @@ def convert_files(
         chunks.close()  # stops the worker pool at once on an error
         if hasattr(bar, "close"):
             bar.close()
+
+
+def collect_converted(
+    converted: Iterable[tuple[int, tuple[Any, ...]]],
+    data: np.ndarray,
+    what: str,
+    total: int,
+    skipped: list[SkippedSample],
+) -> tuple[list[int], list[tuple[Any, ...]]]:
+    """Write each usable result's first item, a sample's block, into the next row of ``data`` ``(total, ...)``.
+
+    ``converted`` yields ``(index, (block, *extras))`` as :func:`convert_files` does. Returns the usable
+    indices and each one's ``extras``; a ``ValueError`` names ``what`` (the root) and lists ``skipped``
+    when none of the ``total`` items could be used.
+    """
+    kept: list[int] = []
+    extras: list[tuple[Any, ...]] = []
+    for i, (block, *rest) in converted:
+        data[len(kept)] = block
+        kept.append(i)
+        extras.append(tuple(rest))
+    if not kept:
+        raise ValueError(f"{what}: none of the {total} files could be used:\n{format_skipped(skipped)}")
+    return kept, extras
 
 
 def reject(
