@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 PURLS := $(BIN)/python -m purls_pl
 CONFIGS = $$($(PURLS) configs $(SPLIT) --stage $(1))
 
-.PHONY: help install train backbone fit select bench-ucla report sweep test test-all lint format clean
+.PHONY: help install train backbone fit select bench bench-ucla bench-penn report sweep test test-all lint format clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -60,9 +60,21 @@ select: install ## Choose SPLIT's settings on validation classes -> experiments/
 	$(PURLS) select $(SPLIT) --stage $(STAGE) $(SELECT_ARGS)
 
 UCLA_ROOT ?= ../shared/data/nw-ucla/all_sqe
+PENN_ROOT ?= ../shared/data/penn-action/labels
+# Tables run JOBS runs side by side with one torch thread each: the numbers depend on the thread count only.
+JOBS ?= $$(nproc)
+TABLE = $(PURLS) table experiments/tables/$(1).yaml --out lightning_logs/tables/$(1) --jobs $(JOBS) --threads 1 \
+	  --set=--data.source.init_args.root=$(2) --publish results --readme README.md $(if $(RESELECT),--reselect)
 bench-ucla: install ## NW-UCLA table under the evaluation protocol -> results/, README (RESELECT=1: re-derive selections)
-	$(PURLS) table experiments/tables/nw-ucla.yaml --out lightning_logs/tables/nw-ucla \
-	  --set=--data.source.init_args.root=$(UCLA_ROOT) --publish results --readme README.md $(if $(RESELECT),--reselect)
+	$(call TABLE,nw-ucla,$(UCLA_ROOT))
+
+bench-penn: install ## Penn Action table under the evaluation protocol -> results/, README (RESELECT=1: re-derive selections)
+	$(call TABLE,penn-action,$(PENN_ROOT))
+
+bench: install ## Every CPU benchmark: the NW-UCLA and Penn Action tables (+ their wall times)
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory bench-ucla && $(MAKE) --no-print-directory bench-penn; \
+	status=$$?; echo "make bench: $$(( ($$(date +%s) - start) / 60 )) min wall"; exit $$status
 
 report: install ## Print the zero-shot results table of SPLIT's runs
 	@$(PURLS) report lightning_logs/$(SPLIT) $(wildcard lightning_logs/$(SPLIT)-global)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from purls_pl.apps import table
-from purls_pl.apps.table import request_hash, run_table
+from purls_pl.apps.run_pool import RunPool
+from purls_pl.apps.table import run_table
 from purls_pl.apps.table_report import aggregate
 from purls_pl.apps.table_spec import TableSpec
 from purls_pl.train import cli, pretrain
@@ -65,7 +65,7 @@ def test_table_selects_runs_resumes_and_aggregates(tmp_path, tiny_clip, monkeypa
     assert spec.units() == [("demo_15_5", [0, 1]), ("demo_random5_seed0", [0])]
     out = tmp_path / "out"
     lines: list[str] = []
-    records = run_table(spec, out, TINY_DATA, log=lines.append)
+    records = run_table(spec, out, TINY_DATA, log=lines.append, pool=RunPool(jobs=2, threads=1))
     assert len(records) == 3 * 3  # (2 seeds + 1 fold) x 3 rows
     for split in ("demo_15_5", "demo_random5_seed0"):
         chosen = yaml.safe_load((tmp_path / "experiments" / "selected" / split / "global.yaml").read_text())
@@ -85,6 +85,11 @@ def test_table_selects_runs_resumes_and_aggregates(tmp_path, tiny_clip, monkeypa
     again = run_table(spec, out, TINY_DATA, log=lines.append)
     assert [r["test/zsl_top1"] for r in again] == [r["test/zsl_top1"] for r in records]
 
+    monkeypatch.undo()
+    monkeypatch.chdir(REPO)
+    alone = run_table(spec, tmp_path / "alone", TINY_DATA, log=lines.append, pool=RunPool(jobs=1, threads=1))
+    assert [r["test/zsl_top1"] for r in alone] == [r["test/zsl_top1"] for r in records], "side by side = alone"
+
     markdown, rows = aggregate(spec, again, out)
     assert "| *chance level* | 20.00 | 20.00 |" in markdown and "| *test samples* |" in markdown
     assert "5 unseen: demo_15_5 + 1 random folds" in markdown and "Not comparable" in markdown
@@ -93,21 +98,6 @@ def test_table_selects_runs_resumes_and_aggregates(tmp_path, tiny_clip, monkeypa
     assert [r["runs"] for r in purls] == [2, 3] and all(r["top5_mean"] is None for r in purls)  # 5 candidates
     assert all(r["top1_ci_low"] <= r["top1_mean"] <= r["top1_ci_high"] for r in purls)
     assert next(csv.DictReader((out / "table.csv").open()))["column"] == "demo_15_5"
-
-
-def test_a_changed_request_is_rerun_and_the_old_run_kept(tmp_path, monkeypatch):
-    calls = []
-    run_dir = tmp_path / "run"
-    config = tmp_path / "a.yaml"
-    config.write_text("x: 1\n")
-    args = ["fit", "--config", str(config), "--trainer.default_root_dir=/anywhere"]
-    assert table._run_once(run_dir, args, None, lambda: calls.append(1)) is not None
-    assert table._run_once(run_dir, args, None, lambda: calls.append(2)) is None and calls == [1]
-    moved = [*args[:-1], "--trainer.default_root_dir=/elsewhere"]  # where a run writes is not what it computes
-    assert request_hash(moved) == request_hash(args)
-    config.write_text("x: 2\n")  # a config file's content is
-    assert table._run_once(run_dir, args, None, lambda: calls.append(3)) is not None and calls == [1, 3]
-    assert [p.name.startswith("run.stale-") for p in tmp_path.iterdir() if p.name != "a.yaml"].count(True) == 1
 
 
 def test_spec_errors_name_the_problem(tmp_path):

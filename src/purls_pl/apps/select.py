@@ -33,10 +33,10 @@ from typing import Any
 import yaml
 
 from purls_pl.apps.experiments import EXPERIMENTS, Stage, experiment_args, selection_file
+from purls_pl.apps.run_pool import Job, RunPool, default_jobs
 from purls_pl.data.splits import get_split, selection_name
 from purls_pl.eval.metrics import VAL, VAL_CURVE_FILE, VAL_TOP1, key
 from purls_pl.storage import atomic_write_json, atomic_write_text
-from purls_pl.train import cli, pretrain
 from purls_pl.train.paths import backbone_export_path
 from purls_pl.train.provenance import git_state
 
@@ -94,12 +94,15 @@ def _slug(overrides: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def coordinate_search(search: dict[str, list[Any]], evaluate: Callable[[dict[str, Any]], Trial]) -> list[Trial]:
+def coordinate_search(
+    search: dict[str, list[Any]], evaluate: Callable[[list[dict[str, Any]]], list[Trial]]
+) -> list[Trial]:
     """Trials of a one-pass coordinate search (module docstring); the last trial chosen is the selection.
 
     Args:
         search: Ordered ``{config key: candidate values}``; the first value is the starting point.
-        evaluate: Runs (or recalls) one setting.
+        evaluate: Runs (or recalls) several settings, independent of each other (they may run side by
+            side), and returns their trials in the same order.
 
     Returns:
         Every distinct trial, in the order run; ``trials[-1]`` is not necessarily the best — see
@@ -108,16 +111,17 @@ def coordinate_search(search: dict[str, list[Any]], evaluate: Callable[[dict[str
     current = {k: values[0] for k, values in search.items()}
     seen: dict[str, Trial] = {}
 
-    def run(overrides: dict[str, Any]) -> Trial:
-        slug = _slug(overrides)
-        if slug not in seen:
-            seen[slug] = evaluate(dict(overrides))
-        return seen[slug]
+    def run(candidates: list[dict[str, Any]]) -> list[Trial]:
+        missing = list({_slug(o): dict(o) for o in candidates if _slug(o) not in seen}.values())
+        if missing:
+            seen.update({_slug(o): t for o, t in zip(missing, evaluate(missing), strict=True)})
+        return [seen[_slug(o)] for o in candidates]
 
     for name, values in search.items():
-        scores = [(run({**current, name: v}).best[1], -i, v) for i, v in enumerate(values)]
+        trials = run([{**current, name: v} for v in values])
+        scores = [(t.best[1], -i, v) for i, (t, v) in enumerate(zip(trials, values, strict=True))]
         current[name] = max(scores, key=lambda s: (s[0], s[1]))[2]
-    run(current)
+    run([current])
     return list(seen.values())
 
 
@@ -132,35 +136,23 @@ def best_trial(trials: Sequence[Trial], search: dict[str, list[Any]]) -> Trial:
 
 
 def selection_backbone(
-    split: str,
-    fold: int,
-    seed: int,
-    out: Path,
-    extra: Sequence[str],
-    log: Callable[[str], None],
-    recipe: str | Path | None = None,
-) -> Path:
-    """The stage-1 backbone of a selection fold (trained without the fold's validation classes)."""
+    split: str, fold: int, seed: int, out: Path, extra: Sequence[str], recipe: str | Path | None = None
+) -> Job:
+    """The stage-1 run of a selection fold: a backbone trained without the fold's validation classes, at
+    ``backbone_export_path(<split>-val<fold>, seed, out)``."""
     path = backbone_export_path(selection_name(split, fold), seed, out)
-    if path.is_file():
-        return path
-    log(f"[select] {split} fold {fold}: stage 1 without the validation classes ...")
-    start = time.perf_counter()
-    pretrain.main(
-        [
-            "fit",
-            *experiment_args(split, "backbone", recipe=recipe),
-            "--data.protocol=select",
-            f"--data.val_fold={fold}",
-            f"--seed_everything={seed}",
-            *extra,
-            f"--export.path={path}",
-            f"--trainer.default_root_dir={out}",
-            "--trainer.enable_progress_bar=false",
-        ]
+    args = (
+        "fit",
+        *experiment_args(split, "backbone", recipe=recipe),
+        "--data.protocol=select",
+        f"--data.val_fold={fold}",
+        f"--seed_everything={seed}",
+        *extra,
+        f"--export.path={path}",
+        f"--trainer.default_root_dir={out}",
+        "--trainer.enable_progress_bar=false",
     )
-    log(f"[select] {split} fold {fold}: stage 1 {time.perf_counter() - start:.0f} s")
-    return path
+    return Job("pretrain", args, path.with_suffix(""), what=f"[select] {split} fold {fold}: stage 1")
 
 
 def select(
@@ -176,6 +168,7 @@ def select(
     pretrain_extra: Sequence[str] = (),
     log: Callable[[str], None] = print,
     recipe: str | Path | None = None,
+    pool: RunPool | None = None,
 ) -> Selection:
     """Choose ``stage``'s settings for ``split`` on validation classes (module docstring).
 
@@ -194,48 +187,51 @@ def select(
         log: Progress lines.
         recipe: The stage-2 recipe file of a dataset the catalog does not know (see
             :func:`~purls_pl.apps.experiments.experiment_files`).
+        pool: Runs side by side (default: one at a time in this process, torch's default threads). Trials
+            and backbones are resumable by request (:func:`~purls_pl.apps.run_pool.run_once`).
     """
     search = dict(search or (GLOBAL_SEARCH if stage == "global" else PURLS_SEARCH))
     name = name or stage
     out = Path(out)
-    backbones = [
-        selection_backbone(split, f, seed, out, [*pretrain_extra, *_data(extra)], log, recipe) for f in range(folds)
-    ]
+    pool = pool or RunPool(1, threads=None)
+    stage1 = [selection_backbone(split, f, seed, out, [*pretrain_extra, *_data(extra)], recipe) for f in range(folds)]
+    pool.run(stage1, lambda what, seconds: log(f"{what} ({'done before' if seconds is None else f'{seconds:.0f} s'})"))
+    backbones = [job.directory.with_suffix(".pt") for job in stage1]
     count = 0
 
-    def evaluate(overrides: dict[str, Any]) -> Trial:
+    def trial_job(overrides: dict[str, Any], fold: int) -> Job:
+        run_dir = out / split / name / _slug(overrides) / f"fold{fold}"
+        args = (
+            "fit",
+            *experiment_args(split, stage, selected=None, recipe=recipe),
+            "--data.protocol=select",
+            f"--data.val_fold={fold}",
+            f"--seed_everything={seed}",
+            f"--trainer.max_epochs={max_epochs}",
+            *(f"--{k}={v}" for k, v in overrides.items()),
+            *extra,
+            f"--model.backbone.checkpoint={backbones[fold]}",
+            f"--trainer.default_root_dir={run_dir}",
+            "--trainer.enable_progress_bar=false",
+        )
+        return Job("fit", args, run_dir, backbones[fold], f"{overrides} fold {fold}")
+
+    def evaluate(settings: list[dict[str, Any]]) -> list[Trial]:
         nonlocal count
-        count += 1
-        curves = []
-        for fold, backbone in enumerate(backbones):
-            run_dir = out / split / name / _slug(overrides) / f"fold{fold}"
-            curve_file = next(iter(sorted(run_dir.rglob(VAL_CURVE_FILE))), None) if run_dir.exists() else None
-            if curve_file is None:
-                start = time.perf_counter()
-                cli.main(
-                    [
-                        "fit",
-                        *experiment_args(split, stage, selected=None, recipe=recipe),
-                        "--data.protocol=select",
-                        f"--data.val_fold={fold}",
-                        f"--seed_everything={seed}",
-                        f"--trainer.max_epochs={max_epochs}",
-                        *(f"--{k}={v}" for k, v in overrides.items()),
-                        *extra,
-                        f"--model.backbone.checkpoint={backbone}",
-                        f"--trainer.default_root_dir={run_dir}",
-                        "--trainer.enable_progress_bar=false",
-                    ]
-                )
-                curve_file = next(iter(sorted(run_dir.rglob(VAL_CURVE_FILE))))
-                status = f"{time.perf_counter() - start:.0f} s"
-            else:
-                status = "done before"
-            curves.append(json.loads(curve_file.read_text()))
-        trial = Trial(overrides, curves)
-        epochs, top1 = trial.best
-        log(f"[select] {split} {name} #{count} {overrides}: val top-1 {100 * top1:.2f} at {epochs} epochs ({status})")
-        return trial
+        jobs = [trial_job(o, fold) for o in settings for fold in range(folds)]
+        seconds = pool.run(jobs, lambda what, s: None)
+        trials = []
+        for i, overrides in enumerate(settings):
+            mine = jobs[i * folds : (i + 1) * folds]
+            curves = [json.loads(next(iter(sorted(j.directory.rglob(VAL_CURVE_FILE)))).read_text()) for j in mine]
+            trial = Trial(overrides, curves)
+            took = [t for t in seconds[i * folds : (i + 1) * folds] if t is not None]
+            status = f"{sum(took):.0f} s" if took else "done before"
+            epochs, top1 = trial.best
+            count += 1
+            log(f"[select] {split} {name} #{count} {overrides}: val top-1 {100 * top1:.2f} at {epochs} ep. ({status})")
+            trials.append(trial)
+        return trials
 
     trials = coordinate_search(search, evaluate)
     chosen = best_trial(trials, search)
@@ -308,6 +304,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument("--out", default="lightning_logs/select", help="trial directory (default: %(default)s)")
     parser.add_argument("--experiments", default=str(EXPERIMENTS), help="where selected/ is written")
     parser.add_argument("--set", action="append", default=[], metavar="--KEY=VALUE", help="override for every trial")
+    parser.add_argument("--jobs", type=int, default=default_jobs(), help="runs side by side (default: CPU cores)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default: %(default)s)")
     args = parser.parse_args(argv)
     search = yaml.safe_load(args.search) if args.search else None
     selection = select(
@@ -320,6 +318,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
         args.max_epochs,
         args.out,
         args.set,
+        pool=RunPool(args.jobs, args.threads or None),
     )
     path = write_selection(selection, args.experiments)
     print(f"selected {selection.overrides} -> {path}")

@@ -23,17 +23,17 @@ A table spec (YAML) names the splits, the seeds, random class folds, the selecti
 For every split (paper and fold splits) and every selection a row names, the settings are chosen on
 validation classes by :mod:`purls_pl.apps.select` unless ``experiments/selected/<split>/<name>.yaml``
 exists (``--reselect`` re-derives them); a row runs with its selection's method and settings plus its
-own ``args``. Then stage 1 runs
-per (split, seed) and every (split, row, seed) run writes its own directory. A run whose request (its
-arguments, the contents of its config files and its backbone) is unchanged is not repeated, so an
-interrupted table resumes; one whose request changed is moved aside (``*.stale-<time>``) and rerun.
-The aggregate is written by :mod:`purls_pl.apps.table_report`.
+own ``args``. Then stage 1 runs per (split, seed) and every (split, row, seed) run writes its own
+directory, ``--jobs`` of them side by side with ``--threads`` torch threads each
+(:mod:`purls_pl.apps.run_pool`). A run whose request (its arguments, config files, backbone and the
+package's code) is unchanged is not repeated, so an interrupted table resumes; one whose request
+changed is moved aside (``*.stale-<time>``) and rerun. The aggregate is written by
+:mod:`purls_pl.apps.table_report`.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -41,18 +41,14 @@ from pathlib import Path
 from typing import Any
 
 from purls_pl.apps.experiments import experiment_args, selection_file
+from purls_pl.apps.run_pool import Job, Progress, RunPool, default_jobs
 from purls_pl.apps.select import select, write_selection
 from purls_pl.apps.table_report import aggregate, replace_block
 from purls_pl.apps.table_spec import TableSpec
 from purls_pl.eval.metrics import TEST_TOP1
 from purls_pl.eval.results import latest_results
 from purls_pl.models.features import load_backbone
-from purls_pl.storage import atomic_write_json
-from purls_pl.train import cli, pretrain
 from purls_pl.train.paths import backbone_export_path
-
-#: Overrides that change where a run writes or how it shows progress, not what it computes.
-VOLATILE = ("--trainer.default_root_dir=", "--trainer.enable_progress_bar=", "--data.source.init_args.root=")
 
 
 def extra_data(extra: Sequence[str]) -> list[str]:
@@ -60,60 +56,9 @@ def extra_data(extra: Sequence[str]) -> list[str]:
     return [a for a in extra if a.startswith("--data.source")]
 
 
-def request_hash(args: Sequence[str], backbone: Path | None = None) -> str:
-    """What a run computes: its arguments (without :data:`VOLATILE` ones), the contents of its ``--config``
-    files and of its backbone export."""
-    h = hashlib.sha256()
-    args = list(args)
-    for i, a in enumerate(args):
-        if a.startswith(VOLATILE):
-            continue
-        h.update(a.encode() + b"\0")
-        if i > 0 and args[i - 1] == "--config":
-            h.update(Path(a).read_bytes())
-    if backbone is not None:
-        h.update(backbone.read_bytes())
-    return h.hexdigest()[:20]
-
-
-class Progress:
-    """One line per run with its time, the elapsed total and an estimate of what is left."""
-
-    def __init__(self, total: int, log: Callable[[str], None]) -> None:
-        self.total, self.done, self.log, self.start = total, 0, log, time.perf_counter()
-        self.seconds: list[float] = []
-
-    def __call__(self, what: str, seconds: float | None) -> None:
-        self.done += 1
-        if seconds is not None:
-            self.seconds.append(seconds)
-        elapsed = time.perf_counter() - self.start
-        per_run = sum(self.seconds) / len(self.seconds) if self.seconds else 0.0
-        left = per_run * (self.total - self.done)
-        took = f"{seconds:.0f} s" if seconds is not None else "done before"
-        self.log(
-            f"[{self.done}/{self.total}] {what} ({took}; elapsed {elapsed / 60:.1f} min, ~{left / 60:.1f} min left)"
-        )
-
-
-def _run_once(directory: Path, args: list[str], backbone: Path | None, run: Callable[[], None]) -> float | None:
-    """Run unless ``directory`` holds a finished run of the same request; return its seconds (None: reused)."""
-    request = request_hash(args, backbone)
-    record = directory / "request.json"
-    if record.is_file() and json.loads(record.read_text()).get("hash") == request and (directory / "done").exists():
-        return None
-    if directory.exists():
-        directory.rename(directory.with_name(f"{directory.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}"))
-    directory.mkdir(parents=True)
-    atomic_write_json(record, {"hash": request, "args": args})
-    start = time.perf_counter()
-    run()
-    seconds = time.perf_counter() - start
-    atomic_write_json(directory / "done", {"seconds": round(seconds, 2)})
-    return seconds
-
-
-def ensure_selections(spec: TableSpec, out: Path, extra: Sequence[str], reselect: bool, log: Callable) -> None:
+def ensure_selections(
+    spec: TableSpec, out: Path, extra: Sequence[str], reselect: bool, log: Callable, pool: RunPool | None = None
+) -> None:
     """Select (on validation classes) every setting a row needs that is not yet in ``experiments/selected``."""
     opts = spec.select
     for split, _ in spec.units():
@@ -135,65 +80,87 @@ def ensure_selections(spec: TableSpec, out: Path, extra: Sequence[str], reselect
                 [*spec.pretrain, *extra_data(extra)],
                 log,
                 spec.recipe,
+                pool,
             )
             write_selection(chosen, spec.experiments)
 
 
 def run_table(
-    spec: TableSpec, out: str | Path, extra: Sequence[str] = (), reselect: bool = False, log: Callable = print
+    spec: TableSpec,
+    out: str | Path,
+    extra: Sequence[str] = (),
+    reselect: bool = False,
+    log: Callable = print,
+    pool: RunPool | None = None,
 ) -> list[dict[str, Any]]:
-    """Select where needed, then run every missing stage-1 and (split, row, seed) run; one record per run."""
+    """Select where needed, then run every missing stage-1 and (split, row, seed) run; one record per run.
+
+    Args:
+        spec: The table spec.
+        out: Run directory (resumable).
+        extra: Overrides for every run (``data.source`` ones reach stage 1 too).
+        reselect: Re-derive selections that exist.
+        log: Progress lines.
+        pool: Runs side by side (default: one at a time in this process, torch's default threads).
+    """
     out = Path(out)
-    ensure_selections(spec, out, extra, reselect, log)
-    units = spec.units()
-    progress = Progress(sum(len(seeds) * (1 + len(spec.rows)) for _, seeds in units), log)
-    records: list[dict[str, Any]] = []
-    for split, seeds in units:
-        for seed in seeds:
-            backbone = backbone_export_path(split, seed, out)
-            stage1 = [
+    pool = pool or RunPool(1, threads=None)
+    ensure_selections(spec, out, extra, reselect, log, pool)
+    units = [(split, seed) for split, seeds in spec.units() for seed in seeds]
+    progress = Progress(len(units) * (1 + len(spec.rows)), log, pool.jobs)
+    backbones = {unit: backbone_export_path(unit[0], unit[1], out) for unit in units}
+    stage1 = [
+        Job(
+            "pretrain",
+            (
                 "fit",
                 *experiment_args(split, "backbone", spec.experiments, recipe=spec.recipe),
                 f"--seed_everything={seed}",
                 *spec.pretrain,
                 *extra_data(extra),
-                f"--export.path={backbone}",
+                f"--export.path={backbones[split, seed]}",
                 f"--trainer.default_root_dir={out}",
                 "--trainer.enable_progress_bar=false",
-            ]
-            seconds = _run_once(backbone.with_suffix(""), stage1, None, lambda a=stage1: pretrain.main(a))
-            progress(f"{split} | stage 1 | seed {seed}", seconds)
-            _, meta = load_backbone(backbone)
-            for row in spec.rows:
-                run_dir = out / split / row.slug / f"seed{seed}"
-                stage, row_args = spec.stage_and_args(row)
-                args = [
-                    "fit",
-                    *experiment_args(split, stage, spec.experiments, row.select, spec.recipe),  # type: ignore[arg-type]
-                    *spec.common,
-                    *row_args,
-                    *extra,
-                    f"--seed_everything={seed}",
-                    f"--model.backbone.checkpoint={backbone}",
-                    f"--trainer.default_root_dir={run_dir}",
-                    "--trainer.enable_progress_bar=false",
-                ]
-                seconds = _run_once(run_dir, args, backbone, lambda a=args: cli.main(a))
-                result = latest_results(run_dir)
-                if result is None:
-                    raise RuntimeError(f"run {run_dir} finished without results.json")
-                progress(f"{split} | {row.name} | seed {seed}: top-1 {100 * result[TEST_TOP1]:.2f}", seconds)
-                done = json.loads((run_dir / "done").read_text())
-                records.append(
-                    {
-                        "split": split,
-                        "row": row.name,
-                        "seed": seed,
-                        "seconds": done["seconds"],
-                        "stage1": meta,
-                        **result,
-                    }
-                )
+            ),
+            backbones[split, seed].with_suffix(""),
+            what=f"{split} | stage 1 | seed {seed}",
+        )
+        for split, seed in units
+    ]
+    pool.run(stage1, progress)
+    runs: list[tuple[str, int, str, Job]] = []
+    for split, seed in units:
+        for row in spec.rows:
+            run_dir = out / split / row.slug / f"seed{seed}"
+            stage, row_args = spec.stage_and_args(row)
+            args = (
+                "fit",
+                *experiment_args(split, stage, spec.experiments, row.select, spec.recipe),  # type: ignore[arg-type]
+                *spec.common,
+                *row_args,
+                *extra,
+                f"--seed_everything={seed}",
+                f"--model.backbone.checkpoint={backbones[split, seed]}",
+                f"--trainer.default_root_dir={run_dir}",
+                "--trainer.enable_progress_bar=false",
+            )
+            job = Job("fit", args, run_dir, backbones[split, seed], f"{split} | {row.name} | seed {seed}")
+            runs.append((split, seed, row.name, job))
+
+    def report(what: str, seconds: float | None) -> None:
+        result = latest_results(next(j.directory for *_, j in runs if j.what == what))
+        top1 = f": top-1 {100 * result[TEST_TOP1]:.2f}" if result is not None else ""
+        progress(what + top1, seconds)
+
+    pool.run([job for *_, job in runs], report)
+    records: list[dict[str, Any]] = []
+    for split, seed, row, job in runs:
+        result = latest_results(job.directory)
+        if result is None:
+            raise RuntimeError(f"run {job.directory} finished without results.json")
+        _, meta = load_backbone(backbones[split, seed])
+        done = json.loads((job.directory / "done").read_text())
+        records.append({"split": split, "row": row, "seed": seed, "seconds": done["seconds"], "stage1": meta, **result})
     return records
 
 
@@ -209,6 +176,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="extra CLI override for every run (repeatable), e.g. --set=--data.source.init_args.root=DIR",
     )
     parser.add_argument("--reselect", action="store_true", help="re-derive the selections even where they exist")
+    parser.add_argument(
+        "--jobs", type=int, default=default_jobs(), help="runs side by side (default: CPU cores; 1 on a GPU)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads per run (default: %(default)s; numbers depend on it, not on --jobs; 0: torch's default)",
+    )
     parser.add_argument("--publish", metavar="DIR", help="also copy table.md/.csv to DIR/<spec name>.{md,csv}")
     parser.add_argument(
         "--readme", help="replace the README block between <!-- table:NAME --> and <!-- /table:NAME -->"
@@ -216,7 +192,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     spec = TableSpec.load(args.spec)
     start = time.perf_counter()
-    records = run_table(spec, args.out, args.set, args.reselect)
+    pool = RunPool(args.jobs, args.threads or None)
+    records = run_table(spec, args.out, args.set, args.reselect, pool=pool)
     markdown, _ = aggregate(spec, records, args.out)
     print("\n" + markdown)
     print(f"total wall time {time.perf_counter() - start:.0f} s; written to {Path(args.out) / 'table.md'}")

@@ -1,0 +1,196 @@
+"""Running many training runs: resumable by request hash, in parallel worker processes, with progress lines.
+
+A *job* is one ``python -m purls_pl [pretrain] fit ...`` invocation with its own directory. It runs
+unless the directory holds a finished run of the same *request*: its arguments (without the
+:data:`VOLATILE` ones), the contents of its ``--config`` files, the bytes of its backbone export and
+the package's own source (:func:`code_digest`), so a changed config, backbone or code reruns it and an
+unchanged one is never repeated. A run whose request changed is moved aside (``<dir>.stale-<time>``),
+never deleted.
+
+:class:`RunPool` runs jobs in ``jobs`` spawned worker processes with ``threads`` torch threads each
+(or in this process for ``jobs=1``). A run's numbers depend on its thread count (float summation
+order), not on how many run side by side, so a table computed with ``--jobs 2 --threads 1`` equals one
+computed with ``--jobs 1 --threads 1`` on any machine.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from purls_pl.storage import atomic_write_json
+from purls_pl.train import cli, pretrain
+
+#: Overrides that change where a run writes or how it shows progress, not what it computes.
+VOLATILE = ("--trainer.default_root_dir=", "--trainer.enable_progress_bar=", "--data.source.init_args.root=")
+PACKAGE = Path(__file__).resolve().parents[1]
+
+
+@functools.lru_cache(maxsize=1)
+def code_digest() -> str:
+    """A hash of the package's source and data files (``purls_pl/**/*.py|json``): what the code computes."""
+    h = hashlib.sha256()
+    for path in sorted([*PACKAGE.rglob("*.py"), *PACKAGE.rglob("*.json")]):
+        h.update(str(path.relative_to(PACKAGE)).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:20]
+
+
+def request_hash(args: Sequence[str], backbone: Path | None = None) -> str:
+    """What a run computes: its arguments (without :data:`VOLATILE` ones), the contents of its ``--config``
+    files, of its backbone export and of the package (:func:`code_digest`)."""
+    h = hashlib.sha256(code_digest().encode())
+    args = list(args)
+    for i, a in enumerate(args):
+        if a.startswith(VOLATILE):
+            continue
+        h.update(a.encode() + b"\0")
+        if i > 0 and args[i - 1] == "--config":
+            h.update(Path(a).read_bytes())
+    if backbone is not None:
+        h.update(backbone.read_bytes())
+    return h.hexdigest()[:20]
+
+
+def run_once(directory: Path, args: list[str], backbone: Path | None, run: Callable[[], object]) -> float | None:
+    """Run unless ``directory`` holds a finished run of the same request; return its seconds (None: reused)."""
+    request = request_hash(args, backbone)
+    record = directory / "request.json"
+    if record.is_file() and json.loads(record.read_text()).get("hash") == request and (directory / "done").exists():
+        return None
+    if directory.exists():
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        stale, n = directory.with_name(f"{directory.name}.stale-{stamp}"), 1
+        while stale.exists():
+            stale, n = directory.with_name(f"{directory.name}.stale-{stamp}-{n}"), n + 1
+        directory.rename(stale)
+    directory.mkdir(parents=True)
+    atomic_write_json(record, {"hash": request, "args": args})
+    start = time.perf_counter()
+    run()
+    seconds = time.perf_counter() - start
+    atomic_write_json(directory / "done", {"seconds": round(seconds, 2)})
+    return seconds
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run: ``python -m purls_pl pretrain fit <args>`` (``stage1``) or ``python -m purls_pl fit <args>``.
+
+    Attributes:
+        command: ``"pretrain"`` (stage 1) or ``"fit"`` (stage 2).
+        args: The full argument list (starting with ``fit``).
+        directory: The run's own directory (its request record and ``done`` marker live there).
+        backbone: The stage-1 export a stage-2 run reads (part of its request).
+        what: Its progress label.
+    """
+
+    command: Literal["pretrain", "fit"]
+    args: tuple[str, ...]
+    directory: Path
+    backbone: Path | None = None
+    what: str = ""
+
+
+def execute(job: Job) -> float | None:
+    """Run ``job`` in this process unless it finished before; its seconds (``None``: reused)."""
+    main = pretrain.main if job.command == "pretrain" else cli.main
+    return run_once(job.directory, list(job.args), job.backbone, lambda: main(list(job.args)))
+
+
+class Progress:
+    """One line per finished run with its time, the elapsed total and an estimate of what is left."""
+
+    def __init__(self, total: int, log: Callable[[str], None], parallel: int = 1) -> None:
+        self.total, self.done, self.log, self.parallel = total, 0, log, max(1, parallel)
+        self.start = time.perf_counter()
+        self.seconds: list[float] = []
+
+    def __call__(self, what: str, seconds: float | None) -> None:
+        self.done += 1
+        if seconds is not None:
+            self.seconds.append(seconds)
+        elapsed = time.perf_counter() - self.start
+        per_run = sum(self.seconds) / len(self.seconds) if self.seconds else 0.0
+        left = per_run * (self.total - self.done) / self.parallel
+        took = f"{seconds:.0f} s" if seconds is not None else "done before"
+        self.log(
+            f"[{self.done}/{self.total}] {what} ({took}; elapsed {elapsed / 60:.1f} min, ~{left / 60:.1f} min left)"
+        )
+
+
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def default_jobs() -> int:
+    """Parallel runs by default: one per usable CPU core, or one on a GPU machine."""
+    if torch.cuda.is_available():
+        return 1
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+class RunPool:
+    """Runs :class:`Job` s, ``jobs`` at a time, each with ``threads`` torch threads (module docstring).
+
+    Args:
+        jobs: Runs side by side (``1``: in this process).
+        threads: Torch threads per run; ``None`` leaves torch's default (then numbers depend on the machine).
+    """
+
+    def __init__(self, jobs: int = 1, threads: int | None = 1) -> None:
+        if jobs < 1 or (threads is not None and threads < 1):
+            raise ValueError(f"jobs and threads must be >= 1, got jobs={jobs}, threads={threads}")
+        self.jobs, self.threads = jobs, threads
+
+    def run(self, jobs: Sequence[Job], progress: Callable[[str, float | None], None]) -> list[float | None]:
+        """Run ``jobs`` (independent of each other); ``progress(job.what, seconds)`` as each finishes.
+
+        Returns:
+            Each job's seconds (``None``: reused), in the order given.
+        """
+        if self.jobs == 1 or len(jobs) <= 1:
+            return self._run_here(jobs, progress)
+        seconds: list[float | None] = [None] * len(jobs)
+        environment = {"OMP_NUM_THREADS": str(self.threads)} if self.threads else {}
+        previous = {k: os.environ.get(k) for k in environment}
+        os.environ.update(environment)  # inherited by the spawned workers before they import torch
+        try:
+            context = multiprocessing.get_context("spawn")
+            init = (_init_worker, (self.threads,)) if self.threads else (None, ())
+            with ProcessPoolExecutor(self.jobs, mp_context=context, initializer=init[0], initargs=init[1]) as pool:
+                futures = {pool.submit(execute, job): i for i, job in enumerate(jobs)}
+                for future in as_completed(futures):
+                    i = futures[future]
+                    seconds[i] = future.result()
+                    progress(jobs[i].what, seconds[i])
+        finally:
+            for k, v in previous.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        return seconds
+
+    def _run_here(self, jobs: Sequence[Job], progress: Callable[[str, float | None], None]) -> list[float | None]:
+        before = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            out = []
+            for job in jobs:
+                out.append(execute(job))
+                progress(job.what, out[-1])
+            return out
+        finally:
+            torch.set_num_threads(before)
