@@ -10,6 +10,7 @@ import yaml
 from purls_pl.apps.experiments import experiment_args
 from purls_pl.data.catalog import card, known_datasets
 from purls_pl.data.splits import builtin_splits, get_split
+from purls_pl.text.fields import FIELDS
 from purls_pl.train import cli, pretrain
 
 REPO = Path(__file__).resolve().parents[2]
@@ -83,6 +84,9 @@ def test_fast_dev_run_both_stages(split, tmp_path, monkeypatch, tiny_clip):
         result = json.loads(results.read_text())
         results.unlink()
         assert 0.0 <= result["test/zsl_top1"] <= 1.0 and result["num_unseen_classes"] == len(get_split(split).unseen)
+        if stage == "purls":  # each field's own ranking; the global field's is the prediction (cosine, λ = 0)
+            assert {f"test/field_top1_{f}" for f in FIELDS} <= set(result)
+            assert result["test/field_top1_global"] == pytest.approx(result["test/zsl_top1"])
 
 
 def test_auto_backbone_path_follows_the_split_and_the_seed(tmp_path, monkeypatch, tiny_clip):

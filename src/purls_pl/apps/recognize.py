@@ -46,7 +46,7 @@ from purls_pl.data.readers.ucla import read_ucla_file
 from purls_pl.models.purls_module import PurlsModule
 from purls_pl.text.descriptions import DescriptionSet, load_descriptions
 from purls_pl.text.encoder import TextEncoder
-from purls_pl.text.fields import FIELDS, GLOBAL_INDEX
+from purls_pl.text.fields import FIELDS
 from purls_pl.text.levers import TextOptions, embed_class_text, label_embeddings
 from purls_pl.text.llm.generate import generate_descriptions, make_client
 
@@ -224,7 +224,8 @@ def recognize(
             "the checkpoint records no preprocessing (saved without a datamodule): recognise with a checkpoint "
             "written by `python -m purls_pl fit`"
         )
-    text = candidate_text(candidates, spec, descriptions, text_model, templates)[:, GLOBAL_INDEX]
+    fields = list(module.partitioner.field_index)  # the active fields' text (global last)
+    text = candidate_text(candidates, spec, descriptions, text_model, templates)[:, fields]
     if text.shape[-1] != module.candidate_text.shape[-1]:
         raise ValueError(
             f"the text tower gives {text.shape[-1]}-d embeddings; "

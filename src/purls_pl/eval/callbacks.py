@@ -37,7 +37,18 @@ from torchmetrics import MetricCollection
 
 from purls_pl.eval import figures
 from purls_pl.eval.gzsl import ausuc, gzsl_accuracies, gzsl_curve, gzsl_sweep
-from purls_pl.eval.metrics import GZSL_H, GZSL_SEEN, GZSL_UNSEEN, TEST, VAL, VAL_CURVE_FILE, key, zsl_metrics
+from purls_pl.eval.metrics import (
+    FIELD_TOP1,
+    GZSL_H,
+    GZSL_SEEN,
+    GZSL_UNSEEN,
+    TEST,
+    VAL,
+    VAL_CURVE_FILE,
+    FieldAccuracy,
+    key,
+    zsl_metrics,
+)
 from purls_pl.eval.results import results_path, update_results
 from purls_pl.storage import atomic_write_json
 
@@ -49,6 +60,11 @@ def positions(classes: tuple[int, ...], num_classes: int, device: torch.device) 
     table = torch.full((num_classes,), -1, dtype=torch.long, device=device)
     table[list(classes)] = torch.arange(len(classes), device=device)
     return table
+
+
+def _fields(pl_module: LightningModule) -> tuple[str, ...]:
+    """The description fields the module scores one by one (``field_scores``); none for other modules."""
+    return tuple(getattr(pl_module, "fields", ()))
 
 
 def _valid_rows(outputs: Any, batch: Any) -> tuple[Tensor, Tensor]:
@@ -99,11 +115,13 @@ class ZeroShotEvaluation(Callback):
         self._rows: Tensor | None = None
         self._columns: Tensor | None = None
         self._samples: list[Tensor] = []
+        self.field_metrics: dict[str, FieldAccuracy] = {}
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         num_classes = len(pl_module.unseen)
         for split in (VAL, TEST):
             self.metrics[split] = zsl_metrics(num_classes).to(pl_module.device)
+            self.field_metrics[split] = FieldAccuracy(len(_fields(pl_module))).to(pl_module.device)
         self._rows = positions(pl_module.unseen, len(pl_module.class_names), pl_module.device)
         candidates = positions(pl_module.candidates, len(pl_module.class_names), pl_module.device)
         self._columns = candidates[list(pl_module.unseen)]
@@ -132,10 +150,18 @@ class ZeroShotEvaluation(Callback):
             return
         self.metrics[split] = self.metrics[split].to(pl_module.device)
         self.metrics[split].update(scores[keep].float(), targets[keep])
+        if "field_scores" in outputs:  # (B, K_u, D): each field's own ranking of the zero-shot classes
+            fields = _valid_rows({"scores": outputs["field_scores"], "labels": outputs["labels"]}, batch)[0]
+            self.field_metrics[split] = self.field_metrics[split].to(pl_module.device)
+            self.field_metrics[split].update(fields[keep].float(), targets[keep])
 
     def _log(self, split: str, pl_module: LightningModule) -> None:
         values = {key(split, k): v for k, v in self.metrics[split].compute().items()}
         self.metrics[split].reset()
+        if len(_fields(pl_module)) > 1:  # the same on every process (compute() synchronises)
+            per_field = self.field_metrics[split].compute()
+            values |= {key(split, f"{FIELD_TOP1}_{f}"): per_field[i] for i, f in enumerate(_fields(pl_module))}
+            self.field_metrics[split].reset()
         # Values are already reduced across processes by torchmetrics.
         pl_module.log_dict(values, prog_bar=split == VAL, sync_dist=False, rank_zero_only=False)
         self.last[split] = {k: float(v) for k, v in values.items()}

@@ -7,6 +7,9 @@ The one place metric names are spelled. Keys are ``<stage>/<name>``:
   classes (model selection; checkpoints and sweeps monitor :data:`VAL_TOP1`);
 * ``test/zsl_top1``, ``test/zsl_top5``, ``test/zsl_mean_class``: zero-shot accuracy on the unseen
   classes, measured once after fitting;
+* ``val/field_top1_<field>``, ``test/field_top1_<field>``: zero-shot top-1 when candidates are ranked
+  by one description field alone (``cos(V_f^y, F_{y,f})``; models with local fields), a diagnostic of
+  what each field carries;
 * ``val/gzsl_h``, ``val/gzsl_gamma``: the best harmonic mean of a selection run's generalised zero-shot
   validation and the calibration γ that reaches it (carried to the final run);
 * ``test/gzsl_seen``, ``test/gzsl_unseen``, ``test/gzsl_h``: generalised zero-shot accuracy on seen-
@@ -23,6 +26,7 @@ from torchmetrics.classification import MulticlassAccuracy
 TRAIN, VAL, TEST = "train", "val", "test"
 ZSL_TOP1, ZSL_TOP5, ZSL_MEAN_CLASS = "zsl_top1", "zsl_top5", "zsl_mean_class"
 GZSL_SEEN, GZSL_UNSEEN, GZSL_H = "gzsl_seen", "gzsl_unseen", "gzsl_h"
+FIELD_TOP1 = "field_top1"
 #: The zero-shot metrics, in table order.
 ZSL_METRICS: tuple[str, ...] = (ZSL_TOP1, ZSL_TOP5, ZSL_MEAN_CLASS)
 #: What a run writes beside its checkpoints after testing.
@@ -65,6 +69,30 @@ class MeanClassAccuracy(Metric):
     def compute(self) -> Tensor:
         present = self.total > 0
         return (self.correct[present] / self.total[present]).mean()
+
+
+class FieldAccuracy(Metric):
+    """Top-1 accuracy of each description field's ranking of the candidates.
+
+    Args:
+        num_fields: ``D``, the fields scored.
+    """
+
+    full_state_update = False
+
+    def __init__(self, num_fields: int) -> None:
+        super().__init__()
+        self.add_state("correct", default=torch.zeros(num_fields), dist_reduce_fx="sum")
+        self.add_state("total", default=torch.zeros(()), dist_reduce_fx="sum")
+
+    def update(self, field_scores: Tensor, targets: Tensor) -> None:
+        """``field_scores`` ``(N, K, D)``; ``targets`` ``(N,)`` candidate positions."""
+        self.correct += (field_scores.argmax(dim=1) == targets[:, None]).float().sum(dim=0)
+        self.total += len(targets)
+
+    def compute(self) -> Tensor:
+        """``(D,)`` accuracies."""
+        return self.correct / self.total.clamp(min=1)
 
 
 def zsl_metrics(num_classes: int) -> MetricCollection:

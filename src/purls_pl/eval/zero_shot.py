@@ -80,3 +80,47 @@ def mean_class_accuracy(scores: Tensor, targets: Tensor) -> float:
     pred = scores.argmax(dim=-1)
     accs = [(pred[targets == c] == c).float().mean() for c in targets.unique()]
     return torch.stack(accs).mean().item()
+
+
+def field_similarities(skeleton: Tensor, class_text: Tensor) -> Tensor:
+    """Cosine of each candidate's per-field skeleton embedding with its own text, field by field.
+
+    Args:
+        skeleton: ``(B, K, D, m)`` embeddings ``V_f^y`` (queried by candidate y's field-f description).
+        class_text: ``(K, D, m)`` the candidates' text ``F_{y,f}``.
+
+    Returns:
+        ``(B, K, D)`` similarities ``cos(V_f^y, F_{y,f})``.
+    """
+    if skeleton.dim() != 4 or skeleton.shape[1:3] != class_text.shape[:2]:
+        raise ValueError(f"skeleton {tuple(skeleton.shape)} must be (B, K, D, m) for text {tuple(class_text.shape)}")
+    return (F.normalize(skeleton.float(), dim=-1) * F.normalize(class_text.float(), dim=-1).unsqueeze(0)).sum(-1)
+
+
+def with_local_fields(
+    global_scores: Tensor,
+    local_sims: Tensor,
+    weight: float,
+    scoring: Scoring = "cosine",
+    logit_scale: Tensor | float = 1.0,
+) -> Tensor:
+    """Candidate scores that also use the local fields (body parts, phases): ``(1 - λ)·S + λ·S_local``.
+
+    ``S`` are the global scores (``cosine`` or ``eq5``); ``S_local`` is the mean local similarity
+    ``mean_f cos(V_f^y, F_{y,f})`` under ``cosine`` and its log-softmax over the candidates (at the
+    global temperature) under ``eq5``, so both terms are log-probabilities and the sum is a product of
+    experts. ``λ = 0`` is the paper's inference (global only).
+
+    Args:
+        global_scores: ``(B, K)``.
+        local_sims: ``(B, K, D_local)`` per-field similarities of the local fields.
+        weight: ``λ`` in ``[0, 1]``.
+        scoring: ``cosine`` or ``eq5`` (as ``global_scores`` were made).
+        logit_scale: ``1/τ`` of the global field (``eq5`` only).
+    """
+    if weight == 0 or local_sims.shape[-1] == 0:
+        return global_scores
+    local = local_sims.mean(dim=-1)
+    if scoring == "eq5":
+        local = (local * logit_scale).log_softmax(dim=-1)
+    return (1.0 - weight) * global_scores + weight * local

@@ -36,8 +36,9 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -45,6 +46,9 @@ from torch import Tensor, nn
 
 from purls_pl.data.skeletons import SkeletonSet
 from purls_pl.storage import atomic_torch_save, default_cache_dir
+
+if TYPE_CHECKING:
+    from purls_pl.text.encoder import ClassText
 
 log = logging.getLogger(__name__)
 
@@ -263,3 +267,33 @@ class FeatureCache:
         }
         (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
         log.info("features: extracted %s in %.1f s into %s", shape, manifest["seconds"], out)
+
+
+def check_backbone_classes(meta: dict[str, Any], class_text: ClassText) -> None:
+    """Refuse a stage-1 backbone that was trained on a class this run does not train on (an unseen or a
+    validation class would leak through the features).
+
+    Exports record the names of their seen classes (``meta["seen_class_names"]``); an export without
+    that record (written by hand or by an older version) is accepted with a warning.
+
+    Raises:
+        ValueError: naming the backbone's classes, the run's seen classes and the offending ones.
+    """
+    trained = meta.get("seen_class_names")
+    if trained is None:
+        if "seen_classes" not in meta:
+            warnings.warn(
+                "the backbone export records no seen classes: it cannot be checked against the split's seen classes",
+                stacklevel=3,
+            )
+            return
+        trained = [class_text.class_names[c] for c in meta["seen_classes"] if c < len(class_text.class_names)]
+    allowed = [class_text.class_names[c] for c in class_text.seen]
+    foreign = sorted(set(trained) - set(allowed))
+    if foreign:
+        raise ValueError(
+            f"the stage-1 backbone was trained on {len(trained)} classes {sorted(trained)}, but this run trains on "
+            f"{len(allowed)} seen classes {sorted(allowed)}: {foreign} are not among them, so their features would "
+            "leak into zero-shot evaluation. Use the backbone of this split, protocol and validation fold "
+            "(model.backbone.checkpoint=auto; make backbone SPLIT=<split>)"
+        )

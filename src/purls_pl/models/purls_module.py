@@ -10,7 +10,6 @@ label information is used at test time.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,47 +19,18 @@ from pytorch_lightning import LightningModule
 from torch import Tensor, nn
 
 from purls_pl.data.layouts import SkeletonLayout
-from purls_pl.eval.zero_shot import Scoring, zero_shot_scores
+from purls_pl.eval.zero_shot import Scoring, field_similarities, with_local_fields, zero_shot_scores
 from purls_pl.models.checkpoint import SPEC_KEY, module_from_checkpoint, module_spec, plain
-from purls_pl.models.features import FrozenBackbone
+from purls_pl.models.features import FrozenBackbone, check_backbone_classes
 from purls_pl.models.losses import AlphaMode, PartAwareContrastiveLoss
 from purls_pl.models.partition import AdaptivePartitioner, Partitioner, PartitionerFactory
+from purls_pl.models.regularizers import drop_nodes, text_noise
 from purls_pl.text.encoder import ClassText
-from purls_pl.text.fields import FIELDS, GLOBAL_INDEX
+from purls_pl.text.fields import FIELDS
 
 
 class LeakageError(RuntimeError):
     """A training batch held a class outside the seen set."""
-
-
-def check_backbone_classes(meta: dict[str, Any], class_text: ClassText) -> None:
-    """Refuse a stage-1 backbone that was trained on a class this run does not train on (an unseen or a
-    validation class would leak through the features).
-
-    Exports record the names of their seen classes (``meta["seen_class_names"]``); an export without
-    that record (written by hand or by an older version) is accepted with a warning.
-
-    Raises:
-        ValueError: naming the backbone's classes, the run's seen classes and the offending ones.
-    """
-    trained = meta.get("seen_class_names")
-    if trained is None:
-        if "seen_classes" not in meta:
-            warnings.warn(
-                "the backbone export records no seen classes: it cannot be checked against the split's seen classes",
-                stacklevel=3,
-            )
-            return
-        trained = [class_text.class_names[c] for c in meta["seen_classes"] if c < len(class_text.class_names)]
-    allowed = [class_text.class_names[c] for c in class_text.seen]
-    foreign = sorted(set(trained) - set(allowed))
-    if foreign:
-        raise ValueError(
-            f"the stage-1 backbone was trained on {len(trained)} classes {sorted(trained)}, but this run trains on "
-            f"{len(allowed)} seen classes {sorted(allowed)}: {foreign} are not among them, so their features would "
-            "leak into zero-shot evaluation. Use the backbone of this split, protocol and validation fold "
-            "(model.backbone.checkpoint=auto; make backbone SPLIT=<split>)"
-        )
 
 
 class SkeletonProjector(nn.Module):
@@ -123,6 +93,10 @@ class PurlsModule(LightningModule):
             ``normalize((1 - β)·F_global + β·L)``, its global description fused with its label's own
             embedding ``L`` (the adaptive partitioner is still queried with the description). Training
             is unchanged; ``0`` scores the description alone.
+        field_weight: ``λ`` in ``[0, 1]``: at inference, each candidate's score also uses the local fields
+            (body parts, phases), ``(1 - λ)·S_global + λ·S_local`` (:func:`~purls_pl.eval.zero_shot.
+            with_local_fields`), so the phases' temporal order and the parts reach the prediction; ``0`` =
+            the paper's global-only inference.
         text_noise: Text-space augmentation: each training step perturbs the seen classes' text (loss
             targets and queries) by Gaussian noise of this relative size, renormalised; ``0`` = off.
         node_dropout: Feature dropout: each training step zeroes this share of the backbone's nodes
@@ -148,14 +122,17 @@ class PurlsModule(LightningModule):
         queries: Literal["true_class", "candidates"] = "true_class",
         scoring: Scoring = "cosine",
         label_fusion: float = 0.0,
+        field_weight: float = 0.0,
         text_noise: float = 0.0,
         node_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if scoring not in ("cosine", "eq5"):
             raise ValueError(f"model.scoring must be 'cosine' or 'eq5', got {scoring!r}")
-        if not 0.0 <= label_fusion <= 1.0 or not 0.0 <= node_dropout < 1.0 or text_noise < 0:
-            raise ValueError("model.label_fusion must lie in [0, 1], model.node_dropout in [0, 1), text_noise >= 0")
+        if not (0.0 <= label_fusion <= 1.0 and 0.0 <= field_weight <= 1.0 and 0.0 <= node_dropout < 1.0):
+            raise ValueError("model.label_fusion, model.field_weight must lie in [0, 1], model.node_dropout in [0, 1)")
+        if text_noise < 0:
+            raise ValueError(f"model.text_noise must be >= 0, got {text_noise}")
         if label_fusion > 0 and class_text.labels is None:
             raise ValueError("model.label_fusion needs the labels' embeddings (ClassText.labels) from the datamodule")
         check_backbone_classes(backbone.meta, class_text)
@@ -173,10 +150,11 @@ class PurlsModule(LightningModule):
         self.register_buffer(
             "seen_text", class_text.embeddings[list(self.seen)][:, fields_idx].clone(), persistent=False
         )
-        # Evaluation queries with every candidate's global description and scores against it (fused with its
-        # label's embedding under label_fusion).
-        candidate_text = class_text.embeddings[list(self.candidates), GLOBAL_INDEX].clone()
-        self.register_buffer("candidate_text", candidate_text, persistent=False)
+        # Evaluation queries with every candidate's descriptions and scores against its global one (fused with
+        # its label's embedding under label_fusion) and, under field_weight, its local ones.
+        candidate_fields = class_text.embeddings[list(self.candidates)][:, fields_idx].clone()
+        self.register_buffer("candidate_fields", candidate_fields, persistent=False)
+        self.register_buffer("candidate_text", candidate_fields[:, -1].clone(), persistent=False)
         labels = class_text.labels if class_text.labels is not None else torch.zeros_like(class_text.embeddings[:, 0])
         self.register_buffer("class_labels", labels.clone(), persistent=False)
         position = torch.full((len(class_text.class_names),), -1, dtype=torch.long)
@@ -212,10 +190,47 @@ class PurlsModule(LightningModule):
             raise ValueError("label_fusion needs the candidates' label embeddings")
         return F.normalize((1.0 - beta) * candidates + beta * labels.to(candidates), dim=-1)
 
+    def field_embeddings(self, nodes: Tensor, fields_text: Tensor) -> Tensor:
+        """``V_f^y`` ``(B, K, D, m)`` of every candidate y and active field f, queried by ``fields_text``
+        ``(K, D, m)`` (a static partitioner gives every candidate the same V)."""
+        b, (k, d, m) = nodes.shape[0], fields_text.shape
+        if self.partitioner.text_conditioned:
+            v, _ = self(nodes, fields_text.reshape(1, k * d, m).expand(b, -1, -1))
+            return v.view(b, k, d, m)
+        v, _ = self(nodes, fields_text[:1].expand(b, -1, -1))
+        return v.unsqueeze(1).expand(b, k, d, m)
+
+    def candidate_scores(self, nodes: Tensor, fields_text: Tensor, labels: Tensor | None = None) -> dict[str, Tensor]:
+        """Scores of candidates with active-field text ``fields_text`` ``(K, D, m)`` (global last).
+
+        Returns:
+            ``{"scores": (B, K)}`` (``hparams.scoring``, ``label_fusion``, ``field_weight``), plus, when the
+            partitioner has local fields, ``"fields": (B, K, D)`` per-field similarities and ``"global":
+            (B, K)`` the global scores alone (for scoring a subset of the candidates).
+        """
+        target = self.fused(fields_text[:, -1], labels)
+        if len(self.fields) == 1:
+            return {"scores": self.scores_of(self.global_embedding(nodes, fields_text[:, -1]), target)}
+        v = self.field_embeddings(nodes, fields_text)
+        fields = field_similarities(v, fields_text)
+        own = v[:, :, -1] if self.partitioner.text_conditioned else v[:, 0, -1]
+        global_scores = self.scores_of(own, target)
+        return {"scores": self.combine(global_scores, fields), "fields": fields, "global": global_scores}
+
+    def combine(self, global_scores: Tensor, fields: Tensor) -> Tensor:
+        """``(1 - λ)·S_global + λ·S_local`` of global scores ``(B, K)`` and per-field similarities ``(B, K, D)``."""
+        hp, scale = self.hparams, self.criterion.logit_scale()[-1]
+        return with_local_fields(global_scores, fields[..., :-1], hp.field_weight, hp.scoring, scale)
+
     def score(self, nodes: Tensor, candidates: Tensor, labels: Tensor | None = None) -> Tensor:
-        """Zero-shot scores ``(B, K)`` against candidate global text ``(K, m)`` (``hparams.scoring``; with
-        ``label_fusion``, ``labels`` ``(K, m)`` are the candidates' label embeddings)."""
-        return self.scores_of(self.global_embedding(nodes, candidates), self.fused(candidates, labels))
+        """Zero-shot scores ``(B, K)`` of candidates with text ``(K, m)`` (their global field) or ``(K, D, m)``
+        (the active fields, global last; ``field_weight`` needs them); ``labels`` ``(K, m)``: their label
+        embeddings (``label_fusion``)."""
+        if candidates.dim() == 2:
+            if self.hparams.field_weight > 0:
+                raise ValueError("model.field_weight needs every active field's text of the candidates")
+            return self.scores_of(self.global_embedding(nodes, candidates), self.fused(candidates, labels))
+        return self.candidate_scores(nodes, candidates, labels)["scores"]
 
     def scores_of(self, v: Tensor, candidates: Tensor) -> Tensor:
         """Scores ``(B, K)`` of global embeddings ``v`` (``(B, m)`` or ``(B, K, m)``) against ``(K, m)`` text."""
@@ -231,26 +246,10 @@ class PurlsModule(LightningModule):
             raise LeakageError(f"training batch contains non-seen classes {bad}; the loss only sees seen classes")
         return pos
 
-    def noisy(self, text: Tensor) -> Tensor:
-        """``text`` ``(..., m)`` with relative Gaussian noise of size ``text_noise``, renormalised (training only)."""
-        sigma = self.hparams.text_noise
-        if sigma == 0:
-            return text
-        noise = torch.randn_like(text) * (sigma / text.shape[-1] ** 0.5)
-        return F.normalize(text + noise * text.norm(dim=-1, keepdim=True), dim=-1)
-
-    def drop_nodes(self, nodes: Tensor) -> Tensor:
-        """``nodes`` ``(B, N, n)`` with a ``node_dropout`` share of whole nodes zeroed, the rest rescaled."""
-        p = self.hparams.node_dropout
-        if p == 0:
-            return nodes
-        keep = torch.rand(nodes.shape[:2], device=nodes.device) >= p
-        return nodes * keep.unsqueeze(-1).to(nodes.dtype) / (1.0 - p)
-
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         targets = self.seen_targets(batch["y"])
-        nodes = self.drop_nodes(self.node_features(batch))
-        text = self.noisy(self.seen_text)
+        nodes = drop_nodes(self.node_features(batch), self.hparams.node_dropout)
+        text = text_noise(self.seen_text, self.hparams.text_noise)
         if self.partitioner.text_conditioned and self.hparams.queries == "candidates":
             k, d, m = text.shape
             v, _ = self(nodes, text.reshape(1, k * d, m).expand(len(targets), -1, -1))
@@ -278,14 +277,30 @@ class PurlsModule(LightningModule):
             over them alone, as Eq. 5's Y_uc), "labels": (B,) dataset class ids}``.
         """
         nodes = self.node_features(batch)
-        v = self.global_embedding(nodes, self.candidate_text)
-        target = self.fused(self.candidate_text, self.class_labels[list(self.candidates)])
-        scores = self.scores_of(v, target)
+        out = self.candidate_scores(nodes, self.candidate_fields, self.class_labels[list(self.candidates)])
+        labels = {"labels": batch["y"]}
         if not self.gzsl:
-            return {"scores": scores, "zsl_scores": scores, "labels": batch["y"]}
+            return {"scores": out["scores"], "zsl_scores": out["scores"], **labels, **self._fields(out, None)}
         columns = self.zsl_columns
-        own = v[:, columns] if v.dim() == 3 else v
-        return {"scores": scores, "zsl_scores": self.scores_of(own, target[columns]), "labels": batch["y"]}
+        if "fields" in out:
+            zsl = self.combine(self._zsl_global(nodes, out, columns), out["fields"][:, columns])
+        else:
+            zsl = self._zsl_global(nodes, out, columns)
+        return {"scores": out["scores"], "zsl_scores": zsl, **labels, **self._fields(out, columns)}
+
+    def _zsl_global(self, nodes: Tensor, out: dict[str, Tensor], columns: list[int]) -> Tensor:
+        """Global scores against the zero-shot classes alone (``eq5``'s softmax runs over them)."""
+        if self.hparams.scoring == "cosine":
+            return (out["global"] if "global" in out else out["scores"])[:, columns]
+        target = self.fused(self.candidate_text, self.class_labels[list(self.candidates)])[columns]
+        v = self.global_embedding(nodes, self.candidate_text)
+        return self.scores_of(v[:, columns] if v.dim() == 3 else v, target)
+
+    def _fields(self, out: dict[str, Tensor], columns: list[int] | None) -> dict[str, Tensor]:
+        """``{"field_scores": (B, K_u, D)}``: per-field similarities against the zero-shot classes."""
+        if "fields" not in out:
+            return {}
+        return {"field_scores": out["fields"] if columns is None else out["fields"][:, columns]}
 
     @property
     def zsl_columns(self) -> list[int]:
@@ -323,14 +338,15 @@ class PurlsModule(LightningModule):
     checkpoint_spec: dict[str, Any] | None = None
 
     def full_class_text(self) -> Tensor:
-        """``(K, len(FIELDS), m)`` text holding what the module was built with: the seen classes' active
-        fields and every candidate's global field (zeros elsewhere)."""
+        """``(K, len(FIELDS), m)`` text holding what the module was built with: the seen classes' and the
+        candidates' active fields (zeros elsewhere)."""
         seen_text = self.seen_text.detach().cpu()
         text = torch.zeros(len(self.class_names), len(FIELDS), seen_text.shape[-1], dtype=seen_text.dtype)
         fields = list(self.partitioner.field_index)
         for row, cls in enumerate(self.seen):
             text[cls, fields] = seen_text[row]
-        text[list(self.candidates), GLOBAL_INDEX] = self.candidate_text.detach().cpu()
+        for row, cls in enumerate(self.candidates):
+            text[cls, fields] = self.candidate_fields[row].detach().cpu()
         return text
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
