@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 PURLS := $(BIN)/python -m purls_pl
 CONFIGS = $$($(PURLS) configs $(SPLIT) --stage $(1))
 
-.PHONY: help install train backbone fit select bench bench-ucla bench-penn report sweep test test-all lint format clean
+.PHONY: help install train backbone fit select bench bench-ucla bench-penn bench-levers report sweep test test-all lint format clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -63,13 +63,17 @@ UCLA_ROOT ?= ../shared/data/nw-ucla/all_sqe
 PENN_ROOT ?= ../shared/data/penn-action/labels
 # Tables run JOBS runs side by side with one torch thread each: the numbers depend on the thread count only.
 JOBS ?= $$(nproc)
-TABLE = $(PURLS) table experiments/tables/$(1).yaml --out lightning_logs/tables/$(1) --jobs $(JOBS) --threads 1 \
+TABLE = $(PURLS) table experiments/tables/$(1).yaml --out lightning_logs/tables/$(or $(3),$(1)) --jobs $(JOBS) --threads 1 \
 	  --set=--data.source.init_args.root=$(2) --publish results --readme README.md $(if $(RESELECT),--reselect)
 bench-ucla: install ## NW-UCLA table under the evaluation protocol -> results/, README (RESELECT=1: re-derive selections)
 	$(call TABLE,nw-ucla,$(UCLA_ROOT))
 
 bench-penn: install ## Penn Action table under the evaluation protocol -> results/, README (RESELECT=1: re-derive selections)
 	$(call TABLE,penn-action,$(PENN_ROOT))
+
+bench-levers: install ## What each text/alignment lever adds (NW-UCLA and Penn Action, 5 unseen classes) -> results/, README
+	$(call TABLE,nw-ucla-levers,$(UCLA_ROOT),nw-ucla)
+	$(call TABLE,penn-action-levers,$(PENN_ROOT),penn-action)
 
 bench: install ## Every CPU benchmark: the NW-UCLA and Penn Action tables (+ their wall times)
 	@start=$$(date +%s); \

@@ -145,3 +145,30 @@ def test_nw_ucla_table_spec_on_real_data(tmp_path, tiny_clip, monkeypatch):
         assert 0.0 <= r["test/zsl_top1"] <= 1.0 and r["num_unseen_classes"] == 2
     markdown, _ = aggregate(spec, records, tmp_path / "out")
     assert "| *chance level* | 50.00 |" in markdown and "Not comparable with the paper" in markdown
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "experiments" / "tables").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_committed_table_spec_loads(path):
+    spec = TableSpec.load(path)
+    assert spec.rows and spec.units()
+    for row in spec.rows:  # every row's stage and arguments resolve
+        stage, _ = spec.stage_and_args(row)
+        assert stage in ("purls", "global")
+    if "levers" in path.stem:  # a lever table: one row per lever, the all-levers selection last
+        assert spec.rows[-1].select == "purls" and "selected" in spec.rows[-1].name
+        plain = [r for r in spec.rows if r.select == "purls-plain" and r.args]
+        assert len(plain) >= 9 and len({tuple(r.args) for r in plain}) == len(plain)
+
+
+def test_extends_starts_from_another_spec(tmp_path):
+    base = {"name": "b", "splits": ["demo_15_5"], "seeds": [0], "selections": {"g": {"stage": "global"}}}
+    base["rows"] = [{"name": "r", "select": "g"}]
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    child = {"extends": "base.yaml", "name": "c", "selections": {"p": {"stage": "purls"}}}
+    child["rows"] = [{"name": "r", "select": "g"}, {"name": "s", "select": "p"}]
+    (tmp_path / "child.yaml").write_text(yaml.safe_dump(child))
+    spec = TableSpec.load(tmp_path / "child.yaml")
+    assert spec.name == "c" and spec.splits == ["demo_15_5"] and set(spec.selections) == {"g", "p"}
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump({**base, "extends": "child.yaml"}))
+    with pytest.raises(ValueError, match="cycle"):
+        TableSpec.load(tmp_path / "child.yaml")

@@ -33,7 +33,7 @@ from typing import Any
 import yaml
 
 from purls_pl.apps.experiments import EXPERIMENTS, Stage, experiment_args, selection_file
-from purls_pl.apps.run_pool import Job, RunPool, default_jobs
+from purls_pl.apps.run_pool import VOLATILE, Job, RunPool, default_jobs
 from purls_pl.data.splits import get_split, selection_name
 from purls_pl.eval.metrics import VAL, VAL_CURVE_FILE, VAL_TOP1, key
 from purls_pl.storage import atomic_write_json, atomic_write_text
@@ -199,8 +199,11 @@ def select(
     backbones = [job.directory.with_suffix(".pt") for job in stage1]
     count = 0
 
+    computed = [a for a in extra if not a.startswith(VOLATILE)]
+
     def trial_job(overrides: dict[str, Any], fold: int) -> Job:
-        run_dir = out / split / name / _slug(overrides) / f"fold{fold}"
+        # keyed by what the trial computes, so selections of one stage share their common trials
+        run_dir = out / split / stage / _slug({**overrides, "//args": computed}) / f"fold{fold}"
         args = (
             "fit",
             *experiment_args(split, stage, selected=None, recipe=recipe),

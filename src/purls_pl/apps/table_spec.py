@@ -14,6 +14,21 @@ from purls_pl.data.splits import get_split, random_split_name
 __all__ = ["Row", "SelectionSpec", "TableSpec"]
 
 
+def read_spec(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The spec file's keys, after those of the spec it ``extends`` (module docstring of the table runner)."""
+    if path.resolve() in _seen:
+        raise ValueError(f"table spec {path}: 'extends' forms a cycle through {[str(p) for p in _seen]}")
+    if not path.is_file():
+        raise FileNotFoundError(f"table spec {path} does not exist")
+    raw = yaml.safe_load(path.read_text()) or {}
+    base_name = raw.pop("extends", None)
+    if base_name is None:
+        return raw
+    base = read_spec(path.parent / base_name, (*_seen, path.resolve()))
+    selections = {**(base.get("selections") or {}), **(raw.get("selections") or {})}
+    return {**base, **raw, "selections": selections}
+
+
 @dataclass
 class SelectionSpec:
     """A method whose settings are chosen on validation classes: its experiment files (``stage``), its own
@@ -58,7 +73,9 @@ class TableSpec:
 
     @classmethod
     def load(cls, path: str | Path) -> TableSpec:
-        raw = yaml.safe_load(Path(path).read_text())
+        """Read a spec; ``extends: <spec file>`` (relative to this one) starts from another spec's keys,
+        which this file's keys replace (``selections`` are merged by name)."""
+        raw = read_spec(Path(path))
         missing = [k for k in ("name", "splits", "seeds", "rows") if k not in raw]
         if missing:
             raise ValueError(f"table spec {path} is missing {missing}; see purls_pl.apps.table's docstring")

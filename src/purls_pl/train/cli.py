@@ -115,6 +115,23 @@ def run_name(config: Namespace, prefix: str = "") -> str:
     return prefix + run_split_name(config) + (f"-{variant}" if variant else "")
 
 
+def add_final_run_args(parser: LightningArgumentParser, monitor: str, test_help: str) -> None:
+    """The ``checkpoint`` group (:class:`FinalCheckpoint`: ``last.ckpt`` holds the final weights; a "best"
+    checkpoint is chosen by ``monitor``, a validation metric) with its defaults, and ``--test_after_fit``
+    (what the test after a final fit measures: ``test_help``)."""
+    parser.add_lightning_class_args(FinalCheckpoint, "checkpoint")
+    parser.set_defaults(
+        {
+            "checkpoint.monitor": monitor,
+            "checkpoint.mode": "max",
+            "checkpoint.save_last": True,
+            "checkpoint.filename": "best-{epoch:03d}",
+            "checkpoint.auto_insert_metric_name": False,
+        }
+    )
+    parser.add_argument("--test_after_fit", type=bool, default=True, help=test_help)
+
+
 def checkpoint_defaults(config: Namespace, monitor: str, validates: bool) -> None:
     """A run without validation (a final PURLS run, or stage 1 without a holdout) has nothing to monitor: it
     keeps ``last.ckpt`` only, the final weights. A configured monitor other than the default stays."""
@@ -185,21 +202,10 @@ class PurlsCLI(LightningCLI):
         parser.link_arguments("data.layout", "model.layout", apply_on="instantiate")
         parser.add_lightning_class_args(ZeroShotEvaluation, "zero_shot")
         parser.add_lightning_class_args(GeneralizedZeroShotEvaluation, "gzsl")
-        parser.add_lightning_class_args(FinalCheckpoint, "checkpoint")
-        parser.set_defaults(
-            {
-                "checkpoint.monitor": VAL_TOP1,
-                "checkpoint.mode": "max",
-                "checkpoint.save_last": True,
-                "checkpoint.filename": "best-{epoch:03d}",
-                "checkpoint.auto_insert_metric_name": False,
-            }
-        )
-        parser.add_argument(
-            "--test_after_fit",
-            type=bool,
-            default=True,
-            help="After a final fit (data.protocol=final), test its final weights on the unseen classes once "
+        add_final_run_args(
+            parser,
+            VAL_TOP1,
+            "After a final fit (data.protocol=final), test its final weights on the unseen classes once "
             "and write results.json. A selection run never tests.",
         )
 

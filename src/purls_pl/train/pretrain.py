@@ -16,10 +16,9 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
 from purls_pl.models.classifier import BackboneClassifier, ExportBackbone
 from purls_pl.train.checkpoint_io import use_atomic_checkpoint_io
-from purls_pl.train.cli import CLI_OPTIONS, checkpoint_defaults, name_runs, resolve_data_derived
+from purls_pl.train.cli import CLI_OPTIONS, add_final_run_args, checkpoint_defaults, name_runs, resolve_data_derived
 from purls_pl.train.datamodule import PretrainDataModule
 from purls_pl.train.resumable import ExactResume
-from purls_pl.train.wiring import FinalCheckpoint
 
 #: Stage 1's validation metric: accuracy on the held-out share of the training protocol.
 HOLDOUT_TOP1 = "val/seen_top1"
@@ -50,21 +49,10 @@ class PretrainCLI(LightningCLI):
         parser.link_arguments("data.input_format", "model.input_format", apply_on="instantiate")
         parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
         parser.add_lightning_class_args(ExportBackbone, "export")
-        parser.add_lightning_class_args(FinalCheckpoint, "checkpoint")
-        parser.set_defaults(
-            {
-                "checkpoint.monitor": HOLDOUT_TOP1,
-                "checkpoint.mode": "max",
-                "checkpoint.save_last": True,
-                "checkpoint.filename": "best-{epoch:03d}",
-                "checkpoint.auto_insert_metric_name": False,
-            }
-        )
-        parser.add_argument(
-            "--test_after_fit",
-            type=bool,
-            default=True,
-            help="After a final fit, test the backbone on the seen classes' test samples (recorded in the export).",
+        add_final_run_args(
+            parser,
+            HOLDOUT_TOP1,
+            "After a final fit, test the backbone on the seen classes' test samples (recorded in the export).",
         )
 
 
