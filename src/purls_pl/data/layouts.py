@@ -121,22 +121,22 @@ class SkeletonLayout:
 
 #: Joints 5-20 of both Kinect skeletons (v1 and v2 order them alike; they differ in the spine names).
 _KINECT_LIMBS: tuple[str, ...] = (
-        "left_shoulder",
-        "left_elbow",
-        "left_wrist",
-        "left_hand",
-        "right_shoulder",
-        "right_elbow",
-        "right_wrist",
-        "right_hand",
-        "left_hip",
-        "left_knee",
-        "left_ankle",
-        "left_foot",
-        "right_hip",
-        "right_knee",
-        "right_ankle",
-        "right_foot",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "left_hand",
+    "right_shoulder",
+    "right_elbow",
+    "right_wrist",
+    "right_hand",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "left_foot",
+    "right_hip",
+    "right_knee",
+    "right_ankle",
+    "right_foot",
 )
 
 
