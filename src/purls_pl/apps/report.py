@@ -14,7 +14,14 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from purls_pl.eval.metrics import FIELD_TOP1, RESULTS_FILE, TEST_MEAN_CLASS, TEST_TOP1, TEST_TOP5
+from purls_pl.eval.metrics import (
+    FIELD_TOP1,
+    RESULTS_FILE,
+    TEST_MEAN_CLASS,
+    TEST_TOP1,
+    TEST_TOP5,
+    TOP5_MIN_CANDIDATES,
+)
 from purls_pl.text.fields import FIELDS
 
 COLUMNS = (TEST_TOP1, TEST_TOP5, TEST_MEAN_CLASS)
@@ -50,10 +57,12 @@ def _gzsl_h(row: dict[str, object]) -> str:
 
 
 def markdown(rows: Sequence[dict[str, object]]) -> str:
-    """The rows as a Markdown table of percentages (GZSL H at calibration γ of the run, when recorded)."""
+    """The rows as a Markdown table of percentages (GZSL H at calibration γ of the run, when recorded; no top-5
+    with 5 or fewer candidates)."""
     lines = ["| run | " + " | ".join(HEADERS) + " | GZSL H % | epochs |", "|---|" + "---:|" * (len(HEADERS) + 2)]
     for row in rows:
-        values = [f"{100 * float(row[c]):.2f}" if c in row else "–" for c in COLUMNS]
+        few = int(row.get("num_unseen_classes", TOP5_MIN_CANDIDATES)) < TOP5_MIN_CANDIDATES  # top-5 = 100 %
+        values = [f"{100 * float(row[c]):.2f}" if c in row and not (few and c == TEST_TOP5) else "–" for c in COLUMNS]
         lines.append(f"| {row['run']} | " + " | ".join(values) + f" | {_gzsl_h(row)} | {row.get('epoch', '–')} |")
     return "\n".join(lines)
 

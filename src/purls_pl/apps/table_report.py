@@ -19,11 +19,9 @@ import numpy as np
 
 from purls_pl.apps.table_spec import TableSpec
 from purls_pl.data.splits import get_split
-from purls_pl.eval.metrics import TEST_MEAN_CLASS, TEST_TOP1, TEST_TOP5
+from purls_pl.eval.metrics import TEST_MEAN_CLASS, TEST_TOP1, TEST_TOP5, TOP5_MIN_CANDIDATES
 from purls_pl.eval.stats import bootstrap_interval, mean_std
 
-#: Top-5 is shown only for more candidates than this (with 5 or fewer it is always 100%).
-TOP5_MIN_CANDIDATES = 6
 #: Heads the per-run listing that follows the table of means (the README shows the means only).
 PER_RUN_HEADING = "Per run (top-1 %):"
 
