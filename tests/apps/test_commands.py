@@ -9,6 +9,7 @@ import pytest
 
 from purls_pl.apps import commands, report
 from purls_pl.apps.experiments import experiment_args
+from purls_pl.text.fields import FIELDS
 from purls_pl.train import cli, pretrain
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,7 +39,7 @@ def test_user_errors_print_one_line_and_exit_2(capsys):
     assert capsys.readouterr().err.strip() == "error: data/x does not exist; download it"
 
 
-def _write_run(root: Path, name: str, top1: float) -> None:
+def _write_run(root: Path, name: str, top1: float, fields: dict[str, float] | None = None) -> None:
     run = root / name / "version_0"
     run.mkdir(parents=True)
     (run / "results.json").write_text(
@@ -49,6 +50,7 @@ def _write_run(root: Path, name: str, top1: float) -> None:
                 "test/zsl_mean_class": top1,
                 "epoch": 3,
                 "num_unseen_classes": 5,
+                **{f"test/field_top1_{k}": v for k, v in (fields or {}).items()},
             }
         )
     )
@@ -65,7 +67,20 @@ def test_report_table_through_the_entry_point(tmp_path):
         check=True,
         cwd=REPO,
     ).stdout
-    assert "| purls | 90.00 | 100.00 | 90.00 | – | 3 |" in out and "| global | 50.00 |" in out
+    assert "| purls | 90.00 | – | 90.00 | – | 3 |" in out  # no top-5 among 5 candidates and "| global | 50.00 |" in out
     assert (tmp_path / "t.csv").read_text().splitlines()[0].startswith("run,test/zsl_top1")
     rows = report.collect([tmp_path])
     assert [r["run"] for r in rows] == ["global", "purls"]
+
+
+def test_report_fields_lists_each_fields_top1_and_their_mean(tmp_path):
+    _write_run(tmp_path, "seed0", 0.5, {f: 0.2 for f in FIELDS} | {"legs": 0.4})
+    _write_run(tmp_path, "seed1", 0.5, {f: 0.6 for f in FIELDS})
+    _write_run(tmp_path, "old", 0.5)  # a run from before per-field metrics: dashes, left out of the mean
+    table = report.field_markdown(report.collect([tmp_path]))
+    lines = table.splitlines()
+    assert lines[0] == "| run | " + " | ".join(FIELDS) + " |"
+    assert "| old | " + " | ".join(["–"] * len(FIELDS)) + " |" in lines
+    mean = dict(zip(FIELDS, lines[-1].split(" | ")[1:], strict=True))
+    assert lines[-1].startswith("| *mean* |")
+    assert mean["head"] == "40.00" and mean["legs"] == "50.00" and mean["global"].rstrip(" |") == "40.00"

@@ -10,7 +10,7 @@ import yaml
 
 from purls_pl.apps.run_pool import RunPool
 from purls_pl.apps.table import run_table
-from purls_pl.apps.table_report import aggregate
+from purls_pl.apps.table_report import aggregate, summary
 from purls_pl.apps.table_spec import TableSpec
 from purls_pl.train import cli, pretrain
 
@@ -94,6 +94,9 @@ def test_table_selects_runs_resumes_and_aggregates(tmp_path, tiny_clip, monkeypa
     assert "| *chance level* | 20.00 | 20.00 |" in markdown and "| *test samples* |" in markdown
     assert "5 unseen: demo_15_5 + 1 random folds" in markdown and "Not comparable" in markdown
     assert "± " in markdown and "[" in markdown and "Per run (top-1 %)" in markdown
+    means = summary(markdown)  # what the README shows: the means, the note, no per-run listing
+    assert "Not comparable" in means and "| PURLS |" in means and "Per run" not in means
+    assert "| PURLS | demo_15_5 |" in markdown and "| PURLS | demo_15_5 |" not in means
     purls = [r for r in rows if r["row"] == "PURLS"]
     assert [r["runs"] for r in purls] == [2, 3] and all(r["top5_mean"] is None for r in purls)  # 5 candidates
     assert all(r["top1_ci_low"] <= r["top1_mean"] <= r["top1_ci_high"] for r in purls)

@@ -2,7 +2,8 @@
 
 Every ``fit`` writes ``<run>/version_<k>/results.json`` (zero-shot test metrics of the final
 weights). This module collects them — the newest version of each run directory — and prints a
-Markdown table; ``--csv`` writes the same rows as CSV.
+Markdown table; ``--csv`` writes the same rows as CSV; ``--fields`` adds each field's own zero-shot
+top-1 (``test/field_top1_<field>``: the candidates ranked by that field alone) and their mean over the runs.
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from purls_pl.eval.metrics import RESULTS_FILE, TEST_MEAN_CLASS, TEST_TOP1, TEST_TOP5
+from purls_pl.eval.metrics import (
+    FIELD_TOP1,
+    RESULTS_FILE,
+    TEST_MEAN_CLASS,
+    TEST_TOP1,
+    TEST_TOP5,
+    TOP5_MIN_CANDIDATES,
+)
+from purls_pl.text.fields import FIELDS
 
 COLUMNS = (TEST_TOP1, TEST_TOP5, TEST_MEAN_CLASS)
 HEADERS = ("top-1 %", "top-5 %", "mean class %")
@@ -48,11 +57,29 @@ def _gzsl_h(row: dict[str, object]) -> str:
 
 
 def markdown(rows: Sequence[dict[str, object]]) -> str:
-    """The rows as a Markdown table of percentages (GZSL H at calibration γ of the run, when recorded)."""
+    """The rows as a Markdown table of percentages (GZSL H at calibration γ of the run, when recorded; no top-5
+    with 5 or fewer candidates)."""
     lines = ["| run | " + " | ".join(HEADERS) + " | GZSL H % | epochs |", "|---|" + "---:|" * (len(HEADERS) + 2)]
     for row in rows:
-        values = [f"{100 * float(row[c]):.2f}" if c in row else "–" for c in COLUMNS]
+        few = int(row.get("num_unseen_classes", TOP5_MIN_CANDIDATES)) < TOP5_MIN_CANDIDATES  # top-5 = 100 %
+        values = [f"{100 * float(row[c]):.2f}" if c in row and not (few and c == TEST_TOP5) else "–" for c in COLUMNS]
         lines.append(f"| {row['run']} | " + " | ".join(values) + f" | {_gzsl_h(row)} | {row.get('epoch', '–')} |")
+    return "\n".join(lines)
+
+
+def field_markdown(rows: Sequence[dict[str, object]]) -> str:
+    """Each field's own top-1 % per run (``test/field_top1_<field>``) and the mean over the runs that have it."""
+    keys = [f"test/{FIELD_TOP1}_{field}" for field in FIELDS]
+    lines = ["| run | " + " | ".join(FIELDS) + " |", "|---|" + "---:|" * len(FIELDS)]
+    for row in rows:
+        lines.append(
+            f"| {row['run']} | " + " | ".join(f"{100 * float(row[k]):.2f}" if k in row else "–" for k in keys) + " |"
+        )
+    means = []
+    for k in keys:
+        values = [float(row[k]) for row in rows if k in row]
+        means.append(f"{100 * sum(values) / len(values):.2f}" if values else "–")
+    lines.append("| *mean* | " + " | ".join(means) + " |")
     return "\n".join(lines)
 
 
@@ -60,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("roots", nargs="+", help="run directories, e.g. lightning_logs/demo_15_5")
     parser.add_argument("--csv", help="also write the rows to this CSV file")
+    parser.add_argument("--fields", action="store_true", help="also each field's own top-1 (ranked by that field)")
     args = parser.parse_args(argv)
     rows = collect(args.roots)
     if not rows:
@@ -67,6 +95,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     unseen = rows[0].get("num_unseen_classes")
     print(f"\nZero-shot accuracy on the {unseen} unseen classes (final weights):\n")
     print(markdown(rows))
+    if args.fields:
+        print("\nEach field's own top-1 % (the unseen candidates ranked by that field alone):\n")
+        print(field_markdown(rows))
     if args.csv:
         with open(args.csv, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=["run", *COLUMNS, "epoch", "path"], extrasaction="ignore")

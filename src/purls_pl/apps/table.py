@@ -43,7 +43,7 @@ from typing import Any
 from purls_pl.apps.experiments import experiment_args, selection_file
 from purls_pl.apps.run_pool import Job, Progress, RunPool, default_jobs
 from purls_pl.apps.select import select, write_selection
-from purls_pl.apps.table_report import aggregate, replace_block
+from purls_pl.apps.table_report import aggregate, replace_block, summary
 from purls_pl.apps.table_spec import TableSpec
 from purls_pl.eval.metrics import TEST_TOP1
 from purls_pl.eval.results import latest_results
@@ -203,5 +203,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         target.mkdir(parents=True, exist_ok=True)
         (target / f"{stem}.md").write_text(markdown)
         (target / f"{stem}.csv").write_text((Path(args.out) / "table.csv").read_text())
-    if args.readme:
-        replace_block(Path(args.readme), f"table:{stem}", markdown)
+    if args.readme:  # the means only; the per-run listing stays in the published (or --out) table.md
+        listing = Path(args.publish) / f"{stem}.md" if args.publish else Path(args.out) / "table.md"
+        replace_block(Path(args.readme), f"table:{stem}", summary(markdown) + f"\nPer-run values: `{listing}`.\n")

@@ -19,11 +19,11 @@ import numpy as np
 
 from purls_pl.apps.table_spec import TableSpec
 from purls_pl.data.splits import get_split
-from purls_pl.eval.metrics import TEST_MEAN_CLASS, TEST_TOP1, TEST_TOP5
+from purls_pl.eval.metrics import TEST_MEAN_CLASS, TEST_TOP1, TEST_TOP5, TOP5_MIN_CANDIDATES
 from purls_pl.eval.stats import bootstrap_interval, mean_std
 
-#: Top-5 is shown only for more candidates than this (with 5 or fewer it is always 100%).
-TOP5_MIN_CANDIDATES = 6
+#: Heads the per-run listing that follows the table of means (the README shows the means only).
+PER_RUN_HEADING = "Per run (top-1 %):"
 
 
 def columns(spec: TableSpec) -> list[tuple[str, list[str]]]:
@@ -75,7 +75,7 @@ def aggregate(spec: TableSpec, records: list[dict[str, Any]], out: str | Path) -
     lines.append("| *chance level* | " + " | ".join(chance) + " |")
     lines.append("| *test samples* | " + " | ".join(counts) + " |")
     rows_csv: list[dict[str, Any]] = []
-    per_run = ["", "Per run (top-1 %):", "", "| row | split | seed | top-1 | mean-class | stage-1 seen top-1 |"]
+    per_run = ["", PER_RUN_HEADING, "", "| row | split | seed | top-1 | mean-class | stage-1 seen top-1 |"]
     per_run.append("|---|---|---:|---:|---:|---:|")
     for row in spec.rows:
         cells = []
@@ -126,6 +126,11 @@ def aggregate(spec: TableSpec, records: list[dict[str, Any]], out: str | Path) -
         writer.writeheader()
         writer.writerows(rows_csv)
     return markdown, rows_csv
+
+
+def summary(markdown: str) -> str:
+    """The table of means of an :func:`aggregate` Markdown, without its per-run listing."""
+    return markdown.split("\n" + PER_RUN_HEADING, 1)[0].rstrip() + "\n"
 
 
 def _timing(records: list[dict[str, Any]]) -> list[str]:

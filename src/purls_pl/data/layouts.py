@@ -119,6 +119,27 @@ class SkeletonLayout:
         return spec
 
 
+#: Joints 5-20 of both Kinect skeletons (v1 and v2 order them alike; they differ in the spine names).
+_KINECT_LIMBS: tuple[str, ...] = (
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "left_hand",
+    "right_shoulder",
+    "right_elbow",
+    "right_wrist",
+    "right_hand",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "left_foot",
+    "right_hip",
+    "right_knee",
+    "right_ankle",
+    "right_foot",
+)
+
+
 def _one_based(pairs: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
     return tuple((a - 1, b - 1) for a, b in pairs)
 
@@ -130,22 +151,7 @@ NTU25 = SkeletonLayout(
         "spine_mid",
         "neck",
         "head",
-        "left_shoulder",
-        "left_elbow",
-        "left_wrist",
-        "left_hand",
-        "right_shoulder",
-        "right_elbow",
-        "right_wrist",
-        "right_hand",
-        "left_hip",
-        "left_knee",
-        "left_ankle",
-        "left_foot",
-        "right_hip",
-        "right_knee",
-        "right_ankle",
-        "right_foot",
+        *_KINECT_LIMBS,
         "spine_shoulder",
         "left_hand_tip",
         "left_thumb",
@@ -248,22 +254,7 @@ KINECT20 = SkeletonLayout(
         "spine",
         "shoulder_center",
         "head",
-        "left_shoulder",
-        "left_elbow",
-        "left_wrist",
-        "left_hand",
-        "right_shoulder",
-        "right_elbow",
-        "right_wrist",
-        "right_hand",
-        "left_hip",
-        "left_knee",
-        "left_ankle",
-        "left_foot",
-        "right_hip",
-        "right_knee",
-        "right_ankle",
-        "right_foot",
+        *_KINECT_LIMBS,
     ),
     edges=(
         (0, 1),

@@ -29,6 +29,8 @@ GZSL_SEEN, GZSL_UNSEEN, GZSL_H = "gzsl_seen", "gzsl_unseen", "gzsl_h"
 FIELD_TOP1 = "field_top1"
 #: The zero-shot metrics, in table order.
 ZSL_METRICS: tuple[str, ...] = (ZSL_TOP1, ZSL_TOP5, ZSL_MEAN_CLASS)
+#: Top-5 is reported only for more candidates than 5 (with 5 or fewer it is always 100 %).
+TOP5_MIN_CANDIDATES = 6
 #: What a run writes beside its checkpoints after testing.
 RESULTS_FILE = "results.json"
 #: What a run with validation writes when it ends: the ``val/…`` values after every epoch.
