@@ -71,9 +71,13 @@ bench-ucla: install ## NW-UCLA table under the evaluation protocol -> results/, 
 bench-penn: install ## Penn Action table under the evaluation protocol -> results/, README (RESELECT=1: re-derive selections)
 	$(call TABLE,penn-action,$(PENN_ROOT))
 
+# Each field's own top-1 on the unseen classes of a table's runs (diagnosis only, after every choice is made).
+FIELDS = $(PURLS) report lightning_logs/tables/$(1)/$(2)/purls__paper_method__settings_selected --fields > results/$(1)-fields.md
 bench-levers: install ## What each text/alignment lever adds (NW-UCLA and Penn Action, 5 unseen classes) -> results/, README
 	$(call TABLE,nw-ucla-levers,$(UCLA_ROOT),nw-ucla)
 	$(call TABLE,penn-action-levers,$(PENN_ROOT),penn-action)
+	$(call FIELDS,nw-ucla,nw-ucla_5_5)
+	$(call FIELDS,penn-action,penn-action_10_5)
 
 bench: install ## Every CPU benchmark: the NW-UCLA and Penn Action tables (+ their wall times)
 	@start=$$(date +%s); \
