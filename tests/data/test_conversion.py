@@ -27,50 +27,21 @@ def _same(a: SkeletonSet, b: SkeletonSet) -> None:
         np.testing.assert_array_equal(a.meta[k], b.meta[k])
 
 
-def test_ntu_parallel_equals_serial() -> None:
-    root = shared_path("data", "ntu-samples")
-    serial = NTUSkeletonSource(str(root), num_frames=64, conversion=Conversion(cache=False)).load()
-    _same(
-        NTUSkeletonSource(
-            str(root),
-            num_frames=64,
-            conversion=Conversion(num_workers=2, cache=False),
-        ).load(),
-        serial,
-    )
-    assert len(serial) == 12
-
-
-def test_kinetics_parallel_equals_serial() -> None:
-    root = shared_path("data", "kinetics-samples")
-    serial = KineticsSource(str(root), num_frames=100, conversion=Conversion(cache=False)).load()
-    _same(
-        KineticsSource(
-            str(root),
-            num_frames=100,
-            conversion=Conversion(num_workers=2, cache=False),
-        ).load(),
-        serial,
-    )
-    assert len(serial) == 7
-
-
-def test_ucla_parallel_equals_serial() -> None:
-    root = shared_path("data", "nw-ucla", "all_sqe")
-    serial = UCLASource(
-        str(root),
-        num_frames=20,
-        conversion=Conversion(max_samples=300, cache=False),
-    ).load()
-    _same(
-        UCLASource(
-            str(root),
-            num_frames=20,
-            conversion=Conversion(max_samples=300, num_workers=2, cache=False),
-        ).load(),
-        serial,
-    )
-    assert len(serial) == 300
+@pytest.mark.parametrize(
+    ("source", "folder", "num_frames", "max_samples", "count"),
+    [
+        (NTUSkeletonSource, ("ntu-samples",), 64, None, 12),
+        (KineticsSource, ("kinetics-samples",), 100, None, 7),
+        (UCLASource, ("nw-ucla", "all_sqe"), 20, 300, 300),
+    ],
+    ids=["ntu", "kinetics", "nw-ucla"],
+)
+def test_parallel_equals_serial(source, folder, num_frames, max_samples, count) -> None:
+    root = str(shared_path("data", *folder))
+    serial = source(root, num_frames=num_frames, conversion=Conversion(max_samples=max_samples, cache=False)).load()
+    parallel = Conversion(max_samples=max_samples, num_workers=2, cache=False)
+    _same(source(root, num_frames=num_frames, conversion=parallel).load(), serial)
+    assert len(serial) == count
 
 
 def test_custom_parallel_equals_serial(tmp_path: Path) -> None:
