@@ -136,14 +136,20 @@ def best_trial(trials: Sequence[Trial], search: dict[str, list[Any]]) -> Trial:
 
 
 def selection_backbone(
-    split: str, fold: int, seed: int, out: Path, extra: Sequence[str], recipe: str | Path | None = None
+    split: str,
+    fold: int,
+    seed: int,
+    out: Path,
+    extra: Sequence[str],
+    recipe: str | Path | None = None,
+    root: str | Path = EXPERIMENTS,
 ) -> Job:
     """The stage-1 run of a selection fold: a backbone trained without the fold's validation classes, at
     ``backbone_export_path(<split>-val<fold>, seed, out)``."""
     path = backbone_export_path(selection_name(split, fold), seed, out)
     args = (
         "fit",
-        *experiment_args(split, "backbone", recipe=recipe),
+        *experiment_args(split, "backbone", root, recipe=recipe),
         "--data.protocol=select",
         f"--data.val_fold={fold}",
         f"--seed_everything={seed}",
@@ -169,6 +175,7 @@ def select(
     log: Callable[[str], None] = print,
     recipe: str | Path | None = None,
     pool: RunPool | None = None,
+    root: str | Path = EXPERIMENTS,
 ) -> Selection:
     """Choose ``stage``'s settings for ``split`` on validation classes (module docstring).
 
@@ -189,12 +196,16 @@ def select(
             :func:`~purls_pl.apps.experiments.experiment_files`).
         pool: Runs side by side (default: one at a time in this process, torch's default threads). Trials
             and backbones are resumable by request (:func:`~purls_pl.apps.run_pool.run_once`).
+        root: The experiments folder the trials compose (bases and recipes), as the final runs do.
     """
     search = dict(search or (GLOBAL_SEARCH if stage == "global" else PURLS_SEARCH))
     name = name or stage
     out = Path(out)
     pool = pool or RunPool(1, threads=None)
-    stage1 = [selection_backbone(split, f, seed, out, [*pretrain_extra, *_data(extra)], recipe) for f in range(folds)]
+    stage1 = [
+        selection_backbone(split, f, seed, out, [*pretrain_extra, *stage1_overrides(extra)], recipe, root)
+        for f in range(folds)
+    ]
     pool.run(stage1, lambda what, seconds: log(f"{what} ({'done before' if seconds is None else f'{seconds:.0f} s'})"))
     backbones = [job.directory.with_suffix(".pt") for job in stage1]
     count = 0
@@ -206,7 +217,7 @@ def select(
         run_dir = out / split / stage / _slug({**overrides, "//args": computed}) / f"fold{fold}"
         args = (
             "fit",
-            *experiment_args(split, stage, selected=None, recipe=recipe),
+            *experiment_args(split, stage, root, selected=None, recipe=recipe),
             "--data.protocol=select",
             f"--data.val_fold={fold}",
             f"--seed_everything={seed}",
@@ -260,8 +271,8 @@ def select(
     return Selection(split, name, overrides, list(trials), record)
 
 
-def _data(extra: Sequence[str]) -> list[str]:
-    """The overrides that also apply to stage 1 (those of ``data.source``)."""
+def stage1_overrides(extra: Sequence[str]) -> list[str]:
+    """The overrides of a stage-2 run that also apply to its stage 1 (those of ``data.source``)."""
     return [a for a in extra if a.startswith("--data.source")]
 
 
@@ -305,7 +316,9 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument("--max-epochs", type=int, default=20, help="epochs per trial (default: %(default)s)")
     parser.add_argument("--search", help="YAML/JSON mapping {config key: [values]} (default: the stage's)")
     parser.add_argument("--out", default="lightning_logs/select", help="trial directory (default: %(default)s)")
-    parser.add_argument("--experiments", default=str(EXPERIMENTS), help="where selected/ is written")
+    parser.add_argument(
+        "--experiments", default=str(EXPERIMENTS), help="experiments folder: the trials' files and where selected/ goes"
+    )
     parser.add_argument("--set", action="append", default=[], metavar="--KEY=VALUE", help="override for every trial")
     parser.add_argument("--jobs", type=int, default=default_jobs(), help="runs side by side (default: CPU cores)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default: %(default)s)")
@@ -322,6 +335,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
         args.out,
         args.set,
         pool=RunPool(args.jobs, args.threads or None),
+        root=args.experiments,
     )
     path = write_selection(selection, args.experiments)
     print(f"selected {selection.overrides} -> {path}")

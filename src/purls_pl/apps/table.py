@@ -42,18 +42,13 @@ from typing import Any
 
 from purls_pl.apps.experiments import experiment_args, selection_file
 from purls_pl.apps.run_pool import Job, Progress, RunPool, default_jobs
-from purls_pl.apps.select import select, write_selection
+from purls_pl.apps.select import select, stage1_overrides, write_selection
 from purls_pl.apps.table_report import aggregate, replace_block, summary
 from purls_pl.apps.table_spec import TableSpec
 from purls_pl.eval.metrics import TEST_TOP1
 from purls_pl.eval.results import latest_results
 from purls_pl.models.features import load_backbone
 from purls_pl.train.paths import backbone_export_path
-
-
-def extra_data(extra: Sequence[str]) -> list[str]:
-    """The overrides that also apply to stage 1 (those of ``data.source``)."""
-    return [a for a in extra if a.startswith("--data.source")]
 
 
 def ensure_selections(
@@ -77,10 +72,11 @@ def ensure_selections(
                 int(opts.get("max_epochs", 20)),
                 out / "select",
                 [*spec.common, *method.args, *extra],
-                [*spec.pretrain, *extra_data(extra)],
+                spec.pretrain,  # select adds the data.source ones of extra
                 log,
                 spec.recipe,
                 pool,
+                spec.experiments,
             )
             write_selection(chosen, spec.experiments)
 
@@ -117,7 +113,7 @@ def run_table(
                 *experiment_args(split, "backbone", spec.experiments, recipe=spec.recipe),
                 f"--seed_everything={seed}",
                 *spec.pretrain,
-                *extra_data(extra),
+                *stage1_overrides(extra),
                 f"--export.path={backbones[split, seed]}",
                 f"--trainer.default_root_dir={out}",
                 "--trainer.enable_progress_bar=false",
@@ -153,13 +149,14 @@ def run_table(
         progress(what + top1, seconds)
 
     pool.run([job for *_, job in runs], report)
+    stage1_meta = {unit: load_backbone(path)[1] for unit, path in backbones.items()}
     records: list[dict[str, Any]] = []
     for split, seed, row, job in runs:
         result = latest_results(job.directory)
         if result is None:
             raise RuntimeError(f"run {job.directory} finished without results.json")
-        _, meta = load_backbone(backbones[split, seed])
         done = json.loads((job.directory / "done").read_text())
+        meta = stage1_meta[split, seed]
         records.append({"split": split, "row": row, "seed": seed, "seconds": done["seconds"], "stage1": meta, **result})
     return records
 
