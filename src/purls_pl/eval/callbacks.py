@@ -157,11 +157,10 @@ class ZeroShotEvaluation(Callback):
 
     def _log(self, split: str, pl_module: LightningModule) -> None:
         values = {key(split, k): v for k, v in self.metrics[split].compute().items()}
-        self.metrics[split].reset()
         if len(_fields(pl_module)) > 1:  # the same on every process (compute() synchronises)
             per_field = self.field_metrics[split].compute()
             values |= {key(split, f"{FIELD_TOP1}_{f}"): per_field[i] for i, f in enumerate(_fields(pl_module))}
-            self.field_metrics[split].reset()
+        self._reset(split)
         # Values are already reduced across processes by torchmetrics.
         pl_module.log_dict(values, prog_bar=split == VAL, sync_dist=False, rank_zero_only=False)
         self.last[split] = {k: float(v) for k, v in values.items()}
@@ -173,9 +172,14 @@ class ZeroShotEvaluation(Callback):
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.sanity_checking:
-            self.metrics[VAL].reset()
+            self._reset(VAL)
             return
         self._log(VAL, pl_module)
+
+    def _reset(self, split: str) -> None:
+        """Forget ``split``'s batches: the zero-shot and the per-field counts together."""
+        self.metrics[split].reset()
+        self.field_metrics[split].reset()
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Keep this epoch's ``val/…`` values (logged by every callback by now)."""

@@ -143,6 +143,8 @@ class PurlsModule(LightningModule):
         self.unseen = tuple(class_text.unseen)
         self.gzsl = bool(class_text.gzsl)
         self.candidates: tuple[int, ...] = class_text.candidates
+        #: Positions of the zero-shot classes (``unseen``) among the candidates.
+        self.zsl_columns: list[int] = [self.candidates.index(c) for c in self.unseen]
         self.partitioner: Partitioner = partitioner(class_text.embed_dim, backbone.out_channels, layout)
         self.fields = self.partitioner.fields
         fields_idx = torch.tensor(self.partitioner.field_index)
@@ -301,11 +303,6 @@ class PurlsModule(LightningModule):
         if "fields" not in out:
             return {}
         return {"field_scores": out["fields"] if columns is None else out["fields"][:, columns]}
-
-    @property
-    def zsl_columns(self) -> list[int]:
-        """Positions of the zero-shot classes (``unseen``) among the candidates."""
-        return [self.candidates.index(c) for c in self.unseen]
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
         return self.evaluate(batch)
