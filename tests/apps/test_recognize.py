@@ -216,3 +216,21 @@ def test_label_fusion_reaches_recognition_and_the_checkpoint(trained, tmp_path):
     }
     module.on_save_checkpoint(record)
     assert record["purls"]["class_labels"].shape == (len(module.class_names), module.candidate_text.shape[-1])
+
+
+def test_recognition_prepares_a_custom_file_as_its_reader_did(tmp_path):
+    """A custom source drops empty frames inside a sequence; its record makes recognition do the same."""
+    from purls_pl.data.readers import CustomSource
+    from purls_pl.data.readers.custom import write_custom_dataset
+
+    seq = np.random.default_rng(0).normal(size=(10, 25, 3)).astype(np.float32)
+    seq[4:6] = 0.0  # the tracker lost the person for two frames
+    root = write_custom_dataset(tmp_path, {"gap": seq}, {"gap": "wave"}, "ntu25")
+    source = CustomSource(str(root), layout="ntu25", num_frames=8, center=False, conversion=Conversion(cache=False))
+    skeletons = source.load()
+    spec = preprocessing_record(source, skeletons.data.shape)
+    assert spec["drop_empty_frames"] is True
+    prepared = predict.prepare_sample(root / "gap.npy", spec)
+    np.testing.assert_allclose(prepared, skeletons.data[0], rtol=1e-6)
+    kept = predict.prepare_sample(root / "gap.npy", spec | {"drop_empty_frames": False})
+    assert not np.allclose(kept, skeletons.data[0])  # the old record resampled the gap into the clip

@@ -115,6 +115,7 @@ def prepare_sample(sample: SampleInput, spec: dict[str, Any]) -> np.ndarray:
         per_person=bool(spec.get("per_person", False)),
         align=bool(spec.get("align", False)),
         normalize_kinetics=bool(spec.get("normalize_kinetics", False)),
+        drop_empty_frames=bool(spec.get("drop_empty_frames", False)),
     )
     if length == 0:
         raise ValueError(f"{sample}: no joint in any frame (an empty sequence)")

@@ -252,9 +252,9 @@ def preprocessing_record(source: Any, data_shape: tuple[int, ...] | None = None)
     so open-vocabulary recognition can prepare a new file the same way).
 
     Readers keep their settings as attributes of these names (``num_frames``, ``temporal``, ``center``,
-    ``align``, ``per_person``, ``normalize``, ``num_person_in``, ``max_persons``); a source that reads
-    already-processed arrays states the raw preprocessing they are assumed to have had in a class
-    attribute ``assumed_preprocessing`` (the record is then marked ``approximate``). Sources without
+    ``align``, ``per_person``, ``normalize``, ``num_person_in``, ``max_persons``, ``drop_empty_frames``); a
+    source that reads already-processed arrays states the raw preprocessing they are assumed to have had in
+    a class attribute ``assumed_preprocessing`` (the record is then marked ``approximate``). Sources without
     such attributes (the demo, random data) did no centering.
 
     Args:
@@ -273,6 +273,7 @@ def preprocessing_record(source: Any, data_shape: tuple[int, ...] | None = None)
         "num_person_in": int(getattr(source, "num_person_in", 5)),
         "num_persons": getattr(source, "max_persons", None) or getattr(source, "num_persons", None),
         "channels": getattr(source, "channels", None),
+        "drop_empty_frames": bool(getattr(source, "drop_empty_frames", False)),
         "approximate": bool(assumed),
         **assumed,
     }

@@ -131,7 +131,9 @@ def _process_custom(
     check_values(path, seq, "the array", "mark missing joints with zeros instead")
     if valid_length(seq) == 0:
         raise SampleError(path, f"holds {seq.shape[1]} frames and no non-zero joint (an empty sequence)", "remove it")
-    return preprocess_sequence(seq, layout, num_frames, temporal, center=center, drop_empty_frames=True)  # type: ignore[arg-type]
+    return preprocess_sequence(
+        seq, layout, num_frames, temporal, center=center, drop_empty_frames=CustomSource.drop_empty_frames
+    )  # type: ignore[arg-type]
 
 
 def _peek_layout_name(root: Path) -> str:
@@ -183,6 +185,10 @@ class CustomSource(SourceBase):
         conversion: How the cache entry is built (sample subset, worker processes, cache folder, bad
             files): :class:`~purls_pl.data.readers.Conversion`.
     """
+
+    #: Empty frames anywhere in a sequence are dropped (a tracker that lost the person for a while); the
+    #: checkpoint's preprocessing record carries this so ``recognize`` prepares new files the same way.
+    drop_empty_frames = True
 
     def __init__(
         self,
