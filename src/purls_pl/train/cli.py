@@ -115,6 +115,12 @@ def run_name(config: Namespace, prefix: str = "") -> str:
     return prefix + run_split_name(config) + (f"-{variant}" if variant else "")
 
 
+def run_final_test(cli: LightningCLI) -> None:
+    """After a final fit (``data.protocol=final``), test the final weights once unless ``--test_after_fit=false``."""
+    if cli.config[cli.subcommand].get("test_after_fit", True) and cli.datamodule.protocol == "final":
+        cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
+
+
 def add_final_run_args(parser: LightningArgumentParser, monitor: str, test_help: str) -> None:
     """The ``checkpoint`` group (:class:`FinalCheckpoint`: ``last.ckpt`` holds the final weights; a "best"
     checkpoint is chosen by ``monitor``, a validation metric) with its defaults, and ``--test_after_fit``
@@ -210,11 +216,11 @@ class PurlsCLI(LightningCLI):
         )
 
     def before_instantiate_classes(self) -> None:
-        resolve_data_derived(self.config[self.subcommand])
         config = self.config[self.subcommand]
+        resolve_data_derived(config)
         checkpoint_defaults(config, VAL_TOP1, validates=config.data.get("protocol", "final") == "select")
-        name_runs(self.config[self.subcommand])
-        pair_wandb_logger(self.config[self.subcommand])
+        name_runs(config)
+        pair_wandb_logger(config)
 
     def resolved_config(self) -> dict[str, Any]:
         """The run's full resolved configuration as a plain dict (what ``config.yaml`` holds)."""
@@ -236,8 +242,7 @@ class PurlsCLI(LightningCLI):
         return trainer
 
     def after_fit(self) -> None:
-        if self.config[self.subcommand].get("test_after_fit", True) and self.datamodule.protocol == "final":
-            self.trainer.test(self.model, datamodule=self.datamodule, verbose=False)
+        run_final_test(self)
 
 
 def main(args: Sequence[str] | None = None) -> PurlsCLI:

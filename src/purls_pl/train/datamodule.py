@@ -29,6 +29,7 @@ folds (``val_fold``) give class-level cross-validation.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -341,22 +342,24 @@ class ZeroShotDataModule(SkeletonDataModule):
         """Selection holds seen-class samples out for GZSL calibration; the final run trains on all of them."""
         return self.holdout if self.protocol == "select" else 0.0
 
-    def description_set(self) -> DescriptionSet:
-        """The ``descriptions`` argument as a validated set (``text.descriptions.resolve_descriptions``)."""
-        return resolve_descriptions(self.descriptions, self.split.dataset, self.class_names)
+    def description_set(self, class_names: Sequence[str] | None = None) -> DescriptionSet:
+        """The ``descriptions`` argument as a validated set (``text.descriptions.resolve_descriptions``) for
+        ``class_names`` (default: the source's)."""
+        return resolve_descriptions(self.descriptions, self.split.dataset, class_names or self.class_names)
 
     @property
     def class_text(self) -> ClassText:
         """Description embeddings ``(K, 8, m)`` of all classes with the run's seen and zero-shot classes (the
         validation classes in ``select``); computed once, cached on disk."""
         if self._class_text is None:
+            names = self.class_names  # a custom source reads its class list on every access
             embeddings = embed_class_text(
-                self.text_encoder, self.description_set(), self.class_names, self.templates, self.text_options
+                self.text_encoder, self.description_set(names), names, self.templates, self.text_options
             )
-            labels = label_embeddings(self.text_encoder, self.class_names)  # for the model's label fusion
+            labels = label_embeddings(self.text_encoder, names)  # for the model's label fusion
             split = self.run_split
             self._class_text = ClassText(
-                tuple(self.class_names), embeddings, split.seen, split.unseen, gzsl=self.gzsl, labels=labels
+                tuple(names), embeddings, split.seen, split.unseen, gzsl=self.gzsl, labels=labels
             )
         return self._class_text
 

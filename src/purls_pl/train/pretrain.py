@@ -16,7 +16,14 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
 from purls_pl.models.classifier import BackboneClassifier, ExportBackbone
 from purls_pl.train.checkpoint_io import use_atomic_checkpoint_io
-from purls_pl.train.cli import CLI_OPTIONS, add_final_run_args, checkpoint_defaults, name_runs, resolve_data_derived
+from purls_pl.train.cli import (
+    CLI_OPTIONS,
+    add_final_run_args,
+    checkpoint_defaults,
+    name_runs,
+    resolve_data_derived,
+    run_final_test,
+)
 from purls_pl.train.datamodule import PretrainDataModule
 from purls_pl.train.resumable import ExactResume
 
@@ -28,14 +35,13 @@ class PretrainCLI(LightningCLI):
     """LightningCLI for stage-1 backbone pre-training."""
 
     def before_instantiate_classes(self) -> None:
-        resolve_data_derived(self.config[self.subcommand])
         config = self.config[self.subcommand]
+        resolve_data_derived(config)
         checkpoint_defaults(config, HOLDOUT_TOP1, validates=(config.data.get("holdout") or 0) > 0)
-        name_runs(self.config[self.subcommand], prefix="backbones/")
+        name_runs(config, prefix="backbones/")
 
     def after_fit(self) -> None:
-        if self.config[self.subcommand].get("test_after_fit", True) and self.datamodule.protocol == "final":
-            self.trainer.test(self.model, datamodule=self.datamodule, verbose=False)
+        run_final_test(self)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The trainer, writing checkpoints atomically (temp file, then rename)."""

@@ -28,8 +28,8 @@ from purls_pl.data.readers._base import (
     SkippedSample,
     SourceBase,
     check_values,
+    collect_converted,
     convert_files,
-    format_skipped,
     missing_root_error,
     pick_evenly,
     reject,
@@ -188,9 +188,6 @@ class UCLASource(SourceBase):
             align=self.align,
         )
         data = allocate((len(files), 1, self.num_frames, 20, 3))
-        kept: list[int] = []
-        lengths: list[int] = []
-        raw_frames: list[int] = []
         converted = convert_files(
             work,
             [f for f, _ in files],
@@ -199,13 +196,8 @@ class UCLASource(SourceBase):
             num_workers=self.num_workers,
             desc="nw-ucla",
         )
-        for i, (seq, length, frames) in converted:
-            data[len(kept)] = seq
-            kept.append(i)
-            lengths.append(length)
-            raw_frames.append(frames)
-        if not kept:
-            raise ValueError(f"{self.root}: none of the {len(files)} files could be used:\n{format_skipped(skipped)}")
+        kept, extras = collect_converted(converted, data, str(self.root), len(files), skipped)
+        lengths, raw_frames = zip(*extras, strict=True)
         names = [files[i][1] for i in kept]
         return SkeletonSet(
             data=data[: len(kept)],
