@@ -218,6 +218,27 @@ def test_label_fusion_reaches_recognition_and_the_checkpoint(trained, tmp_path):
     assert record["purls"]["class_labels"].shape == (len(module.class_names), module.candidate_text.shape[-1])
 
 
+def test_a_label_field_checkpoint_rebuilds_and_recognizes(tmp_path, tiny_clip):
+    from purls_pl.models.backbones import ShiftGCN
+    from purls_pl.models.features import export_backbone
+
+    torch.manual_seed(0)
+    export = export_backbone(ShiftGCN(layout="kinect20", num_persons=1, channels=[8], strides=[1]), tmp_path / "b.pt")
+    args = [*experiment_args(SPLIT), *DATA, f"--data.text_encoder.model={tiny_clip}"]
+    args += [f"--model.backbone.checkpoint={export}", f"--trainer.default_root_dir={tmp_path}"]
+    cli.main(["fit", *args, "--model.label_field=0.5", "--trainer.max_epochs=1", "--zero_shot.figures=false"])
+    ckpt = next(tmp_path.rglob("last.ckpt"))
+    saved = torch.load(ckpt, weights_only=True)
+    module = PurlsModule.from_checkpoint(ckpt)
+    assert module.hparams.label_field == 0.5 and module.label_head is not None
+    for name, value in saved["state_dict"].items():
+        torch.testing.assert_close(module.state_dict()[name], value)
+    assert saved["purls"]["class_labels"] is not None
+    rng = np.random.default_rng(1)
+    results = predict.recognize(module, [rng.normal(size=(30, 20, 3)).astype(np.float32)], NEW_NAMES)
+    assert len(results) == 1
+
+
 def test_recognition_prepares_a_custom_file_as_its_reader_did(tmp_path):
     """A custom source drops empty frames inside a sequence; its record makes recognition do the same."""
     from purls_pl.data.readers import CustomSource

@@ -186,6 +186,74 @@ def test_label_fusion_scores_against_the_fused_target(class_text, tiny_backbone,
         _module(text, tiny_backbone, label_fusion=1.5)
 
 
+@pytest.mark.parametrize("part", [AdaptivePartitioner, GlobalPartitioner])
+@pytest.mark.parametrize("gzsl", [False, True])
+def test_label_field_mixes_the_label_score_into_every_candidate(class_text, tiny_backbone, part, gzsl):
+    text = _with_labels(class_text)
+    text = ClassText(text.class_names, text.embeddings, SEEN, UNSEEN, gzsl=gzsl, labels=text.labels)
+    torch.manual_seed(3)
+    plain = _module(text, tiny_backbone, partitioner=part).eval()
+    assert plain.label_head is None and not any(k.startswith("label_head") for k in plain.state_dict())
+    torch.manual_seed(3)
+    module = _module(text, tiny_backbone, partitioner=part, label_field=0.5).eval()
+    # the description fields' parameters initialise as without the label field
+    for name, value in plain.state_dict().items():
+        torch.testing.assert_close(module.state_dict()[name], value)
+    batch = _batch([3, 5, 0])
+    nodes = module.node_features(batch)
+    labels = text.labels[list(module.candidates)]
+    label_sims = torch.nn.functional.normalize(module.label_head.projector(nodes.mean(1)), dim=-1) @ labels.T
+    out, before = module.evaluate(batch), plain.evaluate(batch)
+    torch.testing.assert_close(out["scores"], 0.5 * before["scores"] + 0.5 * label_sims)
+    columns = module.zsl_columns
+    torch.testing.assert_close(out["zsl_scores"], 0.5 * before["zsl_scores"] + 0.5 * label_sims[:, columns])
+    # recognition's path (global text only, or every field) scores alike
+    fields = module.candidate_fields if part is AdaptivePartitioner else module.candidate_text
+    torch.testing.assert_close(module.score(nodes, fields, labels), out["scores"])
+
+
+def test_label_field_under_eq5_is_a_product_of_experts(class_text, tiny_backbone):
+    text = _with_labels(class_text)
+    text = ClassText(text.class_names, text.embeddings, SEEN, UNSEEN, gzsl=True, labels=text.labels)
+    module = _module(text, tiny_backbone, scoring="eq5", label_field=1.0).eval()
+    batch = _batch([3, 5, 0])
+    nodes = module.node_features(batch)
+    scale = module.label_head.logit_scale()
+    sims = module.label_similarities(nodes, text.labels[list(module.candidates)])
+    out = module.evaluate(batch)
+    torch.testing.assert_close(out["scores"], (sims * scale).log_softmax(-1))
+    # the zero-shot scores compete among the unseen classes alone, as Eq. 5's Y_uc
+    torch.testing.assert_close(out["zsl_scores"], (sims[:, module.zsl_columns] * scale).log_softmax(-1))
+
+
+def test_label_field_is_trained_on_the_seen_labels(class_text, tiny_backbone):
+    text = _with_labels(class_text)
+    module = _module(text, tiny_backbone, label_field=0.5, lr=1e-2)
+    torch.testing.assert_close(module.seen_labels, text.labels[list(SEEN)])
+    batch = _batch([0, 1, 2, 4])
+    logged = {}
+    module.log = lambda name, value, **kw: logged.__setitem__(name, value)
+    module.log_dict = lambda values, **kw: logged.update(values)
+    loss = module.training_step(batch, 0)
+    assert {"train/loss_label", "train/temperature_label"} <= set(logged)
+    loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in module.label_head.projector.parameters())
+    # the label term alone: the seen labels are learned from the mean-pooled nodes
+    nodes = module.node_features(batch).detach()
+    targets = module.seen_targets(batch["y"])
+    opt = torch.optim.Adam(module.label_head.parameters(), lr=1e-2)
+    first = module.label_head.loss(nodes, module.seen_labels, targets)["loss"].item()
+    for _ in range(30):
+        opt.zero_grad()
+        module.label_head.loss(nodes, module.seen_labels, targets)["loss"].backward()
+        opt.step()
+    assert module.label_head.loss(nodes, module.seen_labels, targets)["loss"].item() < 0.5 * first
+    with pytest.raises(ValueError, match="label_field"):
+        _module(class_text, tiny_backbone, label_field=0.5)  # no label embeddings
+    with pytest.raises(ValueError, match="label_field"):
+        _module(text, tiny_backbone, label_field=-0.1)
+
+
 def test_text_noise_and_node_dropout_act_in_training_only(class_text, tiny_backbone):
     module = _module(class_text, tiny_backbone, text_noise=0.3, node_dropout=0.5)
     batch = _batch([0, 1, 2, 4])

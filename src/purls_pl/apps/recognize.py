@@ -43,6 +43,7 @@ from purls_pl.data.preprocess import preprocess_sequence
 from purls_pl.data.readers.kinetics import read_kinetics_clip
 from purls_pl.data.readers.ntu import load_ntu_skeleton
 from purls_pl.data.readers.ucla import read_ucla_file
+from purls_pl.models.checkpoint import uses_labels
 from purls_pl.models.purls_module import PurlsModule
 from purls_pl.text.descriptions import DescriptionSet, load_descriptions
 from purls_pl.text.encoder import TextEncoder
@@ -235,7 +236,7 @@ def recognize(
     device_ = module.candidate_text.device
     text = text.to(device_)
     labels = None
-    if module.hparams.get("label_fusion", 0):  # candidates are scored against their description fused with the label
+    if uses_labels(module.hparams):  # label fusion or the label field score candidates with their labels
         labels = label_embeddings(checkpoint_encoder(spec, text_model), list(candidates)).to(device_)
     x = torch.from_numpy(np.stack([prepare_sample(s, spec["preprocess"]) for s in samples]))
     scores = [

@@ -124,3 +124,25 @@ def with_local_fields(
     if scoring == "eq5":
         local = (local * logit_scale).log_softmax(dim=-1)
     return (1.0 - weight) * global_scores + weight * local
+
+
+def with_label_field(
+    scores: Tensor, label_sims: Tensor, weight: float, scoring: Scoring = "cosine", logit_scale: Tensor | float = 1.0
+) -> Tensor:
+    """Candidate scores that also use the label field: ``(1 - μ)·S + μ·S_label``.
+
+    ``S_label`` is the label field's cosine ``cos(V_label, L_y)`` under ``cosine`` and its log-softmax over
+    the candidates (at the label field's temperature) under ``eq5``, as :func:`with_local_fields` does for
+    the local fields. ``μ = 0`` returns ``scores``.
+
+    Args:
+        scores: ``(B, K)`` the description fields' scores.
+        label_sims: ``(B, K)`` the label field's cosine with each candidate's label.
+        weight: ``μ`` in ``[0, 1]``.
+        scoring: ``cosine`` or ``eq5`` (as ``scores`` were made).
+        logit_scale: ``1/τ`` of the label field (``eq5`` only).
+    """
+    if weight == 0:
+        return scores
+    label = (label_sims * logit_scale).log_softmax(dim=-1) if scoring == "eq5" else label_sims
+    return (1.0 - weight) * scores + weight * label

@@ -107,6 +107,11 @@ def partitioner_spec(partitioner: torch.nn.Module) -> dict[str, Any]:
     return {"class_path": class_path(partitioner), "init_args": args}
 
 
+def uses_labels(hparams: Any) -> bool:
+    """Whether a module with these hyper-parameters scores candidates with their label embeddings."""
+    return bool(hparams.get("label_fusion", 0) or hparams.get("label_field", 0))
+
+
 def module_spec(module: Any) -> dict[str, Any]:
     """The model's part of the ``checkpoint["purls"]`` record of a :class:`PurlsModule` (module docstring).
 
@@ -123,7 +128,7 @@ def module_spec(module: Any) -> dict[str, Any]:
         "unseen": list(module.unseen),
         "gzsl": bool(module.gzsl),
         "class_text": module.full_class_text(),
-        "class_labels": module.class_labels.detach().cpu() if module.hparams.get("label_fusion", 0) else None,
+        "class_labels": module.class_labels.detach().cpu() if uses_labels(module.hparams) else None,
         "layout": module.partitioner.layout.to_mapping(),
         "partitioner": partitioner_spec(module.partitioner),
         "hparams": hparams,

@@ -16,14 +16,22 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from pytorch_lightning import LightningModule
-from torch import Tensor, nn
+from torch import Tensor
 
 from purls_pl.data.layouts import SkeletonLayout
-from purls_pl.eval.zero_shot import Scoring, field_similarities, with_local_fields, zero_shot_scores
+from purls_pl.eval.zero_shot import (
+    Scoring,
+    field_similarities,
+    with_label_field,
+    with_local_fields,
+    zero_shot_scores,
+)
 from purls_pl.models.checkpoint import SPEC_KEY, module_from_checkpoint, module_spec, plain
 from purls_pl.models.features import FrozenBackbone, check_backbone_classes
+from purls_pl.models.label_field import LabelField
 from purls_pl.models.losses import AlphaMode, PartAwareContrastiveLoss
 from purls_pl.models.partition import AdaptivePartitioner, Partitioner, PartitionerFactory
+from purls_pl.models.projector import SkeletonProjector
 from purls_pl.models.regularizers import drop_nodes, text_noise
 from purls_pl.text.encoder import ClassText
 from purls_pl.text.fields import FIELDS
@@ -31,30 +39,6 @@ from purls_pl.text.fields import FIELDS
 
 class LeakageError(RuntimeError):
     """A training batch held a class outside the seen set."""
-
-
-class SkeletonProjector(nn.Module):
-    """f_skel: the 2-layer MLP shared by all fields, ``(…, n) -> (…, m)`` unit vectors.
-
-    Args:
-        node_dim: n.
-        text_dim: m.
-        hidden: Hidden width (paper: 512).
-        dropout: Dropout after the hidden activation.
-    """
-
-    def __init__(self, node_dim: int, text_dim: int, hidden: int = 512, dropout: float = 0.1) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.LayerNorm(node_dim),
-            nn.Linear(node_dim, hidden),
-            nn.GELU(),
-            nn.Dropout(dropout),
-            nn.Linear(hidden, text_dim),
-        )
-
-    def forward(self, r: Tensor) -> Tensor:
-        return F.normalize(self.net(r), dim=-1)
 
 
 class PurlsModule(LightningModule):
@@ -101,6 +85,10 @@ class PurlsModule(LightningModule):
             targets and queries) by Gaussian noise of this relative size, renormalised; ``0`` = off.
         node_dropout: Feature dropout: each training step zeroes this share of the backbone's nodes
             (rescaling the rest), so no single joint-frame carries the class; ``0`` = off.
+        label_field: ``μ`` in ``[0, 1]``: the class label as a field of its own
+            (:mod:`purls_pl.models.label_field`): mean-pooled nodes with their own head are trained against
+            the seen labels' embeddings, and each candidate's score becomes ``(1 - μ)·S + μ·S_label``;
+            ``0`` = off (no label head).
     """
 
     def __init__(
@@ -125,16 +113,21 @@ class PurlsModule(LightningModule):
         field_weight: float = 0.0,
         text_noise: float = 0.0,
         node_dropout: float = 0.0,
+        label_field: float = 0.0,
     ) -> None:
         super().__init__()
         if scoring not in ("cosine", "eq5"):
             raise ValueError(f"model.scoring must be 'cosine' or 'eq5', got {scoring!r}")
-        if not (0.0 <= label_fusion <= 1.0 and 0.0 <= field_weight <= 1.0 and 0.0 <= node_dropout < 1.0):
-            raise ValueError("model.label_fusion, model.field_weight must lie in [0, 1], model.node_dropout in [0, 1)")
+        if not all(0.0 <= w <= 1.0 for w in (label_fusion, field_weight, label_field)) or not 0 <= node_dropout < 1:
+            raise ValueError(
+                "model.label_fusion, model.field_weight, model.label_field must lie in [0, 1], "
+                "model.node_dropout in [0, 1)"
+            )
         if text_noise < 0:
             raise ValueError(f"model.text_noise must be >= 0, got {text_noise}")
-        if label_fusion > 0 and class_text.labels is None:
-            raise ValueError("model.label_fusion needs the labels' embeddings (ClassText.labels) from the datamodule")
+        for name, weight in (("label_fusion", label_fusion), ("label_field", label_field)):
+            if weight > 0 and class_text.labels is None:
+                raise ValueError(f"model.{name} needs the labels' embeddings (ClassText.labels) from the datamodule")
         check_backbone_classes(backbone.meta, class_text)
         self.save_hyperparameters(ignore=["class_text", "backbone", "layout"])
         self.backbone = backbone
@@ -159,6 +152,7 @@ class PurlsModule(LightningModule):
         self.register_buffer("candidate_text", candidate_fields[:, -1].clone(), persistent=False)
         labels = class_text.labels if class_text.labels is not None else torch.zeros_like(class_text.embeddings[:, 0])
         self.register_buffer("class_labels", labels.clone(), persistent=False)
+        self.register_buffer("seen_labels", labels[list(self.seen)].clone(), persistent=False)
         position = torch.full((len(class_text.class_names),), -1, dtype=torch.long)
         position[list(self.seen)] = torch.arange(len(self.seen))
         self.register_buffer("seen_position", position, persistent=False)
@@ -166,6 +160,10 @@ class PurlsModule(LightningModule):
         self.criterion = PartAwareContrastiveLoss(
             self.fields, alpha, temperature_init, learn_temperature, distributed=global_negatives
         )
+        self.label_head: LabelField | None = None
+        if label_field > 0:  # created last: the other parameters initialise as without it
+            head = SkeletonProjector(backbone.out_channels, class_text.embed_dim, proj_hidden, proj_dropout)
+            self.label_head = LabelField(head, temperature_init, learn_temperature, global_negatives)
 
     # ------------------------------------------------------------------ forward pieces
     def node_features(self, batch: dict[str, Tensor]) -> Tensor:
@@ -203,35 +201,56 @@ class PurlsModule(LightningModule):
         return v.unsqueeze(1).expand(b, k, d, m)
 
     def candidate_scores(self, nodes: Tensor, fields_text: Tensor, labels: Tensor | None = None) -> dict[str, Tensor]:
-        """Scores of candidates with active-field text ``fields_text`` ``(K, D, m)`` (global last).
+        """Scores of candidates with active-field text ``fields_text`` ``(K, D, m)`` (global last) and label
+        embeddings ``labels`` ``(K, m)`` (``label_fusion``, ``label_field``).
 
         Returns:
-            ``{"scores": (B, K)}`` (``hparams.scoring``, ``label_fusion``, ``field_weight``), plus, when the
-            partitioner has local fields, ``"fields": (B, K, D)`` per-field similarities and ``"global":
-            (B, K)`` the global scores alone (for scoring a subset of the candidates).
+            ``{"scores": (B, K), "global": (B, K)}``: the scores (``hparams.scoring``, ``label_fusion``,
+            ``field_weight``, ``label_field``) and the global field's alone, plus ``"fields": (B, K, D)``
+            per-field similarities when the partitioner has local fields and ``"label": (B, K)`` the label
+            field's similarities under ``label_field`` (the parts, for scoring a subset of the candidates).
         """
         target = self.fused(fields_text[:, -1], labels)
+        out: dict[str, Tensor] = {}
         if len(self.fields) == 1:
-            return {"scores": self.scores_of(self.global_embedding(nodes, fields_text[:, -1]), target)}
-        v = self.field_embeddings(nodes, fields_text)
-        fields = field_similarities(v, fields_text)
-        own = v[:, :, -1] if self.partitioner.text_conditioned else v[:, 0, -1]
-        global_scores = self.scores_of(own, target)
-        return {"scores": self.combine(global_scores, fields), "fields": fields, "global": global_scores}
+            out["global"] = self.scores_of(self.global_embedding(nodes, fields_text[:, -1]), target)
+        else:
+            v = self.field_embeddings(nodes, fields_text)
+            out["fields"] = field_similarities(v, fields_text)
+            own = v[:, :, -1] if self.partitioner.text_conditioned else v[:, 0, -1]
+            out["global"] = self.scores_of(own, target)
+        if self.label_head is not None:
+            out["label"] = self.label_similarities(nodes, labels)
+        out["scores"] = self.combine(out["global"], out.get("fields"), out.get("label"))
+        return out
 
-    def combine(self, global_scores: Tensor, fields: Tensor) -> Tensor:
-        """``(1 - λ)·S_global + λ·S_local`` of global scores ``(B, K)`` and per-field similarities ``(B, K, D)``."""
+    def label_similarities(self, nodes: Tensor, labels: Tensor | None) -> Tensor:
+        """``(B, K)`` the label field's cosine with candidates' label embeddings ``(K, m)``."""
+        if self.label_head is None or labels is None:
+            raise ValueError("model.label_field needs a label head and the candidates' label embeddings")
+        return self.label_head.similarities(nodes, labels)
+
+    def combine(self, global_scores: Tensor, fields: Tensor | None = None, label: Tensor | None = None) -> Tensor:
+        """``(1 - λ)·S_global + λ·S_local`` of global scores ``(B, K)`` and per-field similarities ``(B, K, D)``,
+        then ``(1 - μ)·S + μ·S_label`` with the label field's similarities ``(B, K)`` (each when given)."""
         hp, scale = self.hparams, self.criterion.logit_scale()[-1]
-        return with_local_fields(global_scores, fields[..., :-1], hp.field_weight, hp.scoring, scale)
+        scores = global_scores
+        if fields is not None:
+            scores = with_local_fields(scores, fields[..., :-1], hp.field_weight, hp.scoring, scale)
+        if label is not None and self.label_head is not None:
+            scores = with_label_field(scores, label, hp.label_field, hp.scoring, self.label_head.logit_scale())
+        return scores
 
     def score(self, nodes: Tensor, candidates: Tensor, labels: Tensor | None = None) -> Tensor:
         """Zero-shot scores ``(B, K)`` of candidates with text ``(K, m)`` (their global field) or ``(K, D, m)``
         (the active fields, global last; ``field_weight`` needs them); ``labels`` ``(K, m)``: their label
-        embeddings (``label_fusion``)."""
+        embeddings (``label_fusion``, ``label_field``)."""
         if candidates.dim() == 2:
             if self.hparams.field_weight > 0:
                 raise ValueError("model.field_weight needs every active field's text of the candidates")
-            return self.scores_of(self.global_embedding(nodes, candidates), self.fused(candidates, labels))
+            scores = self.scores_of(self.global_embedding(nodes, candidates), self.fused(candidates, labels))
+            label = self.label_similarities(nodes, labels) if self.label_head is not None else None
+            return self.combine(scores, None, label)
         return self.candidate_scores(nodes, candidates, labels)["scores"]
 
     def scores_of(self, v: Tensor, candidates: Tensor) -> Tensor:
@@ -259,6 +278,9 @@ class PurlsModule(LightningModule):
         else:
             v, _ = self(nodes, text[targets])  # (B, D, m): V queried by the true class
         terms = self.criterion(v, text, targets)
+        if self.label_head is not None:
+            label_terms = self.label_head.loss(nodes, self.seen_labels, targets)
+            terms = {**terms, **label_terms, "loss": terms["loss"] + label_terms["loss"]}
         size = len(targets)
         self.log("train/loss", terms["loss"], prog_bar=True, batch_size=size)
         self.log_dict(
@@ -284,16 +306,14 @@ class PurlsModule(LightningModule):
         if not self.gzsl:
             return {"scores": out["scores"], "zsl_scores": out["scores"], **labels, **self._fields(out, None)}
         columns = self.zsl_columns
-        if "fields" in out:
-            zsl = self.combine(self._zsl_global(nodes, out, columns), out["fields"][:, columns])
-        else:
-            zsl = self._zsl_global(nodes, out, columns)
+        parts = [out[k][:, columns] if k in out else None for k in ("fields", "label")]
+        zsl = self.combine(self._zsl_global(nodes, out, columns), *parts)
         return {"scores": out["scores"], "zsl_scores": zsl, **labels, **self._fields(out, columns)}
 
     def _zsl_global(self, nodes: Tensor, out: dict[str, Tensor], columns: list[int]) -> Tensor:
         """Global scores against the zero-shot classes alone (``eq5``'s softmax runs over them)."""
         if self.hparams.scoring == "cosine":
-            return (out["global"] if "global" in out else out["scores"])[:, columns]
+            return out["global"][:, columns]
         target = self.fused(self.candidate_text, self.class_labels[list(self.candidates)])[columns]
         v = self.global_embedding(nodes, self.candidate_text)
         return self.scores_of(v[:, columns] if v.dim() == 3 else v, target)
