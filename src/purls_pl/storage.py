@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -96,3 +97,22 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     import torch  # the heavy import only where a tensor file is written
 
     return atomic_write(path, lambda f: torch.save(obj, f))
+
+
+#: What a directory moved aside by :func:`move_aside` has in its name (``<dir>.stale-<time>``).
+STALE = ".stale-"
+
+
+def move_aside(directory: Path) -> Path:
+    """Rename ``directory`` to ``<name>.stale-<time>[-n]`` beside it (kept, never deleted); return the new path."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    stale, n = directory.with_name(f"{directory.name}{STALE}{stamp}"), 1
+    while stale.exists():
+        stale, n = directory.with_name(f"{directory.name}{STALE}{stamp}-{n}"), n + 1
+    directory.rename(stale)
+    return stale
+
+
+def is_stale(path: Path) -> bool:
+    """Whether ``path`` lies in a directory :func:`move_aside` moved aside."""
+    return any(STALE in part for part in path.parts)

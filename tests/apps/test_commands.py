@@ -74,6 +74,16 @@ def test_report_table_through_the_entry_point(tmp_path):
     assert [r["run"] for r in rows] == ["global", "purls"]
 
 
+def test_report_leaves_out_runs_moved_aside_by_a_newer_request(tmp_path):
+    from purls_pl.storage import move_aside
+
+    _write_run(tmp_path, "seed0", 0.3)
+    moved = move_aside(tmp_path / "seed0")  # the table re-ran seed0 with changed settings
+    _write_run(tmp_path, "seed0", 0.7)
+    assert moved.exists() and (moved / "version_0").is_dir()  # kept, never deleted
+    assert [(r["run"], r["test/zsl_top1"]) for r in report.collect([tmp_path])] == [("seed0", 0.7)]
+
+
 def test_report_fields_lists_each_fields_top1_and_their_mean(tmp_path):
     _write_run(tmp_path, "seed0", 0.5, {f: 0.2 for f in FIELDS} | {"legs": 0.4})
     _write_run(tmp_path, "seed1", 0.5, {f: 0.6 for f in FIELDS})

@@ -22,6 +22,7 @@ from purls_pl.eval.metrics import (
     TEST_TOP5,
     TOP5_MIN_CANDIDATES,
 )
+from purls_pl.storage import is_stale
 from purls_pl.text.fields import FIELDS
 
 COLUMNS = (TEST_TOP1, TEST_TOP5, TEST_MEAN_CLASS)
@@ -34,13 +35,16 @@ def _version(path: Path) -> int:
 
 
 def collect(roots: Sequence[str | Path]) -> list[dict[str, object]]:
-    """One row per run directory (newest ``version_*`` with a ``results.json``), named by its path."""
+    """One row per run directory (newest ``version_*`` with a ``results.json``), named by its path; runs
+    that a newer request moved aside (:func:`~purls_pl.storage.move_aside`) (``*.stale-*``) are left out."""
     rows = []
     for root in map(Path, roots):
         if not root.exists():
             raise FileNotFoundError(f"{root} does not exist: no runs to report (train first: make train SPLIT=...)")
         latest: dict[Path, Path] = {}
         for result in root.rglob(RESULTS_FILE):
+            if is_stale(result.relative_to(root)):  # a run replaced by a newer request is not reported
+                continue
             run = result.parent.parent
             if run not in latest or _version(result) > _version(latest[run]):
                 latest[run] = result

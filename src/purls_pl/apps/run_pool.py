@@ -29,7 +29,7 @@ from typing import Literal
 
 import torch
 
-from purls_pl.storage import atomic_write_json
+from purls_pl.storage import atomic_write_json, move_aside
 from purls_pl.train import cli, pretrain
 
 #: Overrides that change where a run writes or how it shows progress, not what it computes.
@@ -69,11 +69,7 @@ def run_once(directory: Path, args: list[str], backbone: Path | None, run: Calla
     if record.is_file() and json.loads(record.read_text()).get("hash") == request and (directory / "done").exists():
         return None
     if directory.exists():
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        stale, n = directory.with_name(f"{directory.name}.stale-{stamp}"), 1
-        while stale.exists():
-            stale, n = directory.with_name(f"{directory.name}.stale-{stamp}-{n}"), n + 1
-        directory.rename(stale)
+        move_aside(directory)
     directory.mkdir(parents=True)
     atomic_write_json(record, {"hash": request, "args": args})
     start = time.perf_counter()
