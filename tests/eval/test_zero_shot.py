@@ -5,7 +5,14 @@ import torch
 import torch.nn.functional as F
 
 from purls_pl.eval.gzsl import ausuc, calibrated_stacking, gzsl_accuracies, gzsl_curve, gzsl_sweep, harmonic_mean
-from purls_pl.eval.zero_shot import mean_class_accuracy, predict_classes, topk_accuracy, zero_shot_scores
+from purls_pl.eval.zero_shot import (
+    mean_class_accuracy,
+    predict_classes,
+    topk_accuracy,
+    with_label_field,
+    with_local_fields,
+    zero_shot_scores,
+)
 
 
 def test_scores_are_cosine_similarities_and_argmax_predicts():
@@ -153,3 +160,16 @@ def test_sweep_reports_best_gamma_and_ausuc():
     best = gzsl_sweep(perfect, torch.tensor([0, 1, 2, 3]), seen)
     assert math.isclose(best["best"]["h"], 1.0) and math.isclose(best["ausuc"], 1.0)
     assert math.isclose(ausuc(torch.tensor([1.0, 1.0, 0.0]), torch.tensor([0.0, 1.0, 1.0])), 1.0)
+
+
+@pytest.mark.parametrize("mix", [with_local_fields, with_label_field])
+def test_score_mixes_weigh_cosines_or_log_probabilities(mix):
+    scores = torch.tensor([[0.2, 0.5, -0.1]])
+    other = torch.tensor([[0.9, 0.0, 0.3]])
+    parts = other.unsqueeze(-1) if mix is with_local_fields else other  # one local field: its mean is itself
+    assert torch.equal(mix(scores, parts, 0.0), scores)
+    torch.testing.assert_close(mix(scores, parts, 0.25), 0.75 * scores + 0.25 * other)
+    # eq5: the added term is a log-softmax over the candidates at the given temperature
+    logp = (other * 10.0).log_softmax(-1)
+    torch.testing.assert_close(mix(scores, parts, 1.0, "eq5", 10.0), logp)
+    assert torch.equal(mix(scores, parts, 1.0, "eq5", 10.0).argmax(-1), torch.tensor([0]))
