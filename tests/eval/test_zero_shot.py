@@ -7,9 +7,9 @@ import torch.nn.functional as F
 from purls_pl.eval.gzsl import ausuc, calibrated_stacking, gzsl_accuracies, gzsl_curve, gzsl_sweep, harmonic_mean
 from purls_pl.eval.zero_shot import (
     mean_class_accuracy,
+    mix_scores,
     predict_classes,
     topk_accuracy,
-    with_label_field,
     with_local_fields,
     zero_shot_scores,
 )
@@ -162,7 +162,7 @@ def test_sweep_reports_best_gamma_and_ausuc():
     assert math.isclose(ausuc(torch.tensor([1.0, 1.0, 0.0]), torch.tensor([0.0, 1.0, 1.0])), 1.0)
 
 
-@pytest.mark.parametrize("mix", [with_local_fields, with_label_field])
+@pytest.mark.parametrize("mix", [with_local_fields, mix_scores])
 def test_score_mixes_weigh_cosines_or_log_probabilities(mix):
     scores = torch.tensor([[0.2, 0.5, -0.1]])
     other = torch.tensor([[0.9, 0.0, 0.3]])

@@ -17,10 +17,12 @@ from pathlib import Path
 from purls_pl.eval.metrics import (
     FIELD_TOP1,
     RESULTS_FILE,
+    TEST,
     TEST_MEAN_CLASS,
     TEST_TOP1,
     TEST_TOP5,
-    TOP5_MIN_CANDIDATES,
+    key,
+    reports_top5,
 )
 from purls_pl.storage import is_stale
 from purls_pl.text.fields import FIELDS
@@ -65,15 +67,15 @@ def markdown(rows: Sequence[dict[str, object]]) -> str:
     with 5 or fewer candidates)."""
     lines = ["| run | " + " | ".join(HEADERS) + " | GZSL H % | epochs |", "|---|" + "---:|" * (len(HEADERS) + 2)]
     for row in rows:
-        few = int(row.get("num_unseen_classes", TOP5_MIN_CANDIDATES)) < TOP5_MIN_CANDIDATES  # top-5 = 100 %
-        values = [f"{100 * float(row[c]):.2f}" if c in row and not (few and c == TEST_TOP5) else "–" for c in COLUMNS]
+        top5 = "num_unseen_classes" not in row or reports_top5(int(row["num_unseen_classes"]))
+        values = [f"{100 * float(row[c]):.2f}" if c in row and (top5 or c != TEST_TOP5) else "–" for c in COLUMNS]
         lines.append(f"| {row['run']} | " + " | ".join(values) + f" | {_gzsl_h(row)} | {row.get('epoch', '–')} |")
     return "\n".join(lines)
 
 
 def field_markdown(rows: Sequence[dict[str, object]]) -> str:
     """Each field's own top-1 % per run (``test/field_top1_<field>``) and the mean over the runs that have it."""
-    keys = [f"test/{FIELD_TOP1}_{field}" for field in FIELDS]
+    keys = [key(TEST, f"{FIELD_TOP1}_{field}") for field in FIELDS]
     lines = ["| run | " + " | ".join(FIELDS) + " |", "|---|" + "---:|" * len(FIELDS)]
     for row in rows:
         lines.append(

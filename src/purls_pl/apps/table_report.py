@@ -19,7 +19,7 @@ import numpy as np
 
 from purls_pl.apps.table_spec import TableSpec
 from purls_pl.data.splits import get_split
-from purls_pl.eval.metrics import TEST_MEAN_CLASS, TEST_TOP1, TEST_TOP5, TOP5_MIN_CANDIDATES
+from purls_pl.eval.metrics import TEST_MEAN_CLASS, TEST_TOP1, TEST_TOP5, reports_top5
 from purls_pl.eval.stats import bootstrap_interval, mean_std
 
 #: Heads the per-run listing that follows the table of means (the README shows the means only).
@@ -88,7 +88,7 @@ def aggregate(spec: TableSpec, records: list[dict[str, Any]], out: str | Path) -
             ci = f" [{c['ci'][0]:.1f}–{c['ci'][1]:.1f}]" if "ci" in c else ""
             cells.append(f"{c['mean']:.2f} ± {c['std']:.2f}{ci}")
             mean_class = cell(mine, TEST_MEAN_CLASS)
-            top5 = cell(mine, TEST_TOP5) if min(r["num_unseen_classes"] for r in mine) >= TOP5_MIN_CANDIDATES else None
+            top5 = cell(mine, TEST_TOP5) if reports_top5(min(r["num_unseen_classes"] for r in mine)) else None
             rows_csv.append(
                 {
                     "column": heading,

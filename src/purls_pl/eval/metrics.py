@@ -31,6 +31,13 @@ FIELD_TOP1 = "field_top1"
 ZSL_METRICS: tuple[str, ...] = (ZSL_TOP1, ZSL_TOP5, ZSL_MEAN_CLASS)
 #: Top-5 is reported only for more candidates than 5 (with 5 or fewer it is always 100 %).
 TOP5_MIN_CANDIDATES = 6
+
+
+def reports_top5(num_candidates: int) -> bool:
+    """Whether top-5 says anything with ``num_candidates`` candidates (see :data:`TOP5_MIN_CANDIDATES`)."""
+    return num_candidates >= TOP5_MIN_CANDIDATES
+
+
 #: What a run writes beside its checkpoints after testing.
 RESULTS_FILE = "results.json"
 #: What a run with validation writes when it ends: the ``val/…`` values after every epoch.

@@ -118,31 +118,29 @@ def with_local_fields(
         scoring: ``cosine`` or ``eq5`` (as ``global_scores`` were made).
         logit_scale: ``1/τ`` of the global field (``eq5`` only).
     """
-    if weight == 0 or local_sims.shape[-1] == 0:
+    if local_sims.shape[-1] == 0:
         return global_scores
-    local = local_sims.mean(dim=-1)
-    if scoring == "eq5":
-        local = (local * logit_scale).log_softmax(dim=-1)
-    return (1.0 - weight) * global_scores + weight * local
+    return mix_scores(global_scores, local_sims.mean(dim=-1), weight, scoring, logit_scale)
 
 
-def with_label_field(
-    scores: Tensor, label_sims: Tensor, weight: float, scoring: Scoring = "cosine", logit_scale: Tensor | float = 1.0
+def mix_scores(
+    scores: Tensor, sims: Tensor, weight: float, scoring: Scoring = "cosine", logit_scale: Tensor | float = 1.0
 ) -> Tensor:
-    """Candidate scores that also use the label field: ``(1 - μ)·S + μ·S_label``.
+    """``(1 - w)·S + w·S_other``: candidate scores with a second opinion mixed in (the local fields' mean,
+    :func:`with_local_fields`, or the label field, ``model.label_field``).
 
-    ``S_label`` is the label field's cosine ``cos(V_label, L_y)`` under ``cosine`` and its log-softmax over
-    the candidates (at the label field's temperature) under ``eq5``, as :func:`with_local_fields` does for
-    the local fields. ``μ = 0`` returns ``scores``.
+    ``S_other`` is the cosine ``sims`` itself under ``cosine`` and its log-softmax over the candidates (at
+    ``logit_scale``) under ``eq5``, so both terms are log-probabilities and the sum is a product of
+    experts. ``w = 0`` returns ``scores``.
 
     Args:
-        scores: ``(B, K)`` the description fields' scores.
-        label_sims: ``(B, K)`` the label field's cosine with each candidate's label.
-        weight: ``μ`` in ``[0, 1]``.
+        scores: ``(B, K)``.
+        sims: ``(B, K)`` cosine similarities of the second opinion.
+        weight: ``w`` in ``[0, 1]``.
         scoring: ``cosine`` or ``eq5`` (as ``scores`` were made).
-        logit_scale: ``1/τ`` of the label field (``eq5`` only).
+        logit_scale: ``1/τ`` of the second opinion (``eq5`` only).
     """
     if weight == 0:
         return scores
-    label = (label_sims * logit_scale).log_softmax(dim=-1) if scoring == "eq5" else label_sims
-    return (1.0 - weight) * scores + weight * label
+    other = (sims * logit_scale).log_softmax(dim=-1) if scoring == "eq5" else sims
+    return (1.0 - weight) * scores + weight * other

@@ -5,7 +5,7 @@ text)" baseline, is not one of its fields. :class:`LabelField` adds it: the mean
 (the Global baseline's pooling) goes through its own f_skel head into text space and is trained with the
 symmetric contrastive loss (its own learnable temperature) against the seen classes' label embeddings
 ``L`` ("A video of a person: <label>."). At inference each candidate's score mixes in its label score,
-``(1 - μ)·S + μ·S_label`` (:func:`~purls_pl.eval.zero_shot.with_label_field`).
+``(1 - μ)·S + μ·S_label`` (:func:`~purls_pl.eval.zero_shot.mix_scores`).
 
 The head and the temperature are the field's own parameters, so under Adam the term's weight in the
 training loss hardly matters; the loss adds it with weight 1 and μ acts at inference only.

@@ -19,13 +19,7 @@ from pytorch_lightning import LightningModule
 from torch import Tensor
 
 from purls_pl.data.layouts import SkeletonLayout
-from purls_pl.eval.zero_shot import (
-    Scoring,
-    field_similarities,
-    with_label_field,
-    with_local_fields,
-    zero_shot_scores,
-)
+from purls_pl.eval.zero_shot import Scoring, field_similarities, mix_scores, with_local_fields, zero_shot_scores
 from purls_pl.models.checkpoint import SPEC_KEY, module_from_checkpoint, module_spec, plain
 from purls_pl.models.features import FrozenBackbone, check_backbone_classes
 from purls_pl.models.label_field import LabelField
@@ -237,8 +231,8 @@ class PurlsModule(LightningModule):
         scores = global_scores
         if fields is not None:
             scores = with_local_fields(scores, fields[..., :-1], hp.field_weight, hp.scoring, scale)
-        if label is not None and self.label_head is not None:
-            scores = with_label_field(scores, label, hp.label_field, hp.scoring, self.label_head.logit_scale())
+        if label is not None:  # only a label head gives label similarities
+            scores = mix_scores(scores, label, hp.label_field, hp.scoring, self.label_head.logit_scale())
         return scores
 
     def score(self, nodes: Tensor, candidates: Tensor, labels: Tensor | None = None) -> Tensor:

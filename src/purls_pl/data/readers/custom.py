@@ -131,9 +131,9 @@ def _process_custom(
     check_values(path, seq, "the array", "mark missing joints with zeros instead")
     if valid_length(seq) == 0:
         raise SampleError(path, f"holds {seq.shape[1]} frames and no non-zero joint (an empty sequence)", "remove it")
-    return preprocess_sequence(
+    return preprocess_sequence(  # type: ignore[arg-type]
         seq, layout, num_frames, temporal, center=center, drop_empty_frames=CustomSource.drop_empty_frames
-    )  # type: ignore[arg-type]
+    )
 
 
 def _peek_layout_name(root: Path) -> str:
