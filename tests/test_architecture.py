@@ -21,7 +21,16 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "purls_pl"
-LAYERS: dict[str, int] = {"storage": 0, "data": 1, "text": 2, "models": 3, "eval": 3, "train": 4, "apps": 5}
+LAYERS: dict[str, int] = {
+    "storage": 0,
+    "integrity": 0,
+    "data": 1,
+    "text": 2,
+    "models": 3,
+    "eval": 3,
+    "train": 4,
+    "apps": 5,
+}
 #: Top-level modules that sit above everything (the ``python -m purls_pl`` entry).
 TOP = {"purls_pl", "purls_pl.__main__"}
 

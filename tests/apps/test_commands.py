@@ -36,7 +36,8 @@ def test_user_errors_print_one_line_and_exit_2(capsys):
     with pytest.raises(SystemExit) as stop:
         commands.exit_on_user_error(fail)
     assert stop.value.code == 2
-    assert capsys.readouterr().err.strip() == "error: data/x does not exist; download it"
+    first, hint = capsys.readouterr().err.strip().splitlines()
+    assert first == "error: data/x does not exist; download it" and "--debug" in hint
 
 
 def _write_run(root: Path, name: str, top1: float, fields: dict[str, float] | None = None) -> None:
@@ -95,3 +96,63 @@ def test_report_fields_lists_each_fields_top1_and_their_mean(tmp_path):
     mean = dict(zip(FIELDS, lines[-1].split(" | ")[1:], strict=True))
     assert lines[-1].startswith("| *mean* |")
     assert mean["head"] == "40.00" and mean["legs"] == "50.00" and mean["global"].rstrip(" |") == "40.00"
+
+
+def _purls(*args: str, **env: str) -> subprocess.CompletedProcess:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "purls_pl", *args], capture_output=True, text=True, cwd=REPO, env={**os.environ, **env}
+    )
+
+
+def test_a_mistyped_command_lists_every_command_and_the_closest():
+    run = _purls("repot", "lightning_logs")
+    assert run.returncode == 2
+    assert run.stderr.startswith("error: purls-pl: unknown command 'repot'; did you mean 'report'")
+    assert all(name in run.stderr for name in [*commands.LIGHTNING_COMMANDS, *commands.COMMANDS])
+    run = _purls("pretrain", "fti")
+    assert run.returncode == 2 and "unknown command 'fti'; did you mean 'fit'?" in run.stderr
+
+
+def test_help_lists_every_command_with_what_it_does():
+    run = _purls("--help")
+    assert run.returncode == 0
+    for name, (_, what) in commands.COMMANDS.items():
+        assert f"  {name} " in run.stderr and what in run.stderr
+    assert "train PURLS (stage 2)" in run.stderr
+
+
+def test_user_errors_are_one_line_and_debug_shows_the_traceback(tmp_path):
+    missing = tmp_path / "nothing.json"
+    run = _purls("validate-descriptions", str(missing))  # a command with its own message
+    assert run.returncode != 0 and "Traceback" not in run.stderr
+    args = ["fit", "--config", "experiments/purls.yaml", "--config", "experiments/demo.yaml", "--data.split=demo_15_5"]
+    args += [f"--trainer.default_root_dir={tmp_path}"]  # no backbone there
+    run = _purls(*args)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert next(line for line in run.stderr.splitlines() if line.startswith("error:")).startswith("error: backbone")
+    for debug in (_purls(*args, "--debug"), _purls(*args, PURLS_DEBUG="1")):
+        assert debug.returncode == 1 and "Traceback" in debug.stderr and "FileNotFoundError: backbone" in debug.stderr
+
+
+def test_fit_checks_the_description_file_before_anything_heavy(tmp_path):
+    records = [{"label": f"class {i}", **dict.fromkeys(FIELDS, "text")} for i in range(20)]
+    records[3]["legs"] = "  "  # an empty field
+    bad = tmp_path / "descriptions.json"
+    bad.write_text(json.dumps({"classes": records}))
+    args = ["fit", "--config", "experiments/purls.yaml", "--config", "experiments/demo.yaml", "--data.split=demo_15_5"]
+    run = _purls(*args, f"--data.descriptions={bad}", f"--trainer.default_root_dir={tmp_path}")  # and no backbone
+    assert run.returncode == 2
+    error = next(line for line in run.stderr.splitlines() if line.startswith("error:"))
+    assert "descriptions.json" in error and "backbone" not in run.stderr
+    assert "'class 3': missing legs" in run.stderr
+
+
+def test_a_hand_written_description_file_names_the_converting_command(tmp_path):
+    from purls_pl.text.descriptions import DescriptionError, load_descriptions
+
+    hand = tmp_path / "mine.json"
+    hand.write_text(json.dumps({"wave": dict.fromkeys(FIELDS, "a wave")}))
+    with pytest.raises(DescriptionError, match=r"mine\.json: .*purls_pl import-descriptions .*mine\.json --out"):
+        load_descriptions(hand)

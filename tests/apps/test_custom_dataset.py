@@ -7,6 +7,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
+import shlex
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -240,3 +245,90 @@ def test_a_joint_order_that_contradicts_the_layout_is_reported(dataset, tmp_path
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the correct order raises nothing
         CustomSource(str(dataset), conversion=Conversion(cache=False)).load()
+
+
+# ---------------------------------------------------------------- the README block, each command its own process
+#: What the test changes in the README's block: the data folder, and fewer epochs.
+README_SUBSTITUTIONS = {"/data/gestures": None, "max_epochs: 30": "max_epochs: 2"}
+
+
+def _readme_block() -> tuple[dict[str, str], list[str]]:
+    """The recipes (path -> text) and the commands of README's "A dataset of your own"."""
+    section = (REPO / "README.md").read_text().split("### A dataset of your own", 1)[1].split("\n## ", 1)[0]
+    recipes = {m.group(1): m.group(0) for m in re.finditer(r"(?<=```yaml\n)# (\S+)\n.*?(?=```)", section, re.S)}
+    commands = re.findall(r"```bash\n(.*?)```", section, re.S)[0].strip().splitlines()
+    return recipes, commands
+
+
+def run_command(line: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """One command line as a user runs it: its own process, output piped (not a terminal)."""
+    args = shlex.split(line)
+    assert args[:3] == ["python", "-m", "purls_pl"], line
+    return subprocess.run([sys.executable, *args[1:]], cwd=cwd, env=env, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def readme_runs(dataset, tmp_path_factory) -> tuple[Path, dict[str, str], dict[str, subprocess.CompletedProcess]]:
+    """Run README's block verbatim (but the data folder and the epochs) in a fresh directory."""
+    work = tmp_path_factory.mktemp("readme")
+    (work / "experiments").symlink_to(REPO / "experiments")
+    substitutions = {**README_SUBSTITUTIONS, "/data/gestures": str(dataset)}
+    recipes, commands = _readme_block()
+    assert sorted(recipes) == ["my/gestures.yaml", "my/gestures_backbone.yaml"]
+    for name, text in recipes.items():
+        for old, new in substitutions.items():
+            text = text.replace(old, new)
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / name).write_text(text)
+    env = {**os.environ, "PURLS_CACHE_DIR": str(work / "cache")}
+    done: dict[str, subprocess.CompletedProcess] = {}
+    for line in commands:
+        for old, new in substitutions.items():
+            line = line.replace(old, new)
+        done[line.split()[3]] = result = run_command(line, work, env)
+        assert result.returncode == 0, f"{line}\n{result.stdout}\n{result.stderr}"
+    return work, env, done
+
+
+def test_the_readme_block_runs_each_command_in_its_own_process(readme_runs):
+    work, _, done = readme_runs
+    result = json.loads((work / "lightning_logs/gestures_4_2/version_0/results.json").read_text())
+    assert result["unseen_classes"] == ["jump", "spin"] and result["num_test_samples"] == 4
+    assert "gestures_4_2" in done["report"].stdout
+    assert {"jump", "spin", "wave"} <= set(done["recognize"].stdout.split())
+    assert "records no seen classes" not in done["recognize"].stderr  # the checkpoint keeps stage 1's record
+    assert (work / "figs" / "gestures.png").is_file()
+    fit = done["fit"].stdout + done["fit"].stderr
+    # progress in a log that is not a terminal, and no library noise above it
+    assert re.search(r"epoch 2/2 done 1/1 \[.*step.*samples/s, run left 00:00 train/loss=", fit), fit
+    assert "litlogger" not in fit and "log_every_n_steps" not in fit
+
+
+def _flip_bytes(path: Path, out: Path) -> Path:
+    data = bytearray(path.read_bytes())
+    for i in range(64):
+        data[len(data) // 2 + 7 * i] ^= 0xFF
+    out.write_bytes(bytes(data))
+    return out
+
+
+def test_corrupted_exports_and_checkpoints_are_refused_with_the_file_and_the_fix(readme_runs, dataset):
+    work, env, _ = readme_runs
+    export = work / "lightning_logs/backbones/gestures_4_2/seed0.pt"
+    ckpt = work / "lightning_logs/gestures_4_2/version_0/checkpoints/last.ckpt"
+    bad_export = _flip_bytes(export, work / "bad_export.pt")
+    bad_ckpt = _flip_bytes(ckpt, work / "bad.ckpt")
+    commands = [
+        f"python -m purls_pl fit --config experiments/purls.yaml --config my/gestures.yaml "
+        f"--model.backbone.checkpoint={bad_export} --trainer.default_root_dir={work / 'bad_runs'}",
+        f"python -m purls_pl fit --config experiments/purls.yaml --config my/gestures.yaml --ckpt_path={bad_ckpt} "
+        f"--model.backbone.checkpoint={export} --trainer.default_root_dir={work / 'bad_runs'}",
+        f"python -m purls_pl recognize --ckpt {bad_ckpt} --candidates jump,spin {dataset / 'jump_00.npy'}",
+    ]
+    for line, bad in zip(commands, (bad_export, bad_ckpt, bad_ckpt), strict=True):
+        result = run_command(line, work, env)
+        assert result.returncode == 2, result.stderr
+        first = next(line for line in result.stderr.splitlines() if line.startswith("error:"))
+        assert first.startswith(f"error: {bad}: the content does not match the checksum"), result.stderr
+        assert "Traceback" not in result.stderr and "weights_only" not in result.stderr
+    assert not list((work / "bad_runs").rglob("results.json"))

@@ -9,7 +9,6 @@ feature cache and a YAML config with a Python tag.
 from __future__ import annotations
 
 import json
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ import pytest
 import torch
 from pytorch_lightning import Trainer
 
+from purls_pl.integrity import FileRefused
 from purls_pl.models.features import FrozenBackbone
 from purls_pl.models.purls_module import PurlsModule
 from purls_pl.text.encoder import ClassText
@@ -69,9 +69,11 @@ def test_clean_checkpoint_loads(lightning_checkpoint):
 
 def test_tampered_checkpoint_is_refused(lightning_checkpoint, marker):
     _tamper(lightning_checkpoint, marker)
-    with pytest.raises(pickle.UnpicklingError):
+    refusal = rf"^{lightning_checkpoint}: this checkpoint holds pickled Python objects \(.*open.*\).*was not loaded"
+    with pytest.raises(FileRefused, match=refusal) as refused:
         PurlsModule.from_checkpoint(lightning_checkpoint)
-    with pytest.raises(pickle.UnpicklingError):  # what `fit --ckpt_path` / resume goes through in the CLI
+    assert "weights_only" not in str(refused.value)  # never the advice to turn the check off
+    with pytest.raises(FileRefused, match=refusal):  # what `fit --ckpt_path` / resume goes through in the CLI
         AtomicCheckpointIO().load_checkpoint(lightning_checkpoint)
     assert not marker.exists()
 
@@ -94,7 +96,7 @@ def test_tampered_backbone_export_is_refused(tiny_backbone, tmp_path, marker):
     payload = torch.load(tiny_backbone, weights_only=True)
     payload["meta"] = {"note": Payload(marker)}
     torch.save(payload, tmp_path / "evil.pt")
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(FileRefused, match=r"evil\.pt: this backbone export holds pickled Python objects"):
         load_backbone(tmp_path / "evil.pt")
     assert not marker.exists()
 

@@ -362,5 +362,17 @@ def get_layout(name: str | SkeletonLayout) -> SkeletonLayout:
         ) from None
 
 
+def restore_layout(spec: Mapping[str, Any]) -> SkeletonLayout:
+    """The layout a file recorded (:meth:`SkeletonLayout.to_mapping`): the registered one of that name when it
+    is the same, else the stored one, registered under its name when the name is free. A fresh process
+    thus rebuilds a model of any custom layout from its checkpoint or backbone export alone."""
+    stored = SkeletonLayout.from_mapping(spec)
+    try:
+        known = get_layout(stored.name)
+    except KeyError:
+        return register_layout(stored)
+    return known if known.to_mapping() == stored.to_mapping() else stored
+
+
 for _layout in (NTU25, OPENPOSE18, KINECT20, PENN13):
     register_layout(_layout)

@@ -9,7 +9,8 @@ itself knows (:func:`module_spec`)::
      "class_text": (K, 8, m) tensor,          # the text the module was built with (seen fields, candidates' global)
      "layout": {"name", "joint_names", "edges", "center", "parts", "align_axes"},
      "partitioner": {"class_path", "init_args"}, "hparams": {proj_hidden, alpha, lr, ...},
-     "backbone": {"class_path", "init_args", "pool_frames", "checkpoint"}}  # weights: state_dict["backbone.encoder.*"]
+     "backbone": {"class_path", "init_args", "pool_frames", "checkpoint", "meta"}}
+     # the backbone's weights: state_dict["backbone.encoder.*"]
 
 and the training wiring (:class:`purls_pl.train.wiring.RecordDataSpec`) adds what the data side knows,
 from the datamodule's public ``checkpoint_record()``::
@@ -36,7 +37,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from purls_pl.data.layouts import SkeletonLayout, get_layout, register_layout
+from purls_pl.data.layouts import restore_layout
+from purls_pl.integrity import load_torch_file
 from purls_pl.models.features import FrozenBackbone, export_backbone, init_args_of
 from purls_pl.text.encoder import ClassText
 
@@ -80,16 +82,6 @@ def plain(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return str(value)
-
-
-def restore_layout(spec: dict[str, Any]) -> SkeletonLayout:
-    """The registered layout of that name if it is the same, else the stored one (registered)."""
-    stored = SkeletonLayout.from_mapping(spec)
-    try:
-        known = get_layout(stored.name)
-    except KeyError:
-        return register_layout(stored)
-    return known if known.to_mapping() == stored.to_mapping() else stored
 
 
 def partitioner_spec(partitioner: torch.nn.Module) -> dict[str, Any]:
@@ -137,6 +129,7 @@ def module_spec(module: Any) -> dict[str, Any]:
             "init_args": init_args_of(encoder),
             "pool_frames": module.backbone.pool_frames,
             "checkpoint": str(module.backbone.checkpoint),
+            "meta": dict(module.backbone.meta),  # what stage 1 recorded: its seen classes, its accuracies
         },
     }
     return plain(spec)
@@ -146,7 +139,8 @@ def _restore_backbone(spec: dict[str, Any]) -> FrozenBackbone:
     """A FrozenBackbone of the stored architecture (weights come with the module's state dict)."""
     encoder: nn.Module = import_class(spec["class_path"])(**spec["init_args"])
     with tempfile.TemporaryDirectory() as tmp:
-        backbone = FrozenBackbone(str(export_backbone(encoder, Path(tmp) / "backbone.pt")), spec["pool_frames"])
+        export = export_backbone(encoder, Path(tmp) / "backbone.pt", spec.get("meta"))
+        backbone = FrozenBackbone(str(export), spec["pool_frames"])
     backbone.checkpoint = spec.get("checkpoint", "<from PURLS checkpoint>")
     return backbone
 
@@ -154,10 +148,7 @@ def _restore_backbone(spec: dict[str, Any]) -> FrozenBackbone:
 def module_from_checkpoint(cls: type[Any], path: str | Path, map_location: Any = "cpu") -> Any:
     """Rebuild a module of class ``cls`` (:class:`PurlsModule`) from a checkpoint alone (``weights_only=True``
     loading), in eval mode, with ``checkpoint_spec`` set to the stored record."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = load_torch_file(path, what="checkpoint")
     spec = checkpoint.get(SPEC_KEY)
     if not isinstance(spec, dict) or spec.get("format") != SPEC_FORMAT:
         raise ValueError(

@@ -44,7 +44,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from purls_pl.data.layouts import SkeletonLayout, restore_layout
 from purls_pl.data.skeletons import SkeletonSet
+from purls_pl.integrity import FileRefused, load_torch_file, seal
 from purls_pl.storage import atomic_torch_save, default_cache_dir
 
 if TYPE_CHECKING:
@@ -57,31 +59,40 @@ CACHE_FORMAT = 1
 
 
 def init_args_of(module: nn.Module) -> dict[str, Any]:
-    """The constructor arguments a backbone was built with (recorded by ``NodeEncoder``)."""
+    """The constructor arguments a backbone was built with (recorded by ``NodeEncoder``), as plain data: a
+    layout given as an object is recorded by its name."""
     args = getattr(module, "init_args", None)
     if args is None:
         raise TypeError(
             f"{type(module).__name__} does not record its constructor arguments; subclass "
             "purls_pl.models.backbones.NodeEncoder so it can be exported and reloaded"
         )
-    return dict(args)
+    args = dict(args)
+    if isinstance(args.get("layout"), SkeletonLayout):
+        args["layout"] = args["layout"].name  # the joints themselves travel as the file's "layout" record
+    return args
 
 
 def export_backbone(backbone: nn.Module, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
-    """Write ``backbone`` (class, constructor args, weights) atomically to ``path``."""
+    """Write ``backbone`` (class, constructor args, weights, its skeleton layout) atomically to ``path``,
+    sealed with a checksum of its content (:func:`purls_pl.integrity.seal`)."""
     cls = type(backbone)
+    layout = getattr(backbone, "layout", None)
     payload = {
         "format": EXPORT_FORMAT,
         "class_path": f"{cls.__module__}.{cls.__qualname__}",
         "init_args": init_args_of(backbone),
         "state_dict": {k: v.detach().cpu() for k, v in backbone.state_dict().items()},
         "meta": dict(meta or {}),
+        "layout": layout.to_mapping() if isinstance(layout, SkeletonLayout) else None,
     }
-    return atomic_torch_save(payload, path)
+    return atomic_torch_save(seal(payload), path)
 
 
 def load_backbone(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild an exported backbone. Only plain data is unpickled (``weights_only=True``)."""
+    """Rebuild an exported backbone. Only plain data is unpickled (``weights_only=True``); the file's seal
+    and finite weights are checked (:func:`purls_pl.integrity.load_torch_file`), and the skeleton layout it
+    records is registered when this process does not know it (a dataset's own ``layout.json``)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
@@ -89,12 +100,21 @@ def load_backbone(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
             "`make backbone SPLIT=<split>` (`make train` does this automatically), or "
             "`python -m purls_pl pretrain fit $(python -m purls_pl configs <split> --stage backbone)`."
         )
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if payload.get("format") != EXPORT_FORMAT:
-        raise ValueError(f"{path}: unsupported backbone export format {payload.get('format')!r}")
+    payload = load_torch_file(path, what="backbone export")
+    if not isinstance(payload, dict) or payload.get("format") != EXPORT_FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise FileRefused(
+            f"{path}: not a backbone export of format {EXPORT_FORMAT} (found {found!r}); export one with "
+            "stage 1 (`make backbone SPLIT=<split>`)"
+        )
+    init_args = dict(payload["init_args"])
+    if payload.get("layout"):
+        layout = restore_layout(payload["layout"])
+        if init_args.get("layout") == layout.name:
+            init_args["layout"] = layout  # the recorded joints, even where another layout has that name
     module_name, _, class_name = payload["class_path"].rpartition(".")
     cls = getattr(importlib.import_module(module_name), class_name)
-    backbone = cls(**payload["init_args"])
+    backbone = cls(**init_args)
     backbone.load_state_dict(payload["state_dict"])
     return backbone, payload.get("meta", {})
 

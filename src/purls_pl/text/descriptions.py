@@ -163,7 +163,11 @@ def load_descriptions(path: str | Path) -> DescriptionSet:
     except json.JSONDecodeError as err:
         raise DescriptionError(f"{path}: not valid JSON ({err})") from err
     if not isinstance(raw, dict) or not isinstance(raw.get("classes"), list):
-        raise DescriptionError(f"{path}: expected an object with a 'classes' list of {{label, {', '.join(FIELDS)}}}")
+        raise DescriptionError(
+            f"{path}: expected an object with a 'classes' list of {{label, {', '.join(FIELDS)}}}; a file written by "
+            "hand ({label: {field: text}}, a list of records, csv or xlsx) converts with "
+            f"`python -m purls_pl import-descriptions {path} --out {path.with_name(path.stem + '-set.json')}`"
+        )
     return DescriptionSet.from_records(
         raw["classes"], name=str(raw.get("name", path.stem)), produced_by=raw.get("produced_by", {}), source=str(path)
     )

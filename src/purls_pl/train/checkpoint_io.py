@@ -17,16 +17,19 @@ from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning_fabric.utilities.types import _PATH
 from pytorch_lightning import Trainer
 
+from purls_pl.integrity import load_torch_file, seal
 from purls_pl.storage import atomic_torch_save, atomic_write
 
 __all__ = ["AtomicCheckpointIO", "atomic_torch_save", "atomic_write", "use_atomic_checkpoint_io"]
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """``TorchCheckpointIO`` writing local checkpoints atomically and loading with ``weights_only=True``.
+    """``TorchCheckpointIO`` writing local checkpoints atomically and sealed with a checksum of their
+    content, and loading them with ``weights_only=True``, the seal and finite weights checked
+    (:func:`purls_pl.integrity.load_torch_file`).
 
-    Remote paths (``s3://`` ...) keep Lightning's fsspec writer. Loading honours an explicit
-    ``weights_only=False`` (only for checkpoints you trust).
+        Remote paths (``s3://`` ...) keep Lightning's fsspec writer. Loading honours an explicit
+        ``weights_only=False`` (only for checkpoints you trust).
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
@@ -35,7 +38,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} does not support storage_options")
-        atomic_torch_save(checkpoint, path)
+        atomic_torch_save(seal(checkpoint), path)
 
     def load_checkpoint(
         self,
@@ -43,7 +46,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         map_location: Any | None = lambda storage, loc: storage,
         weights_only: bool | None = None,
     ) -> dict[str, Any]:
-        return super().load_checkpoint(path, map_location, weights_only=True if weights_only is None else weights_only)
+        if weights_only is False or "://" in str(path):
+            return super().load_checkpoint(path, map_location, weights_only=bool(weights_only is None or weights_only))
+        return load_torch_file(path, what="checkpoint", map_location=map_location)
 
 
 def use_atomic_checkpoint_io(trainer: Trainer) -> None:

@@ -8,6 +8,7 @@ skeleton layout) are linked into the model when both are instantiated, so no con
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from collections.abc import Sequence
@@ -24,10 +25,14 @@ from purls_pl.eval.callbacks import GeneralizedZeroShotEvaluation, ZeroShotEvalu
 from purls_pl.eval.metrics import VAL_TOP1
 from purls_pl.models.checkpoint import import_class
 from purls_pl.models.purls_module import PurlsModule
+from purls_pl.text.descriptions import load_descriptions
 from purls_pl.train.checkpoint_io import use_atomic_checkpoint_io
 from purls_pl.train.datamodule import ZeroShotDataModule
+from purls_pl.train.guards import FiniteLoss
+from purls_pl.train.log_progress import use_log_progress
 from purls_pl.train.paths import AUTO, backbone_export_path
 from purls_pl.train.provenance import RunProvenance
+from purls_pl.train.ranges import check_ranges
 from purls_pl.train.wiring import FinalCheckpoint, attach_wiring
 
 #: Trainer defaults of every experiment (a config or flag overrides any of them).
@@ -59,6 +64,31 @@ warnings.filterwarnings("ignore", message=r"Total length of `list` across ranks 
 warnings.filterwarnings("ignore", message=r"LightningCLI.s args parameter is intended to run from within Python")
 # Under DDP: the zero-shot metrics are reduced by torchmetrics before they are logged (and GZSL is global).
 warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\('(val|test|gzsl)/")
+# Small datasets have fewer batches than the logging interval: the epoch-level metrics are logged anyway.
+warnings.filterwarnings(
+    "ignore", message=r"The number of training batches \(\d+\) is smaller than the logging interval"
+)
+
+
+class _DropLibraryTips(logging.Filter):
+    """Drops Lightning's advertisement for its cloud logger (printed by every run, saying nothing to a user)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_DropLibraryTips())
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropLibraryTips())
+
+
+def guard_trainer(trainer: Trainer) -> None:
+    """What every trainer of both stages gets: checkpoints written atomically and sealed, loaded with
+    ``weights_only=True`` and verified (:mod:`purls_pl.train.checkpoint_io`), a stop at the first non-finite
+    loss (:class:`FiniteLoss`), and progress lines when the output is not a terminal
+    (:func:`use_log_progress`)."""
+    use_atomic_checkpoint_io(trainer)
+    trainer.callbacks.append(FiniteLoss())
+    use_log_progress(trainer)
 
 
 def _split_value(config: Namespace) -> str | dict[str, Any]:
@@ -105,6 +135,16 @@ def resolve_data_derived(config: Namespace) -> None:
     export = config.get("export")
     if isinstance(export, Namespace) and export.get("path") == AUTO:
         export.path = path
+
+
+def check_description_file(config: Namespace) -> None:
+    """Read ``data.descriptions`` when it names a file, before anything heavy is built: its shape, and that
+    every entry has all 8 fields, none empty (whether it covers the run's classes is checked when the class
+    text is built)."""
+    spec = config.data.get("descriptions")
+    if isinstance(spec, str) and spec not in ("auto", "labels", "demo"):
+        descriptions = load_descriptions(spec)
+        descriptions.validate(list(descriptions.entries))
 
 
 def run_name(config: Namespace, prefix: str = "") -> str:
@@ -217,6 +257,8 @@ class PurlsCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
+        check_ranges(config)
+        check_description_file(config)
         resolve_data_derived(config)
         checkpoint_defaults(config, VAL_TOP1, validates=config.data.get("protocol", "final") == "select")
         name_runs(config)
@@ -233,12 +275,11 @@ class PurlsCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The trainer, with :class:`RunProvenance` recording the resolved config and the git commit, the
-        data-model wiring (:func:`~purls_pl.train.wiring.attach_wiring`), and checkpoints written atomically
-        and loaded with ``weights_only=True`` (:mod:`purls_pl.train.checkpoint_io`)."""
+        data-model wiring (:func:`~purls_pl.train.wiring.attach_wiring`), and :func:`guard_trainer`."""
         trainer = super().instantiate_trainer(**kwargs)
         trainer.callbacks.append(RunProvenance(self.resolved_config()))
         attach_wiring(trainer)
-        use_atomic_checkpoint_io(trainer)
+        guard_trainer(trainer)
         return trainer
 
     def after_fit(self) -> None:

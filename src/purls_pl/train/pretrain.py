@@ -15,16 +15,17 @@ from pytorch_lightning import Trainer
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
 from purls_pl.models.classifier import BackboneClassifier, ExportBackbone
-from purls_pl.train.checkpoint_io import use_atomic_checkpoint_io
 from purls_pl.train.cli import (
     CLI_OPTIONS,
     add_final_run_args,
     checkpoint_defaults,
+    guard_trainer,
     name_runs,
     resolve_data_derived,
     run_final_test,
 )
 from purls_pl.train.datamodule import PretrainDataModule
+from purls_pl.train.ranges import check_ranges
 from purls_pl.train.resumable import ExactResume
 
 #: Stage 1's validation metric: accuracy on the held-out share of the training protocol.
@@ -36,6 +37,7 @@ class PretrainCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
+        check_ranges(config)
         resolve_data_derived(config)
         checkpoint_defaults(config, HOLDOUT_TOP1, validates=(config.data.get("holdout") or 0) > 0)
         name_runs(config, prefix="backbones/")
@@ -44,10 +46,10 @@ class PretrainCLI(LightningCLI):
         run_final_test(self)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        """The trainer, writing checkpoints atomically (temp file, then rename)."""
+        """The trainer, resuming exactly (:class:`ExactResume`), with :func:`guard_trainer`."""
         trainer = super().instantiate_trainer(**kwargs)
         trainer.callbacks.append(ExactResume())
-        use_atomic_checkpoint_io(trainer)
+        guard_trainer(trainer)
         return trainer
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
