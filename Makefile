@@ -103,7 +103,7 @@ sweep: install ## Create a W&B sweep (SWEEP=hparams|partitioner, experiments/swe
 	echo "  PATH=$(CURDIR)/$(BIN):\$$PATH $$agent"
 
 test: install ## Run the test suite (fast tests; CI runs this)
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow" --durations=15 $(PYTEST_ARGS)
 
 test-all: install ## Run every test, the slow end-to-end ones included
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
