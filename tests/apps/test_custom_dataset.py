@@ -332,3 +332,12 @@ def test_corrupted_exports_and_checkpoints_are_refused_with_the_file_and_the_fix
         assert first.startswith(f"error: {bad}: the content does not match the checksum"), result.stderr
         assert "Traceback" not in result.stderr and "weights_only" not in result.stderr
     assert not list((work / "bad_runs").rglob("results.json"))
+
+
+def test_a_missing_data_folder_is_named_not_taken_for_an_unknown_dataset(readme_runs):
+    work, env, _ = readme_runs
+    line = "python -m purls_pl fit --config experiments/purls.yaml --config my/gestures.yaml"
+    result = run_command(f"{line} --data.source.init_args.root={work / 'elsewhere'}", work, env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    error = next(line for line in result.stderr.splitlines() if line.startswith("error:"))
+    assert f"{work / 'elsewhere' / 'index.csv'} does not exist" in error and "unknown dataset" not in error

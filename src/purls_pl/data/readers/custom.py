@@ -225,13 +225,11 @@ class CustomSource(SourceBase):
         classes_file = root / "classes.txt"
         if classes_file.is_file():
             return [c.strip() for c in classes_file.read_text(encoding="utf-8").splitlines() if c.strip()]
-        if not (root / "index.csv").is_file():
-            return []
+        self._require_index(root)
         return sorted({label for _, label, _ in read_custom_index(root / "index.csv", "skip", [])})
 
-    def load(self) -> SkeletonSet:
-        """Read the folder: data ``(N, max_persons, num_frames, J, C)``."""
-        root = Path(self.root).expanduser()
+    def _require_index(self, root: Path) -> None:
+        """Raise a FileNotFoundError naming ``root/index.csv``, what the folder holds and how to make it."""
         if not (root / "index.csv").is_file():
             raise missing_root_error(
                 root / "index.csv",
@@ -239,6 +237,11 @@ class CustomSource(SourceBase):
                 "index.csv, <sample_id>.npy files, layout.json, optional classes.txt",
                 HOW_TO_MAKE,
             )
+
+    def load(self) -> SkeletonSet:
+        """Read the folder: data ``(N, max_persons, num_frames, J, C)``."""
+        root = Path(self.root).expanduser()
+        self._require_index(root)
         lay = _layout(root, self.layout_name)
         self._layout = lay.name
         skipped: list[SkippedSample] = []
