@@ -86,6 +86,12 @@ def test_errors(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"data": [{"frame_index": 1, "skeleton": [{"pose": [0.1] * 10, "score": [1] * 18}]}]}))
     with pytest.raises(ValueError, match=r"clip\.json.*'pose' has 10"):
         read_kinetics_clip(bad)
+    person = {"pose": [0.1] * 36, "score": [1] * 18}
+    bad.write_text(json.dumps({"data": [{"frame_index": 1, "skeleton": [person]}, {"frame_index": 2}]}))
+    with pytest.raises(ValueError, match=r"clip\.json.*frame_index 2 \(entry 1 of 'data'\) has no 'skeleton' key"):
+        read_kinetics_clip(bad)
+    bad.write_text(json.dumps({"data": [{"frame_index": 1, "skeleton": []}]}))  # nobody seen: accepted
+    assert read_kinetics_clip(bad)[0].shape[1] >= 1
 
 
 def test_processed_npy_pkl(tmp_path: Path) -> None:

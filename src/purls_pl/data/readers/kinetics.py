@@ -92,7 +92,8 @@ def parse_kinetics_clip(path: str | Path) -> tuple[list[KineticsFrame], int]:
 
     Raises:
         SampleError: (a ``ValueError``) naming the file, the place and the fix: not json / truncated,
-            no ``data`` list or an empty one, a frame without an integer ``frame_index``, a person whose
+            no ``data`` list or an empty one, a frame without an integer ``frame_index`` or without its
+            ``skeleton`` list, a person whose
             ``pose`` / ``score`` do not hold 2 x 18 / 18 numbers, NaN/inf values.
     """
     path = Path(path)
@@ -114,7 +115,15 @@ def parse_kinetics_clip(path: str | Path) -> tuple[list[KineticsFrame], int]:
     for n, frame in enumerate(frames):
         if not isinstance(frame, dict) or not isinstance(frame.get("frame_index"), int):
             raise SampleError(path, f"entry {n} of 'data' has no integer 'frame_index'", FIX_CLIP)
-        people = frame.get("skeleton", [])
+        people = frame.get("skeleton")
+        if not isinstance(people, list):  # an empty frame is [], never a missing key
+            found = "no 'skeleton' key" if people is None else f"a 'skeleton' that is a {type(people).__name__}"
+            raise SampleError(
+                path,
+                f"frame_index {frame['frame_index']} (entry {n} of 'data') has {found}; expected a list of "
+                "{pose, score} (empty when nobody is seen)",
+                FIX_CLIP,
+            )
         poses = np.zeros((len(people), NUM_JOINTS, 2), np.float32)
         scores = np.zeros((len(people), NUM_JOINTS), np.float32)
         for m, person in enumerate(people):
