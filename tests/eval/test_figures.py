@@ -53,6 +53,12 @@ def test_confusion_accuracy_and_gzsl_figures(tmp_path):
     fig = plots.accuracy_vs_unseen_figure(rows)
     assert sorted(line.get_label() for line in fig.axes[0].get_lines()) == ["ntu60", "ntu60 (global)"]
     assert _png_shape(plots.save_figure(fig, tmp_path / "a.png")) == (450, 600, 4)
+    assert list(fig.axes[0].get_xticks()) == [5, 12]
+    for one_count in ([rows[0]], [rows[0], {**rows[0], "run": "ntu120_115_5"}]):  # a single count on the axis
+        fig = plots.accuracy_vs_unseen_figure(one_count)
+        fig.canvas.draw()
+        ticks = [t.get_text() for t in fig.axes[0].get_xticklabels() if t.get_text()]
+        assert ticks == ["5"], ticks  # not 4.96, 4.98, ...
     gzsl = {
         "curve": {"seen": [0.9, 0.5, 0.0], "unseen": [0.0, 0.4, 0.7]},
         "best": {"gamma": 0.1, "seen": 0.5, "unseen": 0.4, "h": 0.44},

@@ -224,9 +224,16 @@ def accuracy_vs_unseen_figure(rows: Sequence[dict[str, Any]], metric: str = TEST
     for label, points in sorted(series.items()):
         points.sort()
         ax.plot([p[0] for p in points], [p[1] for p in points], "o-", label=label)
-    from matplotlib.ticker import MaxNLocator
+    counts = sorted({p[0] for points in series.values() for p in points})
+    if 0 < len(counts) <= 12:  # a tick at every count measured, none between (a class count is whole)
+        ax.set_xticks(counts)
+        ax.set_xlim(
+            counts[0] - 0.5 - 0.05 * (counts[-1] - counts[0]), counts[-1] + 0.5 + 0.05 * (counts[-1] - counts[0])
+        )
+    else:
+        from matplotlib.ticker import MaxNLocator
 
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("number of unseen classes")
     ax.set_ylabel(f"{metric} %")
     ax.grid(alpha=0.3)
