@@ -1,17 +1,19 @@
-"""Results tables from finished runs: ``python -m purls_pl.apps.report lightning_logs/<split> [...]``.
+"""Results tables from runs: ``python -m purls_pl.apps.report lightning_logs/<split> [...]``.
 
 Every ``fit`` writes ``<run>/version_<k>/results.json`` (zero-shot test metrics of the final
-weights). This module collects them — the newest version of each run directory — and prints a
-Markdown table; ``--csv`` writes the same rows as CSV; ``--fields`` adds each field's own zero-shot
-top-1 (``test/field_top1_<field>``: the candidates ranked by that field alone) and their mean over the runs.
+weights). This module lists every version of every run below the roots with its status
+(:func:`purls_pl.eval.results.run_status`: finished, incomplete, running or killed, not tested,
+fast_dev_run) and prints a Markdown table; ``--csv`` writes the same rows as CSV; ``--fields`` adds each
+field's own zero-shot top-1 (``test/field_top1_<field>``: the candidates ranked by that field alone) and
+their mean. Aggregates (the field means, the plots) use finished runs only, the newest version of each.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from purls_pl.eval.metrics import (
@@ -24,36 +26,67 @@ from purls_pl.eval.metrics import (
     key,
     reports_top5,
 )
+from purls_pl.eval.results import FINISHED, INCOMPLETE, run_status
 from purls_pl.storage import is_stale
 from purls_pl.text.fields import FIELDS
 
 COLUMNS = (TEST_TOP1, TEST_TOP5, TEST_MEAN_CLASS)
 HEADERS = ("top-1 %", "top-5 %", "mean class %")
+#: A PURLS run's saved config has the zero-shot evaluation's section (stage-1 runs have none).
+_ZERO_SHOT_RUN = re.compile(r"^zero_shot:", re.MULTILINE)
+#: Statuses whose rows carry measured test metrics.
+_MEASURED = (FINISHED, INCOMPLETE)
 
 
-def _version(path: Path) -> int:
-    name = path.parent.name
-    return int(name.split("_")[-1]) if name.startswith("version_") and name.split("_")[-1].isdigit() else -1
+def _version(directory: Path) -> int | None:
+    match = re.fullmatch(r"version_(\d+)", directory.name)
+    return int(match[1]) if match else None
+
+
+def _is_run(directory: Path) -> bool:
+    """Whether a ``version_<k>`` folder is a PURLS run: it has results, or a PURLS config."""
+    if (directory / RESULTS_FILE).is_file():
+        return True
+    config = directory / "config.yaml"
+    return config.is_file() and bool(_ZERO_SHOT_RUN.search(config.read_text(errors="replace")))
+
+
+def _run_directories(root: Path) -> Iterator[Path]:
+    """Every run directory below ``root``: ``version_<k>`` folders of PURLS runs, and folders holding a
+    ``results.json`` outside one (``fast_dev_run``, ``logger=False``); moved-aside ones left out."""
+    found = {p for p in root.rglob("version_*") if p.is_dir() and _version(p) is not None and _is_run(p)}
+    found |= {p.parent for p in root.rglob(RESULTS_FILE) if _version(p.parent) is None}
+    for directory in sorted(found):
+        if not is_stale(directory.relative_to(root)):
+            yield directory
 
 
 def collect(roots: Sequence[str | Path]) -> list[dict[str, object]]:
-    """One row per run directory (newest ``version_*`` with a ``results.json``), named by its path; runs
-    that a newer request moved aside (:func:`~purls_pl.storage.move_aside`) (``*.stale-*``) are left out."""
+    """One row per run version below ``roots``: ``run`` (its path below the root, or the root's name),
+    ``version`` (``k``, or ``None`` outside a ``version_<k>`` folder), ``status``, ``path`` and the
+    ``results.json`` record. Runs that a newer request moved aside (:func:`~purls_pl.storage.move_aside`)
+    (``*.stale-*``) and empty version folders are left out."""
     rows = []
     for root in map(Path, roots):
         if not root.exists():
-            raise FileNotFoundError(f"{root} does not exist: no runs to report (train first: make train SPLIT=...)")
-        latest: dict[Path, Path] = {}
-        for result in root.rglob(RESULTS_FILE):
-            if is_stale(result.relative_to(root)):  # a run replaced by a newer request is not reported
-                continue
-            run = result.parent.parent
-            if run not in latest or _version(result) > _version(latest[run]):
-                latest[run] = result
-        for run, result in sorted(latest.items()):
-            record = json.loads(result.read_text())
-            rows.append({"run": str(run.relative_to(root)) if run != root else run.name, "path": str(result), **record})
-    return rows
+            raise FileNotFoundError(f"{root}: does not exist, no runs to report; train first: make train SPLIT=...")
+        for directory in _run_directories(root):
+            version = _version(directory)
+            run = directory.parent if version is not None else directory
+            name = str(run.relative_to(root)) if run != root and run.is_relative_to(root) else run.name
+            status, record = run_status(directory)
+            path = directory / RESULTS_FILE if record else directory
+            rows.append({"run": name, "version": version, "status": status, "path": str(path), **record})
+    return sorted(rows, key=lambda r: (str(r["run"]), -1 if r["version"] is None else int(r["version"])))
+
+
+def finished(rows: Sequence[dict[str, object]]) -> list[dict[str, object]]:
+    """The rows to aggregate: finished runs only, the newest finished version of each run."""
+    newest: dict[object, dict[str, object]] = {}
+    for row in rows:
+        if row["status"] == FINISHED:
+            newest[row["run"]] = row  # rows are sorted by version
+    return list(newest.values())
 
 
 def _gzsl_h(row: dict[str, object]) -> str:
@@ -64,17 +97,28 @@ def _gzsl_h(row: dict[str, object]) -> str:
 
 def markdown(rows: Sequence[dict[str, object]]) -> str:
     """The rows as a Markdown table of percentages (GZSL H at calibration γ of the run, when recorded; no top-5
-    with 5 or fewer candidates)."""
-    lines = ["| run | " + " | ".join(HEADERS) + " | GZSL H % | epochs |", "|---|" + "---:|" * (len(HEADERS) + 2)]
+    with 5 or fewer candidates), each with its version and status; only finished and incomplete runs show
+    metrics, an incomplete one's status in bold."""
+    header = "| run | " + " | ".join(HEADERS) + " | GZSL H % | epochs | version | status |"
+    lines = [header, "|---|" + "---:|" * (len(HEADERS) + 3) + "---|"]
     for row in rows:
         top5 = "num_unseen_classes" not in row or reports_top5(int(row["num_unseen_classes"]))
-        values = [f"{100 * float(row[c]):.2f}" if c in row and (top5 or c != TEST_TOP5) else "–" for c in COLUMNS]
-        lines.append(f"| {row['run']} | " + " | ".join(values) + f" | {_gzsl_h(row)} | {row.get('epoch', '–')} |")
+        measured = row.get("status", FINISHED) in _MEASURED
+        values = [
+            f"{100 * float(row[c]):.2f}" if measured and c in row and (top5 or c != TEST_TOP5) else "–" for c in COLUMNS
+        ]
+        gzsl, epoch = (_gzsl_h(row), row.get("epoch", "–")) if measured else ("–", "–")
+        version = "–" if row.get("version") is None else row["version"]
+        status = row.get("status", FINISHED)
+        status = status if status == FINISHED else f"**{status}**"
+        lines.append(f"| {row['run']} | " + " | ".join(values) + f" | {gzsl} | {epoch} | {version} | {status} |")
     return "\n".join(lines)
 
 
 def field_markdown(rows: Sequence[dict[str, object]]) -> str:
-    """Each field's own top-1 % per run (``test/field_top1_<field>``) and the mean over the runs that have it."""
+    """Each field's own top-1 % per finished run (``test/field_top1_<field>``; :func:`finished`) and the mean
+    over the runs that have it."""
+    rows = finished(rows)
     keys = [key(TEST, f"{FIELD_TOP1}_{field}") for field in FIELDS]
     lines = ["| run | " + " | ".join(FIELDS) + " |", "|---|" + "---:|" * len(FIELDS)]
     for row in rows:
@@ -97,16 +141,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     rows = collect(args.roots)
     if not rows:
-        raise SystemExit(f"no results.json under {', '.join(args.roots)}")
-    unseen = rows[0].get("num_unseen_classes")
+        raise FileNotFoundError(f"{', '.join(args.roots)}: no runs found; train first: make train SPLIT=...")
+    unseen = next((row["num_unseen_classes"] for row in rows if "num_unseen_classes" in row), "?")
     print(f"\nZero-shot accuracy on the {unseen} unseen classes (final weights):\n")
     print(markdown(rows))
+    unfinished = sum(row["status"] != FINISHED for row in rows)
+    if unfinished:
+        print(f"\n{unfinished} of {len(rows)} runs are not finished (see status): aggregates leave them out.")
     if args.fields:
         print("\nEach field's own top-1 % (the unseen candidates ranked by that field alone):\n")
         print(field_markdown(rows))
     if args.csv:
         with open(args.csv, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=["run", *COLUMNS, "epoch", "path"], extrasaction="ignore")
+            fieldnames = ["run", *COLUMNS, "epoch", "path", "version", "status"]
+            writer = csv.DictWriter(f, fieldnames=fieldnames, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
 

@@ -9,8 +9,9 @@ dataset label. Both callbacks read only that output and the module's public clas
 columns of those classes, accumulates them in torchmetrics (synchronised across processes) and logs
 ``<stage>/zsl_top1`` (the paper's metric), ``<stage>/zsl_top5`` and ``<stage>/zsl_mean_class`` for
 ``stage`` in ``val`` and ``test``. After testing it writes ``<log_dir>/results.json`` (the metrics, the
-confusion matrix over the unseen classes, rows = true class, and each class's accuracy) and draws
-``confusion.png``.
+confusion matrix over the unseen classes, rows = true class, and each class's accuracy) with
+``"complete": false``, draws ``confusion.png``, and marks the file complete at the test's teardown, after
+every other callback has added its part (:func:`purls_pl.eval.results.mark_complete`).
 
 :class:`GeneralizedZeroShotEvaluation` keeps every test row and column (seen- and unseen-class samples
 against all classes, when the datamodule's ``gzsl`` adds the seen classes' test samples) and logs
@@ -38,6 +39,7 @@ from torchmetrics import MetricCollection
 from purls_pl.eval import figures
 from purls_pl.eval.gzsl import ausuc, gzsl_accuracies, gzsl_curve, gzsl_sweep
 from purls_pl.eval.metrics import (
+    COMPLETE,
     FIELD_TOP1,
     GZSL_H,
     GZSL_SEEN,
@@ -49,7 +51,7 @@ from purls_pl.eval.metrics import (
     key,
     zsl_metrics,
 )
-from purls_pl.eval.results import results_path, update_results
+from purls_pl.eval.results import FAST_DEV_RUN, mark_complete, results_path, update_results
 from purls_pl.storage import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -116,6 +118,7 @@ class ZeroShotEvaluation(Callback):
         self._columns: Tensor | None = None
         self._samples: list[Tensor] = []
         self.field_metrics: dict[str, FieldAccuracy] = {}
+        self._written: Path | None = None
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         num_classes = len(pl_module.unseen)
@@ -195,6 +198,7 @@ class ZeroShotEvaluation(Callback):
 
     def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._samples = []
+        self._written = None
 
     def on_test_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int, *_: int
@@ -242,12 +246,22 @@ class ZeroShotEvaluation(Callback):
             "num_test_samples": len(samples),
             **self.per_class(samples, pl_module.unseen, pl_module.class_names),
             "samples": {"label": samples[:, 0].tolist(), "prediction": samples[:, 1].tolist()},
+            **({FAST_DEV_RUN: True} if trainer.fast_dev_run else {}),
+            COMPLETE: False,  # until teardown: every output of this test is written
         }
         path.unlink(missing_ok=True)  # a fresh record for this test
         update_results(path, record)
+        self._written = path
         if self.figures:
             draw = lambda: figures.confusion_figure(record["confusion"], unseen)  # noqa: E731
             _save_figure(trainer, draw, "test/confusion", path.parent / "confusion.png")
+
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Mark this test's ``results.json`` complete: Lightning tears down only after every hook succeeded
+        (the GZSL part, the figures and the provenance are written by then)."""
+        if stage == TEST and self._written is not None:
+            mark_complete(self._written)
+        self._written = None
 
     def state_dict(self) -> dict[str, Any]:
         return {}

@@ -40,6 +40,9 @@ def reports_top5(num_candidates: int) -> bool:
 
 #: What a run writes beside its checkpoints after testing.
 RESULTS_FILE = "results.json"
+#: ``results.json``'s completion mark: ``false`` from the first write, ``true`` written last, once every output
+#: of the test (metrics, GZSL, figures, provenance) is on disk. A file without it predates the mark.
+COMPLETE = "complete"
 #: What a run with validation writes when it ends: the ``val/…`` values after every epoch.
 VAL_CURVE_FILE = "val_curve.json"
 

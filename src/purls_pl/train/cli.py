@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from purls_pl.data.splits import get_split, selection_name, split_name
 from purls_pl.eval.callbacks import GeneralizedZeroShotEvaluation, ZeroShotEvaluation
 from purls_pl.eval.metrics import VAL_TOP1
+from purls_pl.eval.results import read_results, results_path, summary_lines
 from purls_pl.models.checkpoint import import_class
 from purls_pl.models.purls_module import PurlsModule
 from purls_pl.text.descriptions import load_descriptions
@@ -156,9 +158,13 @@ def run_name(config: Namespace, prefix: str = "") -> str:
 
 
 def run_final_test(cli: LightningCLI) -> None:
-    """After a final fit (``data.protocol=final``), test the final weights once unless ``--test_after_fit=false``."""
+    """After a final fit (``data.protocol=final``), test the final weights once unless ``--test_after_fit=false``,
+    then print the zero-shot metrics and where ``results.json`` is (:func:`~purls_pl.eval.results.summary_lines`)."""
     if cli.config[cli.subcommand].get("test_after_fit", True) and cli.datamodule.protocol == "final":
         cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
+        path = results_path(cli.trainer)  # in every process: under DDP trainer.log_dir is a collective
+        if cli.trainer.is_global_zero and path.is_file():
+            print("\n" + "\n".join(summary_lines(read_results(path), path)), flush=True)
 
 
 def add_final_run_args(parser: LightningArgumentParser, monitor: str, test_help: str) -> None:
@@ -187,16 +193,36 @@ def checkpoint_defaults(config: Namespace, monitor: str, validates: bool) -> Non
         checkpoint.save_top_k = 0
 
 
+def resumed_run(config: Namespace) -> tuple[Path, int] | None:
+    """``(<run>, k)`` when a ``fit`` resumes from a checkpoint inside ``<run>/version_<k>/checkpoints/``, else
+    ``None`` (``validate``/``test``/``predict``, recognised by their own arguments, never continue a run)."""
+    if "verbose" in config or "return_predictions" in config or not config.get("ckpt_path"):
+        return None
+    version = Path(str(config.ckpt_path)).parent.parent
+    match = re.fullmatch(r"version_(\d+)", version.name)
+    if Path(str(config.ckpt_path)).parent.name != "checkpoints" or match is None:
+        return None
+    return version.parent, int(match[1])
+
+
 def name_runs(config: Namespace, prefix: str = "") -> None:
     """Give runs without an explicit logger a TensorBoard logger named after the experiment file:
-    ``lightning_logs/<prefix><config stem>/version_<k>/`` (checkpoints, config, results inside)."""
+    ``lightning_logs/<prefix><config stem>/version_<k>/`` (checkpoints, config, results inside). A fit resumed
+    from ``<run>/version_<k>/checkpoints/*.ckpt`` continues in that ``version_<k>`` (:func:`resumed_run`). A
+    ``fast_dev_run`` (Lightning drops every logger) without ``trainer.default_root_dir`` writes under
+    ``lightning_logs/<prefix><config stem>/fast_dev_run/``, never into the working directory."""
     trainer = config.trainer
+    root = trainer.default_root_dir or "lightning_logs"
+    if trainer.get("fast_dev_run") and not trainer.default_root_dir:
+        trainer.default_root_dir = str(Path(root) / run_name(config, prefix) / "fast_dev_run")
     if trainer.logger not in (None, True):
         return
-    trainer.logger = Namespace(
-        class_path="pytorch_lightning.loggers.TensorBoardLogger",
-        init_args=Namespace(save_dir=trainer.default_root_dir or "lightning_logs", name=run_name(config, prefix)),
-    )
+    args = Namespace(save_dir=root, name=run_name(config, prefix))
+    resumed = resumed_run(config)
+    if resumed is not None:
+        run, version = resumed
+        args = Namespace(save_dir=str(run.parent), name=run.name, version=version)
+    trainer.logger = Namespace(class_path="pytorch_lightning.loggers.TensorBoardLogger", init_args=args)
 
 
 def reserve_version(root: Path) -> int:
@@ -221,15 +247,21 @@ def pair_wandb_logger(config: Namespace, prefix: str = "") -> None:
     front of it, and both write into one run directory of their own,
     ``<root>/<prefix><config stem>/version_<k>/`` (reserved at once; root = ``trainer.default_root_dir``, else
     the W&B ``save_dir``): config, checkpoints, results and ``wandb/run-*`` stay together per run, and
-    ``report`` reads it like any other run."""
+    ``report`` reads it like any other run. A resumed fit (:func:`resumed_run`) reuses its own directory."""
     trainer = config.trainer
     logger = trainer.logger
     if not isinstance(logger, Namespace) or not str(logger.get("class_path", "")).endswith("WandbLogger"):
         return
+    if trainer.get("fast_dev_run"):  # Lightning drops every logger: no run directory to reserve
+        return
     name = run_name(config, prefix)
     args = logger.init_args
     root = Path(trainer.default_root_dir or args.get("save_dir") or "lightning_logs")
-    version = reserve_version(root / name)
+    resumed = resumed_run(config)
+    if resumed is not None:  # a resumed fit continues in its own run directory (see name_runs)
+        root, name, version = resumed[0].parent, resumed[0].name, resumed[1]
+    else:
+        version = reserve_version(root / name)
     args.save_dir = str(root / name / f"version_{version}")
     if not args.get("name"):
         args.name = f"{name}/version_{version}"

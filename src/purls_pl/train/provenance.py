@@ -5,7 +5,10 @@
 
     {"git_commit": "<sha>" | None, "git_dirty": bool | None, "config": {<the full resolved config>}}
 
-and adds ``git_commit`` / ``git_dirty`` to ``results.json`` after ``test``. Before anything is logged,
+and adds ``git_commit`` / ``git_dirty`` to ``results.json`` after ``test``. A run that fails before it starts
+(a checkpoint that cannot be resumed, a bad setting found in ``setup``) leaves no empty version folder behind:
+:func:`remove_failed_start` removes what the start wrote there, and the folder if nothing else is in it.
+Before anything is logged,
 :func:`redact` replaces the value of every key that names a credential (``api_key``, ``token``,
 ``secret``, ``password`` ...) and every occurrence of the value of such an environment variable
 (``OPENAI_API_KEY``, ``WANDB_API_KEY``, ``HF_TOKEN`` ...) by ``"<redacted>"``.
@@ -18,6 +21,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +118,30 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:20]
 
 
+#: What starting a run writes into its version folder before any work: the saved config, the hyperparameters,
+#: TensorBoard's event files.
+START_FILES = re.compile(r"config\.yaml|hparams\.yaml|events\.out\.tfevents\..*")
+
+
+def remove_failed_start(directory: str | Path, since: float) -> bool:
+    """Remove a version folder that a failed start left: only when every file in it is a start file
+    (:data:`START_FILES`) written at or after ``since`` (a ``time.time()``); any other or older file (a
+    checkpoint, the results, a resumed run's own history) keeps the folder untouched. Returns whether it
+    was removed."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return False
+    files = [p for p in directory.rglob("*") if not p.is_dir()]
+    if any(not START_FILES.fullmatch(p.name) or p.stat().st_mtime < since - 1.0 for p in files):
+        return False
+    for path in files:
+        path.unlink()
+    for folder in sorted((p for p in directory.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        folder.rmdir()
+    directory.rmdir()
+    return True
+
+
 class RunProvenance(Callback):
     """Log the resolved config, its hash and the git state to the loggers; add the hash and the git state
     to ``results.json``.
@@ -127,13 +155,31 @@ class RunProvenance(Callback):
         self.config = redact(config or {})
         self.record = {**self.git, "config_hash": config_hash(self.config)}
         self._logged = False
+        self._created = time.time()
+        self._started = False
+        self._run_dir: Path | None = None
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if trainer.loggers and self._run_dir is None:  # every process: under DDP log_dir is a collective
+            log_dir = trainer.log_dir
+            self._run_dir = Path(log_dir) if log_dir else None
         if self._logged:
             return
         for logger in trainer.loggers:
             logger.log_hyperparams({**self.record, "config": self.config})
         self._logged = True
+
+    def _start(self, *_: Any) -> None:
+        self._started = True
+
+    on_fit_start = on_validation_start = on_test_start = on_predict_start = _start
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        """A run that failed before it started leaves no version folder of its own behind."""
+        if not self._started and self._run_dir is not None and trainer.is_global_zero:
+            for logger in trainer.loggers:  # close the event files first (they are removed below)
+                logger.finalize("failed")
+            remove_failed_start(self._run_dir, self._created)
 
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         path = results_path(trainer)
