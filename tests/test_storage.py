@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_fs import tiny_fs
 
+from purls_pl import storage
 from purls_pl.train.checkpoint_io import AtomicCheckpointIO, atomic_write
 
 
@@ -136,3 +138,68 @@ def test_results_json_crash_mid_write_keeps_the_previous_results(tmp_path, monke
     monkeypatch.undo()
     assert json.loads(path.read_text()) == {"test/zsl_top1": 0.5}
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no stray temporary file
+
+
+# --- disk space and stale build folders ------------------------------------------------------------------
+
+
+def test_check_free_space_names_the_directory_both_sizes_and_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setattr(storage.shutil, "disk_usage", lambda p: shutil_usage(free=3_900_000))
+    storage.check_free_space(tmp_path / "new" / "dir", 3_900_000, "x", "fix it")  # fits exactly
+    with pytest.raises(storage.NoSpaceError) as err:
+        storage.check_free_space(tmp_path / "new" / "dir", 48_600_000, "the thing", "set PURLS_CACHE_DIR elsewhere")
+    assert isinstance(err.value, OSError) and err.value.errno == 28
+    assert str(err.value) == (
+        f"{tmp_path / 'new' / 'dir'}: the thing needs 48.6 MB (48,600,000 bytes) but its file system has "
+        "3.9 MB (3,900,000 bytes) free; set PURLS_CACHE_DIR elsewhere"
+    )
+
+
+def shutil_usage(free: int) -> object:
+    import shutil
+
+    return shutil._ntuple_diskusage(10 * free, 9 * free, free)  # type: ignore[attr-defined]
+
+
+def test_preallocate_makes_a_full_disk_an_error_not_a_sigbus(tmp_path):
+    with tiny_fs(tmp_path / "small") as small:
+        big = small / "big.bin"
+        with open(big, "wb") as f:
+            f.truncate(8 << 20)  # sparse: 8 MB on a 4 MB file system
+        with pytest.raises(OSError) as err:
+            storage.preallocate(big)
+        assert err.value.errno == 28
+        with pytest.raises(storage.NoSpaceError, match=r"small: the build needs 8.4 MB .* free; more room$"):
+            with storage.no_space_guard(small, "the build", "more room", lambda: 8 << 20):
+                storage.preallocate(big)
+
+
+def _dead_pid() -> int:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(done.stdout)
+
+
+def test_remove_stale_builds_takes_only_dead_or_long_idle_builds_of_that_cache(tmp_path):
+    mine = storage.make_build_dir(tmp_path, ".tmp-entry-")
+    assert mine.name.startswith(".tmp-entry-") and f".{os.getpid()}." in mine.name
+    dead = mine.with_name(mine.name.replace(f".{os.getpid()}.", f".{_dead_pid()}."))
+    alive = mine.with_name(mine.name.replace(f".{os.getpid()}.", f".{os.getppid()}."))
+    elsewhere = tmp_path / ".tmp-entry-otherhost_1.12.abc"  # another host's build: only age counts
+    old_elsewhere = tmp_path / ".tmp-entry-otherhost_1.13.abd"
+    legacy_old, legacy_new = tmp_path / ".tmp-entry-k2j3l4m5", tmp_path / ".tmp-entry-n6o7p8q9"
+    other_cache, not_ours = tmp_path / ".tmp-entry2-x.1.abc", tmp_path / ".tmp-entry-keep me"
+    for d in (dead, alive, elsewhere, old_elsewhere, legacy_old, legacy_new, other_cache, not_ours):
+        d.mkdir()
+        (d / "data.npy").write_bytes(b"x")
+    week = 7 * 24 * 3600
+    for d in (old_elsewhere, legacy_old, other_cache, not_ours):
+        for p in (d / "data.npy", d):
+            os.utime(p, (p.stat().st_mtime - week,) * 2)
+    started = storage.time.time() + 1
+    removed = storage.remove_stale_builds(tmp_path, ".tmp-entry-", started=started)
+    assert sorted(p.name for p in removed) == sorted(p.name for p in (dead, old_elsewhere, legacy_old))
+    left = {p.name for p in tmp_path.iterdir()}
+    assert left == {p.name for p in (mine, alive, elsewhere, legacy_new, other_cache, not_ours)}
+    newer = mine.with_name(mine.name.replace(f".{os.getpid()}.", f".{_dead_pid()}."))
+    newer.mkdir()  # changed after the running build started: not stale, whoever owned it
+    assert storage.remove_stale_builds(tmp_path, ".tmp-entry-", started=newer.stat().st_mtime - 5) == []

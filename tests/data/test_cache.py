@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny_fs import tiny_fs
 
+from purls_pl import storage
 from purls_pl.data import cache as cache_mod
 from purls_pl.data.cache import allocate, build_or_load, cached_build, fingerprint_sources, read_manifest
 from purls_pl.data.skeletons import SkeletonSet
@@ -122,3 +127,56 @@ def test_build_or_load_reports_hits_and_extra_manifest_entries(tmp_path: Path, s
     with pytest.raises(ValueError, match=r"extra manifest entries \['key'\]"):
         build_or_load({"reader": "u"}, [source], lambda: _make(calls), cdir, extra=lambda: {"key": 1})
     assert sorted(p.name for p in cdir.iterdir()) == [first.entry.name]  # the failed build left nothing
+
+
+# --- a full disk, stale build folders ---------------------------------------------------------------------
+
+
+def _big(n: int = 180) -> SkeletonSet:
+    """A set whose data (``n`` x 1 x 300 x 25 x 3 float32, 162 kB each) fill more than a 4 MB disk."""
+    data = allocate((n, 1, 300, 25, 3))
+    data[:] = 1.0
+    return SkeletonSet(
+        data=data,
+        labels=np.zeros(n, np.int64),
+        sample_ids=[f"s{i}" for i in range(n)],
+        class_names=["x"],
+        layout="ntu25",
+        partition=np.full(n, "train"),
+        lengths=np.full(n, 300),
+    )
+
+
+def test_a_full_disk_is_one_error_naming_the_sizes_and_the_fix_and_leaves_no_build_folder(tmp_path, source):
+    with tiny_fs(tmp_path / "small") as small:
+        with pytest.raises(storage.NoSpaceError) as err:
+            build_or_load({"reader": "big"}, [source], _big, small)
+        message = str(err.value)
+        assert message.startswith(f"{small}: the data cache entry (180, 1, 300, 25, 3) float32 needs 16.2 MB (16,200,000 bytes)")
+        assert "but its file system has 4.2 MB (4,194,304 bytes) free; set PURLS_CACHE_DIR (or the source's" in message
+        assert "\n" not in message and list(small.iterdir()) == []
+
+
+def test_a_disk_that_fills_during_the_build_is_an_error_not_a_sigbus(tmp_path, source, monkeypatch):
+    """The free-space check passes (another process takes the room meanwhile): the preallocation fails."""
+    monkeypatch.setattr(storage.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(1 << 40, 0, 1 << 40))
+    with tiny_fs(tmp_path / "small") as small:
+        with pytest.raises(storage.NoSpaceError, match=r"small: the data cache entry big-\w+ needs 16.2 MB"):
+            build_or_load({"reader": "big"}, [source], _big, small)
+        assert list(small.iterdir()) == []
+
+
+def test_the_next_build_removes_the_folder_a_killed_build_left(tmp_path, source):
+    cdir = tmp_path / "cache"
+    entry = build_or_load({"reader": "t"}, [source], lambda: _make([]), cdir).entry
+    shutil.rmtree(entry)  # as if the entry had never been completed ...
+    mine = storage.make_build_dir(cdir, f".tmp-{entry.name}-")  # ... by a build killed before its rename
+    (mine / "data.npy").write_bytes(b"partial")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    killed = mine.rename(mine.with_name(mine.name.replace(f".{os.getpid()}.", f".{int(dead.stdout)}.")))
+    running = storage.make_build_dir(cdir, f".tmp-{entry.name}-")  # this process's own build: kept
+    other = storage.make_build_dir(cdir, ".tmp-other-entry-")  # another cache's: kept
+    for d in (killed, running, other):
+        os.utime(d, (d.stat().st_mtime - 60,) * 2)
+    assert build_or_load({"reader": "t"}, [source], lambda: _make([]), cdir).built
+    assert sorted(p.name for p in cdir.iterdir()) == sorted([entry.name, running.name, other.name])

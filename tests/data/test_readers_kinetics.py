@@ -88,7 +88,7 @@ def test_errors(tmp_path: Path) -> None:
         read_kinetics_clip(bad)
     person = {"pose": [0.1] * 36, "score": [1] * 18}
     bad.write_text(json.dumps({"data": [{"frame_index": 1, "skeleton": [person]}, {"frame_index": 2}]}))
-    with pytest.raises(ValueError, match=r"clip\.json.*frame_index 2 \(entry 1 of 'data'\) has no 'skeleton' key"):
+    with pytest.raises(ValueError, match=r"clip\.json.*entry 1 of 'data' \(frame_index 2\) has no 'skeleton' key"):
         read_kinetics_clip(bad)
     bad.write_text(json.dumps({"data": [{"frame_index": 1, "skeleton": []}]}))  # nobody seen: accepted
     assert read_kinetics_clip(bad)[0].shape[1] >= 1
@@ -110,3 +110,40 @@ def test_processed_npy_pkl(tmp_path: Path) -> None:
         str(tmp_path), dataset="kinetics200", num_frames=64, temporal="resample", conversion=Conversion(cache=False)
     ).load()
     assert k200.labels.tolist() == [3, 199, 7] and k200.data.shape == (3, 2, 64, 18, 3)
+
+
+def _clip(frames: int, people: int, drop_skeleton_at: int | None = None) -> dict:
+    """A generated st-gcn clip: ``frames`` frames of ``people`` people (18 joints), label 3."""
+    rng = np.random.default_rng(frames)
+    data = []
+    for t in range(frames):
+        skeleton = [
+            {"pose": rng.uniform(0, 1, 36).round(3).tolist(), "score": rng.uniform(0.2, 1, 18).round(3).tolist()}
+            for _ in range(people)
+        ]
+        data.append({"frame_index": t + 1, "skeleton": skeleton})
+    if drop_skeleton_at is not None:
+        del data[drop_skeleton_at]["skeleton"]
+    return {"data": data, "label": "c3", "label_index": 3}
+
+
+def test_a_frame_without_its_skeleton_key_is_refused_or_skipped(tmp_path: Path) -> None:
+    root = tmp_path / "kinetics"
+    root.mkdir()
+    clips = {"good_a": _clip(6, 1), "holey": _clip(6, 2, drop_skeleton_at=2), "good_b": _clip(5, 2)}
+    for name, clip in clips.items():
+        (root / f"{name}.json").write_text(json.dumps(clip))
+    table = {name: {"has_skeleton": True, "label": "c3", "label_index": 3} for name in clips}
+    (root / "kinetics_val_label.json").write_text(json.dumps(table))
+    problem = r"entry 2 of 'data' \(frame_index 3\) has no 'skeleton' key; expected a list of people"
+    with pytest.raises(ValueError, match=rf"holey\.json: {problem}.*; re-extract the clip"):
+        parse_kinetics_clip(root / "holey.json")
+    with pytest.raises(ValueError, match=rf"holey\.json: {problem}.*on_error='skip'"):
+        KineticsSource(str(root), conversion=Conversion(cache_dir=str(tmp_path / "c"))).load()
+    source = KineticsSource(
+        str(root), num_frames=8, conversion=Conversion(cache_dir=str(tmp_path / "c"), on_error="skip")
+    )
+    with pytest.warns(UserWarning, match=r"1 file\(s\) skipped:\n.*holey\.json: entry 2 of 'data'"):
+        s = source.load()
+    assert s.sample_ids == ["good_a", "good_b"] and s.data.shape == (2, 2, 8, 18, 3)
+    assert [(Path(x.path).name, x.kind) for x in source.skipped] == [("holey.json", "bad")]

@@ -11,8 +11,13 @@ and stores the set as ``data.npy`` (memory-mapped on load, so a 20 GB NTU-120 se
 ``arrays.npz`` (labels, partition, lengths, meta), ``index.json`` (sample ids, class names, layout)
 and ``manifest.json`` (format version, key, fingerprint, parameters, shapes, creation time).
 
-An entry is built in a hidden temporary directory and renamed into place only when complete, so
-an interrupted or failed build never leaves an entry that a later call would take as valid. A
+An entry is built in a hidden temporary directory (``.tmp-<entry>-<host>_<pidns>.<pid>.<random>``) and
+renamed into place only when complete, so an interrupted or failed build never leaves an entry that a
+later call would take as valid; the next build of the same entry deletes the folders that killed builds
+left (:func:`purls_pl.storage.remove_stale_builds`). Before the data are written, their size is checked
+against the free space of the cache's file system and the memory map's blocks are reserved, so a full
+disk is one :class:`~purls_pl.storage.NoSpaceError` (an ``OSError``) naming the directory, the bytes
+needed and free and the fix, never a ``SIGBUS``; the failed build's folder is removed. A
 changed parameter or source file yields a different key, hence a fresh build; old entries are left
 alone (delete ``~/.cache/purls_pl`` or ``$PURLS_CACHE_DIR`` by hand to reclaim the space). The
 cache never deletes anything outside its own temporary build directories.
@@ -32,7 +37,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterable
@@ -43,7 +47,16 @@ from typing import Any
 import numpy as np
 
 from purls_pl.data.skeletons import SkeletonSet
-from purls_pl.storage import default_cache_dir
+from purls_pl.storage import (
+    cache_space_fix,
+    check_free_space,
+    default_cache_dir,
+    folder_bytes,
+    make_build_dir,
+    no_space_guard,
+    preallocate,
+    remove_stale_builds,
+)
 
 __all__ = [
     "CACHE_FORMAT_VERSION",
@@ -58,6 +71,8 @@ __all__ = [
 #: Bump when the on-disk layout of an entry changes; older entries are then ignored.
 CACHE_FORMAT_VERSION = 1
 _DATA, _ARRAYS, _INDEX, _MANIFEST = "data.npy", "arrays.npz", "index.json", "manifest.json"
+#: The fix an out-of-space error of the data cache names.
+SPACE_FIX = cache_space_fix("the source's conversion.cache_dir")
 _BUILD_DIR: contextvars.ContextVar[Path | None] = contextvars.ContextVar("purls_cache_build_dir", default=None)
 
 
@@ -100,13 +115,25 @@ def allocate(shape: tuple[int, ...], dtype: Any = np.float32) -> np.ndarray:
     """Zero-filled output array of ``shape``.
 
     Inside :func:`cached_build` this is a ``.npy`` memory map in the build directory (the cache
-    adopts it without a copy); elsewhere a plain ``np.zeros``. Use it for a reader's
-    ``(N, M, T, J, C)`` data.
+    adopts it without a copy), its blocks reserved on disk; elsewhere a plain ``np.zeros``. Use it for
+    a reader's ``(N, M, T, J, C)`` data.
+
+    Raises:
+        NoSpaceError: (an ``OSError``) inside a build, when the array does not fit on the cache's disk.
     """
     build_dir = _BUILD_DIR.get()
     if build_dir is None:
         return np.zeros(shape, dtype=dtype)
-    return np.lib.format.open_memmap(build_dir / _DATA, mode="w+", dtype=dtype, shape=shape)
+    return _open_data(build_dir / _DATA, shape, dtype)
+
+
+def _open_data(path: Path, shape: tuple[int, ...], dtype: Any) -> np.memmap:
+    """A new ``.npy`` memory map at ``path``, after checking the free space and reserving its blocks."""
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    check_free_space(path.parent.parent, nbytes, f"the data cache entry {tuple(shape)} {np.dtype(dtype)}", SPACE_FIX)
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    preallocate(path)
+    return array
 
 
 def _key(key_params: dict[str, Any], fingerprint: str) -> str:
@@ -125,7 +152,7 @@ def _write_data(directory: Path, data: np.ndarray) -> None:
             data.flush()
             return
     partial = directory / (_DATA + ".part")
-    out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=data.shape)
+    out = _open_data(partial, data.shape, np.float32)
     step = max(1, (256 << 20) // max(1, int(np.prod(data.shape[1:])) * 4))  # ~256 MB per copy
     for i in range(0, data.shape[0], step):
         out[i : i + step] = data[i : i + step]
@@ -237,32 +264,34 @@ def build_or_load(
     if _valid(entry, key):
         return CacheResult(_load(entry), read_manifest(entry), entry, built=False)
 
+    t0 = time.time()
     root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{entry.name}-", dir=root))
+    remove_stale_builds(root, f".tmp-{entry.name}-", started=t0)
+    tmp = make_build_dir(root, f".tmp-{entry.name}-")
     token = _BUILD_DIR.set(tmp)
     try:
-        t0 = time.time()
-        result = build()
-        _save(tmp, result)
-        manifest = {
-            "format": CACHE_FORMAT_VERSION,
-            "key": key,
-            "sources_fingerprint": fingerprint,
-            "content_hash": content_hash,
-            "num_source_files": len(_iter_files(sources)),
-            "params": json.loads(json.dumps(key_params, default=str)),
-            "shape": list(result.data.shape),
-            "num_samples": len(result),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "build_seconds": round(time.time() - t0, 3),
-        }
-        added = json.loads(json.dumps(extra() if extra else {}, default=str))
-        clash = sorted(set(added) & set(manifest))
-        if clash:
-            raise ValueError(f"build_or_load: extra manifest entries {clash} would overwrite the cache's own")
-        manifest.update(added)
-        del result
-        (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=1))  # written last: marks completeness
+        with no_space_guard(root, f"the data cache entry {entry.name}", SPACE_FIX, lambda: folder_bytes(tmp)):
+            result = build()
+            _save(tmp, result)
+            manifest = {
+                "format": CACHE_FORMAT_VERSION,
+                "key": key,
+                "sources_fingerprint": fingerprint,
+                "content_hash": content_hash,
+                "num_source_files": len(_iter_files(sources)),
+                "params": json.loads(json.dumps(key_params, default=str)),
+                "shape": list(result.data.shape),
+                "num_samples": len(result),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "build_seconds": round(time.time() - t0, 3),
+            }
+            added = json.loads(json.dumps(extra() if extra else {}, default=str))
+            clash = sorted(set(added) & set(manifest))
+            if clash:
+                raise ValueError(f"build_or_load: extra manifest entries {clash} would overwrite the cache's own")
+            manifest.update(added)
+            del result
+            (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=1))  # written last: marks completeness
         _install(tmp, entry)
     finally:
         _BUILD_DIR.reset(token)

@@ -18,7 +18,8 @@ does not track identities, so the ranking is per frame); channels are (x, y, sco
 by -0.5 and zeroed where the score is 0. Clips whose label entry says ``has_skeleton: false`` are
 left out, as st-gcn does. Kinetics-200 is classes 0..199 of Kinetics-400.
 
-A broken clip (truncated json, a pose without 18 joints, NaN/inf values, no frame or no person) or a
+A broken clip (truncated json, a frame without its ``skeleton`` list, a pose without 18 joints, NaN/inf
+values, no frame or no person) or a
 clip missing from the label file raises an error naming it, or with ``on_error="skip"`` is left out
 and listed in one report (see :mod:`purls_pl.data.readers._base`). The processed arrays are read by
 :class:`~purls_pl.data.readers.kinetics_processed.KineticsProcessedSource`.
@@ -53,7 +54,7 @@ from purls_pl.data.skeletons import SkeletonSet
 __all__ = ["KineticsFrame", "KineticsSource", "check_kinetics_dataset", "parse_kinetics_clip", "read_kinetics_clip"]
 
 NUM_JOINTS = 18
-_READER_VERSION = 2  # 2: skipped files recorded in the manifest
+_READER_VERSION = 3  # 2: skipped files recorded in the manifest; 3: a frame without 'skeleton' is refused
 _SPLITS = {"train": "train", "val": "test"}
 FIX_CLIP = "re-extract the clip from kinetics-skeleton.zip or remove it"
 HOW_TO_GET = (
@@ -92,9 +93,9 @@ def parse_kinetics_clip(path: str | Path) -> tuple[list[KineticsFrame], int]:
 
     Raises:
         SampleError: (a ``ValueError``) naming the file, the place and the fix: not json / truncated,
-            no ``data`` list or an empty one, a frame without an integer ``frame_index`` or without its
-            ``skeleton`` list, a person whose
-            ``pose`` / ``score`` do not hold 2 x 18 / 18 numbers, NaN/inf values.
+            no ``data`` list or an empty one, a frame without an integer ``frame_index`` or without a
+            ``skeleton`` list (``[]`` is a frame with nobody), a person whose ``pose`` / ``score`` do not
+            hold 2 x 18 / 18 numbers, NaN/inf values.
     """
     path = Path(path)
     try:
@@ -116,12 +117,12 @@ def parse_kinetics_clip(path: str | Path) -> tuple[list[KineticsFrame], int]:
         if not isinstance(frame, dict) or not isinstance(frame.get("frame_index"), int):
             raise SampleError(path, f"entry {n} of 'data' has no integer 'frame_index'", FIX_CLIP)
         people = frame.get("skeleton")
-        if not isinstance(people, list):  # an empty frame is [], never a missing key
-            found = "no 'skeleton' key" if people is None else f"a 'skeleton' that is a {type(people).__name__}"
+        if not isinstance(people, list):
+            state = "has no 'skeleton' key" if "skeleton" not in frame else f"has a {type(people).__name__} 'skeleton'"
             raise SampleError(
                 path,
-                f"frame_index {frame['frame_index']} (entry {n} of 'data') has {found}; expected a list of "
-                "{pose, score} (empty when nobody is seen)",
+                f"entry {n} of 'data' (frame_index {frame['frame_index']}) {state}; expected a list of people "
+                "({pose, score}), [] for a frame without anyone",
                 FIX_CLIP,
             )
         poses = np.zeros((len(people), NUM_JOINTS, 2), np.float32)
