@@ -12,16 +12,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_table import TINY_BACKBONE
+from test_table import TINY_DATA as TABLE_TINY_DATA
 
 REPO = Path(__file__).resolve().parents[2]
-TINY_DATA = ["--set=--data.source.init_args.samples_per_class=6", "--set=--data.source.init_args.num_frames=12"]
+TINY_DATA = [f"--set={a}" for a in TABLE_TINY_DATA]
 #: Stage 1 for far longer than the test waits: the signal always arrives mid-training.
-LONG_BACKBONE = [
-    "--trainer.max_epochs=100000",
-    "--data.batch_size=8",
-    "--model.backbone.init_args.channels=[8]",
-    "--model.backbone.init_args.strides=[2]",
-]
+LONG_BACKBONE = ["--trainer.max_epochs=100000", *TINY_BACKBONE[1:]]
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
 
