@@ -11,23 +11,31 @@ never deleted.
 (or in this process for ``jobs=1``). A run's numbers depend on its thread count (float summation
 order), not on how many run side by side, so a table computed with ``--jobs 2 --threads 1`` equals one
 computed with ``--jobs 1 --threads 1`` on any machine.
+
+Signals: under :func:`exit_on_signals` (the ``table`` and ``select`` commands) SIGTERM and SIGINT end the
+command with exit status ``128 + signum`` (143, 130); the pool's worker processes are stopped with it,
+and a run that did not finish has no ``done`` marker, so it is never taken as finished (it reruns).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import multiprocessing
 import os
+import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Literal
 
 import torch
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from purls_pl.storage import atomic_write_json, move_aside
 from purls_pl.train import cli, pretrain
@@ -99,9 +107,38 @@ class Job:
 
 
 def execute(job: Job) -> float | None:
-    """Run ``job`` in this process unless it finished before; its seconds (``None``: reused)."""
+    """Run ``job`` in this process unless it finished before; its seconds (``None``: reused).
+
+    Raises:
+        SystemExit: ``128 + SIGTERM`` when Lightning stopped the run on a SIGTERM (it raises a
+            ``SystemExit`` with status 0, which would read as success).
+    """
     main = pretrain.main if job.command == "pretrain" else cli.main
-    return run_once(job.directory, list(job.args), job.backbone, lambda: main(list(job.args)))
+    try:
+        return run_once(job.directory, list(job.args), job.backbone, lambda: main(list(job.args)))
+    except SIGTERMException:
+        raise SystemExit(128 + signal.SIGTERM) from None
+
+
+#: The signals :func:`exit_on_signals` turns into an exit status.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def exit_on_signals() -> Iterator[None]:
+    """Within: SIGTERM and SIGINT raise ``SystemExit(128 + signum)`` in the main thread, so a command stops
+    with that status (not 0) wherever it is (Lightning calls this handler after its own during a fit), its
+    pool's workers are stopped (:meth:`RunPool.run`) and an interrupted run writes no ``done`` marker."""
+    previous = {s: signal.signal(s, _stop) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 class Progress:
@@ -125,8 +162,25 @@ class Progress:
         )
 
 
-def _init_worker(threads: int) -> None:
-    torch.set_num_threads(threads)
+def _init_worker(threads: int | None) -> None:
+    # the parent stops the workers (a Ctrl-C reaches the whole terminal's process group)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Cancel what has not started and end the running workers (SIGTERM, then SIGKILL after 10 s)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # no public handle before Python 3.14
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(10)
+        if process.is_alive():
+            process.kill()
+            process.join()
 
 
 def default_jobs() -> int:
@@ -161,15 +215,21 @@ class RunPool:
         environment = {"OMP_NUM_THREADS": str(self.threads)} if self.threads else {}
         previous = {k: os.environ.get(k) for k in environment}
         os.environ.update(environment)  # inherited by the spawned workers before they import torch
+        context = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_init_worker, initargs=(self.threads,))
         try:
-            context = multiprocessing.get_context("spawn")
-            init = (_init_worker, (self.threads,)) if self.threads else (None, ())
-            with ProcessPoolExecutor(self.jobs, mp_context=context, initializer=init[0], initargs=init[1]) as pool:
-                futures = {pool.submit(execute, job): i for i, job in enumerate(jobs)}
-                for future in as_completed(futures):
-                    i = futures[future]
-                    seconds[i] = future.result()
-                    progress(jobs[i].what, seconds[i])
+            futures = {pool.submit(execute, job): i for i, job in enumerate(jobs)}
+            for future in as_completed(futures):
+                i = futures[future]
+                seconds[i] = future.result()
+                progress(jobs[i].what, seconds[i])
+            pool.shutdown()
+        except Exception:  # a failed run: the others finish, then the error is raised
+            pool.shutdown()
+            raise
+        except BaseException:  # a signal (SystemExit, KeyboardInterrupt): no worker outlives the command
+            _stop_workers(pool)
+            raise
         finally:
             for k, v in previous.items():
                 if v is None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shlex
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,9 +33,9 @@ from typing import Any
 
 import yaml
 
-from purls_pl.apps.experiments import EXPERIMENTS, Stage, experiment_args, selection_file
-from purls_pl.apps.run_pool import VOLATILE, Job, RunPool, default_jobs
-from purls_pl.data.splits import get_split, selection_name
+from purls_pl.apps.experiments import EXPERIMENTS, Stage, experiment_args, run_split, selection_file, stage1_overrides
+from purls_pl.apps.run_pool import VOLATILE, Job, RunPool, default_jobs, exit_on_signals
+from purls_pl.data.splits import ZeroShotSplit, selection_name
 from purls_pl.eval.metrics import VAL, VAL_CURVE_FILE, VAL_TOP1, key
 from purls_pl.storage import atomic_write_json, atomic_write_text
 from purls_pl.train.paths import backbone_export_path
@@ -136,7 +137,7 @@ def best_trial(trials: Sequence[Trial], search: dict[str, list[Any]]) -> Trial:
 
 
 def selection_backbone(
-    split: str,
+    split: ZeroShotSplit,
     fold: int,
     seed: int,
     out: Path,
@@ -146,7 +147,7 @@ def selection_backbone(
 ) -> Job:
     """The stage-1 run of a selection fold: a backbone trained without the fold's validation classes, at
     ``backbone_export_path(<split>-val<fold>, seed, out)``."""
-    path = backbone_export_path(selection_name(split, fold), seed, out)
+    path = backbone_export_path(selection_name(split.name, fold), seed, out)
     args = (
         "fit",
         *experiment_args(split, "backbone", root, recipe=recipe),
@@ -158,11 +159,11 @@ def selection_backbone(
         f"--trainer.default_root_dir={out}",
         "--trainer.enable_progress_bar=false",
     )
-    return Job("pretrain", args, path.with_suffix(""), what=f"[select] {split} fold {fold}: stage 1")
+    return Job("pretrain", args, path.with_suffix(""), what=f"[select] {split.name} fold {fold}: stage 1")
 
 
 def select(
-    split: str,
+    split: str | ZeroShotSplit | None,
     stage: Stage = "purls",
     search: dict[str, list[Any]] | None = None,
     name: str | None = None,
@@ -180,7 +181,8 @@ def select(
     """Choose ``stage``'s settings for ``split`` on validation classes (module docstring).
 
     Args:
-        split: A registered split.
+        split: A registered split, or with ``recipe`` a split of its dataset (``None``: the recipe's own
+            ``data.split``), as :func:`~purls_pl.apps.experiments.run_split` resolves it.
         stage: ``purls`` or ``global`` (the experiment files the trials compose).
         search: ``{config key: values}`` in search order; default :data:`PURLS_SEARCH` (``purls``) or
             :data:`GLOBAL_SEARCH` (``global``).
@@ -202,8 +204,10 @@ def select(
     name = name or stage
     out = Path(out)
     pool = pool or RunPool(1, threads=None)
+    resolved = split if isinstance(split, ZeroShotSplit) else run_split(split, recipe, extra)
+    split = resolved.name
     stage1 = [
-        selection_backbone(split, f, seed, out, [*pretrain_extra, *stage1_overrides(extra)], recipe, root)
+        selection_backbone(resolved, f, seed, out, [*pretrain_extra, *stage1_overrides(extra)], recipe, root)
         for f in range(folds)
     ]
     pool.run(stage1, lambda what, seconds: log(f"{what} ({'done before' if seconds is None else f'{seconds:.0f} s'})"))
@@ -217,7 +221,7 @@ def select(
         run_dir = out / split / stage / _slug({**overrides, "//args": computed}) / f"fold{fold}"
         args = (
             "fit",
-            *experiment_args(split, stage, root, selected=None, recipe=recipe),
+            *experiment_args(resolved, stage, root, selected=None, recipe=recipe),
             "--data.protocol=select",
             f"--data.val_fold={fold}",
             f"--seed_everything={seed}",
@@ -258,22 +262,28 @@ def select(
         "split": split,
         "name": name,
         "stage": stage,
-        "folds": [list(get_split(split).selection(fold=f).unseen) for f in range(folds)],
+        "folds": [list(resolved.selection(fold=f).unseen) for f in range(folds)],
         "seed": seed,
         "max_epochs": max_epochs,
         "search": search,
         "selected": overrides,
         "val_top1": top1,
         "trials": [{"overrides": t.overrides, "val_top1": t.mean(), "best": list(t.best)} for t in trials],
+        "recipe": None if recipe is None else str(recipe),
+        "command": [
+            *("python", "-m", "purls_pl", "select", split, "--stage", stage, "--name", name),
+            *("--folds", str(folds), "--seed", str(seed), "--max-epochs", str(max_epochs)),
+            *("--search", yaml.safe_dump(search, default_flow_style=True, width=1 << 20).strip()),
+            *("--out", str(out), "--experiments", str(root)),
+            *(("--recipe", str(recipe)) if recipe is not None else ()),
+            *(f"--set={a}" for a in extra),
+            *(f"--pretrain={a}" for a in pretrain_extra),
+            *(("--threads", str(pool.threads)) if pool.threads else ()),
+        ],
         **git_state(),
         "date": time.strftime("%Y-%m-%d"),
     }
     return Selection(split, name, overrides, list(trials), record)
-
-
-def stage1_overrides(extra: Sequence[str]) -> list[str]:
-    """The overrides of a stage-2 run that also apply to its stage 1 (those of ``data.source``)."""
-    return [a for a in extra if a.startswith("--data.source")]
 
 
 def nested(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -292,10 +302,11 @@ def write_selection(selection: Selection, root: str | Path = EXPERIMENTS) -> Pat
     """Write the config delta (with the search record as comments) and ``<name>.json``; return the YAML."""
     path = selection_file(selection.split, selection.name, root)
     record = selection.record
+    # a record from before commands were recorded names the split and selection only
+    command = record.get("command") or ["python", "-m", "purls_pl", "select", selection.split, "--name", selection.name]
     lines = [
         f"# Selected on validation classes of {selection.split} ({record['stage']}), never on its unseen classes:",
-        f"#   python -m purls_pl select {selection.split} --stage {record['stage']} --name {selection.name} "
-        f"--folds {len(record['folds'])} --seed {record['seed']} --max-epochs {record['max_epochs']}",
+        f"#   {shlex.join(command)}",
         f"# validation classes per fold: {record['folds']}; commit {record['git_commit']}; {record['date']}",
         "# trials (coordinate search; mean validation top-1 at the best epoch):",
         *(f"#   {t['overrides']}: {100 * t['best'][1]:.2f} % at {t['best'][0]} epochs" for t in record["trials"]),
@@ -306,9 +317,16 @@ def write_selection(selection: Selection, root: str | Path = EXPERIMENTS) -> Pat
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
-    """``python -m purls_pl select <split> [--stage purls|global] [--folds N] ...``."""
+    """``python -m purls_pl select [<split>] [--recipe FILE] [--stage purls|global] [--folds N] ...``; a signal
+    (SIGTERM, SIGINT) stops it with exit status 128 + its number (:func:`~purls_pl.apps.run_pool.exit_on_signals`)."""
     parser = argparse.ArgumentParser(prog="python -m purls_pl select", description=__doc__.splitlines()[0])
-    parser.add_argument("split", help="a registered split, e.g. nw-ucla_8_2")
+    parser.add_argument(
+        "split", nargs="?", help="a registered split, e.g. nw-ucla_8_2 (default with --recipe: the recipe's data.split)"
+    )
+    parser.add_argument(
+        "--recipe",
+        help="stage-2 recipe of your own dataset (its _backbone.yaml beside it); its data.split is the default split",
+    )
     parser.add_argument("--stage", choices=("purls", "global"), default="purls", help="which run (default: purls)")
     parser.add_argument("--name", help="the selection's name (its file under experiments/selected/<split>/)")
     parser.add_argument("--folds", type=int, default=1, help="validation folds (default: %(default)s)")
@@ -320,23 +338,31 @@ def main(argv: Sequence[str] | None = None) -> Path:
         "--experiments", default=str(EXPERIMENTS), help="experiments folder: the trials' files and where selected/ goes"
     )
     parser.add_argument("--set", action="append", default=[], metavar="--KEY=VALUE", help="override for every trial")
+    parser.add_argument(
+        "--pretrain", action="append", default=[], metavar="--KEY=VALUE", help="override for every stage-1 run"
+    )
     parser.add_argument("--jobs", type=int, default=default_jobs(), help="runs side by side (default: CPU cores)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default: %(default)s)")
     args = parser.parse_args(argv)
+    if args.split is None and args.recipe is None:
+        parser.error("name a split, or give --recipe whose data.split to select on")
     search = yaml.safe_load(args.search) if args.search else None
-    selection = select(
-        args.split,
-        args.stage,
-        search,
-        args.name,
-        args.folds,
-        args.seed,
-        args.max_epochs,
-        args.out,
-        args.set,
-        pool=RunPool(args.jobs, args.threads or None),
-        root=args.experiments,
-    )
-    path = write_selection(selection, args.experiments)
+    with exit_on_signals():
+        selection = select(
+            args.split,
+            args.stage,
+            search,
+            args.name,
+            args.folds,
+            args.seed,
+            args.max_epochs,
+            args.out,
+            args.set,
+            args.pretrain,
+            recipe=args.recipe,
+            pool=RunPool(args.jobs, args.threads or None),
+            root=args.experiments,
+        )
+        path = write_selection(selection, args.experiments)
     print(f"selected {selection.overrides} -> {path}")
     return path

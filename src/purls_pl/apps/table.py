@@ -11,7 +11,8 @@ A table spec (YAML) names the splits, the seeds, random class folds, the selecti
     selections:                                 # methods whose settings are chosen on validation classes
       purls: {stage: purls, search: {model.lr: [0.001, 0.0003, 0.003], model.queries: [true_class, candidates]}}
       global: {stage: global, search: {model.lr: [0.001, 0.0003, 0.003]}}
-    recipe: my/my-gestures.yaml                 # a dataset of your own: its stage-2 recipe (+ _backbone.yaml)
+    recipe: my/my-gestures.yaml                 # a dataset of your own: its stage-2 recipe (+ _backbone.yaml);
+                                                # `splits` may then name its data.split, or be left out for it
     common: [--data.text_encoder.model=minilm]  # every stage-2 run
     pretrain: [--trainer.max_epochs=30]          # every stage-1 run
     note: "The paper's numbers (different setup: ...)"
@@ -29,6 +30,10 @@ directory, ``--jobs`` of them side by side with ``--threads`` torch threads each
 package's code) is unchanged is not repeated, so an interrupted table resumes; one whose request
 changed is moved aside (``*.stale-<time>``) and rerun. The aggregate is written by
 :mod:`purls_pl.apps.table_report`.
+
+Overrides (``common``, ``--set``) are stage 2's; those that say which data a run reads reach stage 1
+too (:data:`~purls_pl.apps.experiments.STAGE1_SHARED`); ``pretrain`` is stage 1's own. A signal (SIGTERM,
+SIGINT) stops the table with exit status 128 + its number and stops its workers; what was running reruns.
 """
 
 from __future__ import annotations
@@ -40,11 +45,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from purls_pl.apps.experiments import experiment_args, selection_file
-from purls_pl.apps.run_pool import Job, Progress, RunPool, default_jobs
-from purls_pl.apps.select import select, stage1_overrides, write_selection
+from purls_pl.apps.experiments import experiment_args, selection_file, stage1_overrides
+from purls_pl.apps.run_pool import Job, Progress, RunPool, default_jobs, exit_on_signals
+from purls_pl.apps.select import select, write_selection
 from purls_pl.apps.table_report import aggregate, replace_block, summary
 from purls_pl.apps.table_spec import TableSpec
+from purls_pl.data.splits import get_split
 from purls_pl.eval.metrics import TEST_TOP1
 from purls_pl.eval.results import latest_results
 from purls_pl.models.features import load_backbone
@@ -92,15 +98,16 @@ def run_table(
     """Select where needed, then run every missing stage-1 and (split, row, seed) run; one record per run.
 
     Args:
-        spec: The table spec.
+        spec: The table spec (its splits are resolved here, :meth:`TableSpec.resolved`).
         out: Run directory (resumable).
-        extra: Overrides for every run (``data.source`` ones reach stage 1 too).
+        extra: Overrides for every stage-2 run (those of :func:`stage1_overrides` reach stage 1 too).
         reselect: Re-derive selections that exist.
         log: Progress lines.
         pool: Runs side by side (default: one at a time in this process, torch's default threads).
     """
     out = Path(out)
     pool = pool or RunPool(1, threads=None)
+    spec = spec.resolved(extra)
     ensure_selections(spec, out, extra, reselect, log, pool)
     units = [(split, seed) for split, seeds in spec.units() for seed in seeds]
     progress = Progress(len(units) * (1 + len(spec.rows)), log, pool.jobs)
@@ -110,10 +117,10 @@ def run_table(
             "pretrain",
             (
                 "fit",
-                *experiment_args(split, "backbone", spec.experiments, recipe=spec.recipe),
+                *experiment_args(get_split(split), "backbone", spec.experiments, recipe=spec.recipe),
                 f"--seed_everything={seed}",
                 *spec.pretrain,
-                *stage1_overrides(extra),
+                *stage1_overrides([*spec.common, *extra]),
                 f"--export.path={backbones[split, seed]}",
                 f"--trainer.default_root_dir={out}",
                 "--trainer.enable_progress_bar=false",
@@ -131,7 +138,7 @@ def run_table(
             stage, row_args = spec.stage_and_args(row)
             args = (
                 "fit",
-                *experiment_args(split, stage, spec.experiments, row.select, spec.recipe),  # type: ignore[arg-type]
+                *experiment_args(get_split(split), stage, spec.experiments, row.select, spec.recipe),  # type: ignore[arg-type]
                 *spec.common,
                 *row_args,
                 *extra,
@@ -162,6 +169,7 @@ def run_table(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m purls_pl table <spec> --out DIR ...`` (module docstring); a signal exits with 128 + its number."""
     parser = argparse.ArgumentParser(prog="python -m purls_pl table", description=__doc__.splitlines()[0])
     parser.add_argument("spec", help="table spec YAML, e.g. experiments/tables/nw-ucla.yaml")
     parser.add_argument("--out", required=True, help="run directory (resumable), e.g. lightning_logs/tables/nw-ucla")
@@ -187,11 +195,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--readme", help="replace the README block between <!-- table:NAME --> and <!-- /table:NAME -->"
     )
     args = parser.parse_args(argv)
-    spec = TableSpec.load(args.spec)
     start = time.perf_counter()
     pool = RunPool(args.jobs, args.threads or None)
-    records = run_table(spec, args.out, args.set, args.reselect, pool=pool)
-    markdown, _ = aggregate(spec, records, args.out)
+    with exit_on_signals():
+        spec = TableSpec.load(args.spec).resolved(args.set)
+        records = run_table(spec, args.out, args.set, args.reselect, pool=pool)
+        markdown, _ = aggregate(spec, records, args.out)
     print("\n" + markdown)
     print(f"total wall time {time.perf_counter() - start:.0f} s; written to {Path(args.out) / 'table.md'}")
     stem = Path(args.spec).stem

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from purls_pl.apps.experiments import EXPERIMENTS
+from purls_pl.apps.experiments import EXPERIMENTS, run_split
 from purls_pl.data.splits import get_split, random_split_name
 
 __all__ = ["Row", "SelectionSpec", "TableSpec"]
@@ -76,7 +77,8 @@ class TableSpec:
         """Read a spec; ``extends: <spec file>`` (relative to this one) starts from another spec's keys,
         which this file's keys replace (``selections`` are merged by name)."""
         raw = read_spec(Path(path))
-        missing = [k for k in ("name", "splits", "seeds", "rows") if k not in raw]
+        required = ("name", "seeds", "rows") if raw.get("recipe") else ("name", "splits", "seeds", "rows")
+        missing = [k for k in required if k not in raw]
         if missing:
             raise ValueError(f"table spec {path} is missing {missing}; see purls_pl.apps.table's docstring")
         selections = {}
@@ -99,7 +101,7 @@ class TableSpec:
             rows.append(Row(str(r["name"]), r.get("select"), list(r.get("args", []))))
         return cls(
             name=str(raw["name"]),
-            splits=list(raw["splits"]),
+            splits=list(raw.get("splits") or []),
             seeds=[int(s) for s in raw["seeds"]],
             rows=rows,
             folds={str(k): int(v) for k, v in (raw.get("folds") or {}).items()},
@@ -112,6 +114,19 @@ class TableSpec:
             recipe=raw.get("recipe"),
             note=str(raw.get("note", "")),
         )
+
+    def resolved(self, overrides: Sequence[str] = ()) -> TableSpec:
+        """This spec with every split it runs resolved, and registered by name, in this process
+        (:func:`~purls_pl.apps.experiments.run_split`): without ``splits``, the recipe's ``data.split``.
+
+        Args:
+            overrides: The table's ``--set`` overrides (``common`` ones are added), e.g. the data root.
+        """
+        options = [*self.common, *overrides]
+        spec = replace(self, splits=[run_split(s, self.recipe, options).name for s in self.splits or [None]])
+        for split, _ in spec.units():
+            run_split(split, self.recipe, options)
+        return spec
 
     def fold_splits(self, split: str) -> list[str]:
         """The random class folds of ``split``: ``<dataset>_random<K>_seed<f>`` for ``f < folds[split]``."""

@@ -49,6 +49,7 @@ __all__ = [
     "resolve_split",
     "selection_name",
     "split_name",
+    "split_value",
 ]
 
 #: The embedded demo's split (15 seen, 5 unseen classes).
@@ -288,6 +289,17 @@ class ZeroShotSplit:
                 f"Use the names of class_names({dataset!r}) exactly"
             )
         return cls.from_indices(name, dataset, [index[u] for u in wanted], num_classes=len(names))
+
+
+def split_value(split: ZeroShotSplit) -> str | dict:
+    """The ``data.split`` value that gives ``split`` in any process: its name when a fresh process resolves
+    that name alone (a built-in split, or ``<dataset>_random<K>_seed<S>`` of its own dataset), else its
+    unseen classes by index with its name (a split written in a recipe or registered in code), every
+    :class:`SplitSpec` field given so that it replaces, not merges with, a recipe's ``data.split``."""
+    m = _RANDOM.match(split.name)
+    if split.name in _builtin() or (m is not None and m["dataset"] == split.dataset):
+        return split.name
+    return {"unseen": None, "unseen_indices": list(split.unseen), "random_unseen": None, "seed": 0, "name": split.name}
 
 
 def selection_name(split: str, fold: int) -> str:
