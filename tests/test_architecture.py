@@ -24,6 +24,7 @@ PACKAGE = SRC / "purls_pl"
 LAYERS: dict[str, int] = {
     "storage": 0,
     "integrity": 0,
+    "progress": 0,
     "data": 1,
     "text": 2,
     "models": 3,

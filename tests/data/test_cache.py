@@ -152,8 +152,8 @@ def test_a_full_disk_is_one_error_naming_the_sizes_and_the_fix_and_leaves_no_bui
         with pytest.raises(storage.NoSpaceError) as err:
             build_or_load({"reader": "big"}, [source], _big, small)
         message = str(err.value)
-        needs = "the data cache entry (180, 1, 300, 25, 3) float32 needs 16.2 MB (16,200,000 bytes)"
-        assert message.startswith(f"{small}: {needs}")
+        entry = "the data cache entry (180, 1, 300, 25, 3) float32"
+        assert message.startswith(f"{small}: {entry} needs 16.2 MB (16,200,000 bytes)")
         assert "but its file system has 4.2 MB (4,194,304 bytes) free; set PURLS_CACHE_DIR (or the source's" in message
         assert "\n" not in message and list(small.iterdir()) == []
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import shutil
 import warnings
 from functools import partial
@@ -13,7 +12,7 @@ import pytest
 from conftest import shared_path
 
 from purls_pl.data.readers import Conversion, KineticsSource, NTUSkeletonSource, SampleError, UCLASource
-from purls_pl.data.readers._base import Skip, SkippedSample, convert_files, progress
+from purls_pl.data.readers._base import Skip, SkippedSample, convert_files
 from purls_pl.data.skeletons import SkeletonSet
 
 
@@ -112,12 +111,12 @@ def test_convert_files_order_skip_and_raise(workers: int) -> None:
         list(convert_files(partial(_square), list(range(200)), on_error="raise", skipped=[], num_workers=workers))
 
 
-def test_progress_is_quiet_off_a_tty_and_for_small_totals(monkeypatch: pytest.MonkeyPatch) -> None:
-    items = range(1000)
-    assert progress(items, 1000, "x") is items  # pytest's stderr is no TTY
-    tty = io.StringIO()
-    tty.isatty = lambda: True  # type: ignore[method-assign]
-    monkeypatch.setattr("sys.stderr", tty)
-    assert progress(items, 10, "x") is items  # too small to bother
-    bar = progress(items, 1000, "converting")
-    assert sum(1 for _ in bar) == 1000 and "converting" in tty.getvalue()
+def test_conversion_logs_progress_lines_through_a_pipe_too(monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    monkeypatch.setenv("PURLS_PROGRESS_SECONDS", "0")
+    with caplog.at_level("INFO", logger="purls_pl.progress"):
+        out = list(convert_files(_square, list(range(8)), on_error="skip", skipped=[], desc="numbers"))
+    assert len(out) == 6
+    lines = [r.getMessage() for r in caplog.records if r.name == "purls_pl.progress"]
+    assert lines[0].startswith("converting numbers: 1/8 files (12%), ") and lines[0].endswith(" left")
+    assert len(lines) == 8 and lines[-1].startswith("converting numbers: 8/8 files (100%), ")
+    assert lines[-1].endswith(" elapsed, done")

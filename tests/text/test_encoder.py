@@ -116,3 +116,15 @@ def test_three_answers_per_field_are_averaged_and_one_keeps_the_first(tiny_clip,
     torch.testing.assert_close(
         embed_descriptions(enc, multi.with_alternatives(1), names), embed_descriptions(enc, single, names)
     )
+
+
+def test_encoding_logs_progress_lines(tiny_clip, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("PURLS_PROGRESS_SECONDS", "0")
+    enc = TextEncoder(str(tiny_clip), batch_size=2, cache_dir=str(tmp_path))
+    with caplog.at_level("INFO", logger="purls_pl.progress"):
+        enc.encode_cached([f"a person does move {i}" for i in range(5)])
+    lines = [r.getMessage() for r in caplog.records if r.name == "purls_pl.progress"]
+    assert [line.split(", ")[0] for line in lines] == [
+        f"encoding text with {tiny_clip}: {n}/5 prompts ({p}%)" for n, p in ((2, 40), (4, 80), (5, 100))
+    ]
+    assert lines[0].endswith(" left") and lines[-1].endswith(" elapsed, done")

@@ -25,6 +25,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from purls_pl.progress import Progress
 from purls_pl.storage import atomic_torch_save, default_cache_dir
 from purls_pl.text.descriptions import DescriptionSet
 from purls_pl.text.fields import FIELDS
@@ -121,14 +122,18 @@ class TextEncoder:
 
     @torch.no_grad()
     def encode(self, texts: Sequence[str]) -> torch.Tensor:
-        """Encode ``texts`` to ``(len(texts), m)`` float32 unit vectors (no cache)."""
+        """Encode ``texts`` to ``(len(texts), m)`` float32 unit vectors (no cache), logging progress lines."""
+        with Progress(len(texts), f"encoding text with {self.model}", "prompt") as progress:
+            return self._encode(texts, progress)
+
+    def _encode(self, texts: Sequence[str], progress: Progress) -> torch.Tensor:
         packaged = offline_tower(self.model)
         if packaged is not None and not packaged.huggingface:
             threads = torch.get_num_threads()
-            parts = [
-                torch.from_numpy(package_encode(self.model, texts[i : i + self.batch_size], threads))
-                for i in range(0, len(texts), self.batch_size)
-            ]
+            parts = []
+            for i in range(0, len(texts), self.batch_size):
+                parts.append(torch.from_numpy(package_encode(self.model, texts[i : i + self.batch_size], threads)))
+                progress.update(len(parts[-1]))
             return F.normalize(torch.cat(parts), dim=-1) if parts else torch.zeros(0, packaged.dim)
         model, tokenizer, pooling = self._load()
         out = []
@@ -150,6 +155,7 @@ class TextEncoder:
                     mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                     emb = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
             out.append(F.normalize(emb.float(), dim=-1).cpu())
+            progress.update(len(emb))
         return torch.cat(out)
 
     def encode_cached(self, texts: Sequence[str]) -> torch.Tensor:

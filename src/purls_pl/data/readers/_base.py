@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -30,6 +29,7 @@ import numpy as np
 from purls_pl.data.cache import build_or_load
 from purls_pl.data.catalog import card, class_names
 from purls_pl.data.skeletons import SkeletonSet
+from purls_pl.progress import Progress
 
 __all__ = [
     "Conversion",
@@ -46,7 +46,6 @@ __all__ = [
     "format_skipped",
     "missing_root_error",
     "pick_evenly",
-    "progress",
     "reject",
 ]
 
@@ -55,8 +54,6 @@ log = logging.getLogger("purls_pl.data.readers")
 OnError = Literal["raise", "skip"]
 T = TypeVar("T")
 R = TypeVar("R")
-#: Conversions shorter than this show no progress bar (nor does a non-TTY stderr).
-PROGRESS_MIN_TOTAL = 200
 SKIP_HINT = "or set conversion.on_error='skip' to leave such files out and list them in a report at the end"
 
 
@@ -169,17 +166,6 @@ def pick_evenly(items: list[Any], max_items: int | None) -> list[Any]:
     return [items[i] for i in np.unique(np.linspace(0, len(items) - 1, max_items).round().astype(int))]
 
 
-def progress(iterable: Any, total: int, desc: str) -> Any:
-    """``iterable`` wrapped in a tqdm bar on stderr; quiet when stderr is no TTY or ``total`` is small."""
-    if total < PROGRESS_MIN_TOTAL or not getattr(sys.stderr, "isatty", lambda: False)():
-        return iterable
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - tqdm comes with lightning / transformers
-        return iterable
-    return tqdm(iterable, total=total, desc=desc, unit="file", leave=False, dynamic_ncols=True)
-
-
 def _guarded(fn: Callable[[T], R], item: T) -> tuple[str, Any]:
     """``("ok", result)``, ``("skip", reason)`` or ``("error", (path, problem, fix, missing))``."""
     try:
@@ -228,7 +214,7 @@ def convert_files(
     on_error: OnError,
     skipped: list[SkippedSample],
     num_workers: int = 0,
-    desc: str = "converting",
+    desc: str = "files",
     name: Callable[[T], str] = str,
 ) -> Iterator[tuple[int, R]]:
     """Run ``fn`` on every item, in input order, serially or in ``num_workers`` processes.
@@ -242,21 +228,21 @@ def convert_files(
             ``"skip"`` appends a :class:`SkippedSample` to ``skipped`` and continues.
         skipped: Receives the skipped items, in input order.
         num_workers: Worker processes; 0 runs in this process. Results are identical either way.
-        desc: Progress-bar label.
+        desc: What is converted, for the progress lines (``"converting <desc>: <done>/<total> files ..."``,
+            :mod:`purls_pl.progress`).
         name: How an item is named in the report when ``fn`` does not say.
 
     Yields:
         ``(index into items, fn(item))`` for each item that worked.
     """
     done = 0
-    bar = progress(range(len(items)), len(items), desc)
-    ticks = iter(bar)
+    bar = Progress(len(items), f"converting {desc}", "file")
     chunks = _ordered_results(fn, items, num_workers)
     try:
         for chunk in chunks:
             for status, payload in chunk:
                 i, done = done, done + 1
-                next(ticks, None)
+                bar.update()
                 if status == "ok":
                     yield i, payload
                 elif status == "skip":
@@ -268,8 +254,7 @@ def convert_files(
                     raise (SampleMissingError if missing else SampleError)(path, problem, f"{fix}; {SKIP_HINT}")
     finally:
         chunks.close()  # stops the worker pool at once on an error
-        if hasattr(bar, "close"):
-            bar.close()
+        bar.close()
 
 
 def collect_converted(

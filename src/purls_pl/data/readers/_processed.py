@@ -20,7 +20,7 @@ import numpy as np
 
 from purls_pl.data.cache import allocate
 from purls_pl.data.preprocess import fit_length, valid_length
-from purls_pl.data.readers._base import progress
+from purls_pl.progress import Progress
 
 __all__ = ["array_shape", "fill_processed", "find_stgcn_files", "iter_array_rows", "load_label_pickle"]
 
@@ -113,7 +113,7 @@ def fill_processed(
     num_frames: int | None,
     temporal: str,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Copy chunked processed arrays into one :func:`~purls_pl.data.cache.allocate` d block (with a progress bar).
+    """Copy chunked processed arrays into one :func:`~purls_pl.data.cache.allocate` d block (with progress lines).
 
     Args:
         parts: Per file, its row chunks and a function turning a chunk into ``(n, M, T, J, C)``.
@@ -130,8 +130,7 @@ def fill_processed(
     data = allocate((len(keep), m, num_frames or t, j, c))
     lengths = np.zeros(len(keep), np.int64)
     row, out = 0, 0
-    bar = progress(range(len(keep)), len(keep), "converting")
-    ticks = iter(bar)
+    bar = Progress(len(keep), "converting processed arrays", "sample")
     for chunks, convert in parts:
         for chunk in chunks:
             mine = keep[(keep >= row) & (keep < row + len(chunk))] - row
@@ -145,9 +144,8 @@ def fill_processed(
                     seq, length = fit_length(seq[:, :length], num_frames, temporal)  # type: ignore[arg-type]
                 data[out], lengths[out] = seq, length
                 out += 1
-                next(ticks, None)
-    if hasattr(bar, "close"):
-        bar.close()
+                bar.update()
+    bar.close()
     return data, lengths
 
 
