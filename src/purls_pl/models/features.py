@@ -18,8 +18,13 @@ memory-mapped ``features.npy`` of shape ``(N, S, n)`` (``S = L'·J``, time-major
 ``key`` hashes the backbone checkpoint's bytes, the temporal pooling and the dataset fingerprint
 (:meth:`purls_pl.data.skeletons.SkeletonSet.fingerprint`), so a changed checkpoint or changed data
 lands in a new directory and a stale cache is never reused. A build writes into a temporary
-directory that is renamed into place only when complete: an interrupted build never leaves a cache
-that is taken as valid.
+directory (``.<key>.<host>_<pidns>.<pid>.<random>``) that is renamed into place only when complete: an
+interrupted build never leaves a cache that is taken as valid, and the next build of the same key
+removes the folders killed builds left (:func:`purls_pl.storage.remove_stale_builds`). The size is
+checked against the free space first and the file's blocks reserved before it is written, so a full
+disk is one :class:`~purls_pl.storage.NoSpaceError` (the directory, the bytes needed and free, the fix:
+another ``PURLS_CACHE_DIR`` or a smaller ``pool_frames``), never a ``SIGBUS``. Extraction logs progress
+lines (:mod:`purls_pl.progress`).
 
 Size: ``N · L' · J · n · 2`` bytes. NTU-120 (114,480 samples, J = 25, n = 256): 110 GB at
 L' = 75 (no pooling of 300 frames), 22 GB at ``pool_frames=15``, 7.3 GB at ``pool_frames=5``.
@@ -34,7 +39,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -47,7 +51,18 @@ from torch import Tensor, nn
 from purls_pl.data.layouts import SkeletonLayout, restore_layout
 from purls_pl.data.skeletons import SkeletonSet
 from purls_pl.integrity import FileRefused, load_torch_file, seal
-from purls_pl.storage import atomic_torch_save, default_cache_dir
+from purls_pl.progress import Progress
+from purls_pl.storage import (
+    atomic_torch_save,
+    cache_space_fix,
+    check_free_space,
+    default_cache_dir,
+    folder_bytes,
+    make_build_dir,
+    no_space_guard,
+    preallocate,
+    remove_stale_builds,
+)
 
 if TYPE_CHECKING:
     from purls_pl.text.encoder import ClassText
@@ -240,10 +255,14 @@ class FeatureCache:
         if (directory / "manifest.json").is_file():
             log.info("features: cache hit %s", directory)
             return cls(directory)
+        started = time.time()
         directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        remove_stale_builds(directory.parent, f".{directory.name}.", started)
+        tmp = make_build_dir(directory.parent, f".{directory.name}.")
         try:
-            cls._extract(backbone, skeletons, tmp, torch.device(device), fingerprint)
+            fix = cls.space_fix(backbone)
+            with no_space_guard(directory.parent, "the feature cache", fix, lambda: folder_bytes(tmp)):
+                cls._extract(backbone, skeletons, tmp, torch.device(device), fingerprint)
             try:
                 os.replace(tmp, directory)
             except OSError:  # another process finished the same cache first
@@ -253,6 +272,14 @@ class FeatureCache:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
         return cls(directory)
+
+    @staticmethod
+    def space_fix(backbone: FrozenBackbone) -> str:
+        """How to make a feature cache fit: another cache directory, or fewer pooled frames."""
+        return (
+            f"{cache_space_fix('model.backbone.cache_dir')}, or lower model.backbone.pool_frames "
+            f"(now {backbone.pool_frames}) to shrink the cache"
+        )
 
     @staticmethod
     def _extract(
@@ -265,12 +292,16 @@ class FeatureCache:
         backbone.to(device)
         probe = backbone.encode(torch.from_numpy(np.array(skeletons.data[:1], dtype=np.float32)).to(device))
         shape = (n, *probe.shape[1:])
+        what = f"the feature cache {shape} float16"
+        check_free_space(out.parent, int(np.prod(shape)) * 2, what, FeatureCache.space_fix(backbone))
         array = np.lib.format.open_memmap(out / "features.npy", mode="w+", dtype=np.float16, shape=shape)
+        preallocate(out / "features.npy")
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
-        with torch.no_grad(), autocast:
+        with torch.no_grad(), autocast, Progress(n, "extracting features", "sample") as progress:
             for i in range(0, n, batch):
                 x = torch.from_numpy(np.array(skeletons.data[i : i + batch], dtype=np.float32)).to(device)
                 array[i : i + batch] = backbone.encode(x).float().cpu().numpy().astype(np.float16)
+                progress.update(len(x))
         array.flush()
         del array
         backbone.to(encoder_device)
