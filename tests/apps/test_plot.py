@@ -40,3 +40,17 @@ def test_plot_results_command(tmp_path, capsys):
         "gzsl_ntu60_48_12.png",
     }
     assert str(out) in capsys.readouterr().out
+
+
+def test_plot_results_leaves_out_unfinished_runs(tmp_path):
+    record = {
+        "test/zsl_top1": 0.5,
+        "num_unseen_classes": 5,
+        "confusion": [[1, 0], [0, 1]],
+        "unseen_classes": ["a", "b"],
+    }
+    for run, complete in (("ntu60_55_5", True), ("ntu60_50_10", False)):
+        (tmp_path / run / "version_0").mkdir(parents=True)
+        (tmp_path / run / "version_0" / "results.json").write_text(json.dumps({**record, "complete": complete}))
+    written = plot.plot_results_main([str(tmp_path), "--out", str(tmp_path / "figs" / "acc.png")])
+    assert sorted(p.name for p in written) == ["acc.png", "confusion_ntu60_55_5.png"]  # not the incomplete run

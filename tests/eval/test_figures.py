@@ -75,3 +75,49 @@ def test_log_figure_saves_and_sends_to_tensorboard(tmp_path):
     path = plots.log_figure(fig, "test/confusion", [logger], tmp_path / "confusion.png", step=3)
     logger.experiment.flush()
     assert path.is_file() and list((tmp_path / "run" / "version_0").glob("events.out.tfevents*"))
+
+
+def _drawn_texts(fig) -> list[tuple[str, object]]:
+    """``(text, window bbox)`` of every non-empty text the renderer draws: titles, axis labels, tick labels
+    within the axis' view (colour bars included), the legend and the figure title."""
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    texts: list[Text] = [fig._suptitle] if fig._suptitle is not None else []
+    texts += [t for legend in fig.legends for t in legend.get_texts()]
+    for ax in fig.axes:
+        texts += [ax.title, ax.xaxis.label, ax.yaxis.label]
+        for axis in (ax.xaxis, ax.yaxis):
+            low, high = sorted(axis.get_view_interval())
+            texts += [t.label1 for t in axis.get_major_ticks() if low - 1e-9 <= t.get_loc() <= high + 1e-9]
+            texts += [t.label2 for t in axis.get_major_ticks() if low - 1e-9 <= t.get_loc() <= high + 1e-9]
+    drawn = [t for t in texts if isinstance(t, Text) and t.get_visible() and t.get_text().strip()]
+    return [(t.get_text(), t.get_window_extent(renderer)) for t in drawn]
+
+
+@pytest.mark.parametrize("layout", ["ntu25", "kinect20", "openpose18"])
+def test_attention_figure_labels_do_not_overlap(layout):
+    joints, frames = get_layout(layout).num_joints, 7
+    attn = np.random.default_rng(0).dirichlet(np.ones(frames * joints), size=len(FIELDS))
+    title = "S001C001P001R001A001 — true class 'drink water' (queries: the true class's descriptions)"
+    fig = plots.attention_figure(attn, layout, FIELDS, title=title)
+    texts = _drawn_texts(fig)
+    assert len(texts) > 8 * joints  # every joint name of every panel is drawn
+    width, height = fig.canvas.get_width_height()
+    clashes = [(a, b) for i, (a, box) in enumerate(texts) for b, other in texts[i + 1 :] if box.overlaps(other)]
+    assert clashes == []
+    outside = [a for a, box in texts if box.x0 < 0 or box.y0 < 0 or box.x1 > width or box.y1 > height]
+    assert outside == []
+
+
+@pytest.mark.parametrize("counts", [[5], [5, 6], [5, 12, 24], [40, 60]])
+def test_accuracy_vs_unseen_ticks_are_whole_class_counts(counts):
+    rows = [{"run": f"ntu60_{60 - k}_{k}", "test/zsl_top1": 0.5, "num_unseen_classes": k} for k in counts]
+    fig = plots.accuracy_vs_unseen_figure(rows)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    low, high = ax.get_xlim()
+    ticks = [t for t in ax.get_xticks() if low <= t <= high]
+    assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    assert all(low < k < high for k in counts)

@@ -18,7 +18,7 @@ import torch
 from jsonargparse import ArgumentParser, Namespace
 
 from purls_pl.apps.experiments import experiment_args
-from purls_pl.apps.report import collect
+from purls_pl.apps.report import collect, finished
 from purls_pl.data.sample_sets import SET_NAMES
 from purls_pl.eval.figures import (
     accuracy_vs_unseen_figure,
@@ -93,17 +93,19 @@ def plot_results_main(argv: Sequence[str] | None = None) -> list[Path]:
     """``python -m purls_pl plot-results <run dirs> --out figs/acc_vs_unseen.png``."""
     parser = argparse.ArgumentParser(
         prog="python -m purls_pl plot-results",
-        description="Accuracy vs. number of unseen classes over runs (their newest results.json), plus each "
-        "run's confusion matrix and GZSL curve when recorded, as PNG files.",
+        description="Accuracy vs. number of unseen classes over finished runs (the newest finished version of "
+        "each), plus each run's confusion matrix and GZSL curve when recorded, as PNG files.",
     )
     parser.add_argument("roots", nargs="+", help="run directories, e.g. lightning_logs/ntu60_*")
     parser.add_argument("--out", default="figs/acc_vs_unseen.png", help="accuracy plot (default: %(default)s)")
     parser.add_argument("--metric", default=TEST_TOP1, help="results key to plot (default: %(default)s)")
     parser.add_argument("--no-per-run", action="store_true", help="skip the per-run confusion / GZSL figures")
     args = parser.parse_args(argv)
-    rows = collect(args.roots)
+    rows = finished(collect(args.roots))
     if not rows:
-        raise SystemExit(f"no results.json under {', '.join(args.roots)}")
+        raise FileNotFoundError(
+            f"{', '.join(args.roots)}: no finished runs; train first, or see `report` for their status"
+        )
     out = Path(args.out)
     written = [save_figure(accuracy_vs_unseen_figure(rows, args.metric), out)]
     for row in [] if args.no_per_run else rows:

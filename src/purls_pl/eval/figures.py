@@ -31,12 +31,13 @@ DPI = 100
 PART_COLORS: dict[str, str] = {"head": "tab:red", "hands": "tab:blue", "torso": "tab:green", "legs": "tab:purple"}
 
 
-def new_figure(width: float, height: float) -> Figure:
-    """A ``width x height`` inch figure on an Agg canvas (``DPI`` dots per inch)."""
+def new_figure(width: float, height: float, layout: str | None = None) -> Figure:
+    """A ``width x height`` inch figure on an Agg canvas (``DPI`` dots per inch); ``layout="constrained"``
+    places panels, colour bars, labels and an ``outside`` legend so that no text overlaps."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=DPI)
+    fig = Figure(figsize=(width, height), dpi=DPI, layout=layout)
     FigureCanvasAgg(fig)
     return fig
 
@@ -85,8 +86,11 @@ def attention_figure(
     Returns:
         A ``(4·cols) x (3.2·rows + 0.6)`` inch figure; y = the L' frames, split into thirds
         (start / middle / end, as the static partitioner splits them). Each panel has its own colour
-        scale (min to max of that field's weights; the colour bar gives the values).
+        scale (min to max of that field's weights; the colour bar gives the values). The constrained
+        layout keeps every label clear of the others (colour bars, the next panel, the legend below).
     """
+    from matplotlib.ticker import MaxNLocator
+
     lay = get_layout(layout)
     weights = np.asarray(attn, dtype=np.float32)
     d, s = weights.shape
@@ -98,7 +102,7 @@ def attention_figure(
     grid = weights.reshape(d, frames, j)[:, :, order]
     cols = min(cols, d)
     rows = math.ceil(d / cols)
-    fig = new_figure(4.0 * cols, 3.2 * rows + 0.6)
+    fig = new_figure(4.0 * cols, 3.2 * rows + 0.6, layout="constrained")
     bounds = [len(c) for c in np.array_split(np.arange(frames), len(PHASE_FIELDS))]
     edges = np.cumsum(bounds)[:-1] - 0.5
     centers = np.cumsum(bounds) - np.asarray(bounds) / 2 - 0.5
@@ -119,11 +123,13 @@ def attention_figure(
         ax.set_yticklabels(PHASE_FIELDS if frames >= len(PHASE_FIELDS) else [""] * len(centers), fontsize=7)
         if k % cols == 0:
             ax.set_ylabel(f"frames (L' = {frames})", fontsize=7)
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=6)
+        bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+        bar.ax.tick_params(labelsize=6)
+        bar.locator = MaxNLocator(nbins=4)  # few values: the bar's labels stay apart
+        bar.update_ticks()
     handles = [_patch(PART_COLORS[p], p) for p in BODY_PARTS]
-    fig.legend(handles=handles, loc="lower center", ncol=len(BODY_PARTS), fontsize=8, frameon=False)
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(BODY_PARTS), fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=10)
-    fig.subplots_adjust(left=0.05, right=0.97, top=1 - 0.5 / fig.get_figheight(), bottom=0.12, hspace=0.6)
     return fig
 
 
@@ -206,7 +212,7 @@ def accuracy_vs_unseen_figure(rows: Sequence[dict[str, Any]], metric: str = TEST
         metric: The results key on the y axis.
 
     Returns:
-        A 6 x 4.5 inch figure.
+        A 6 x 4.5 inch figure; the x axis counts classes, so its ticks are whole numbers.
     """
     series: dict[str, list[tuple[int, float]]] = {}
     for row in rows:
