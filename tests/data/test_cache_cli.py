@@ -65,7 +65,8 @@ def test_pretrain_on_a_full_cache_disk_fails_with_one_message_and_no_build_folde
         "system has 4.2 MB (4,194,304 bytes) free; set PURLS_CACHE_DIR (or the source's conversion.cache_dir) to a "
         "directory on a disk with enough free space"
     )
-    assert message in done.stderr.splitlines()[-1], done.stderr[-3000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: {message}"], done.stderr[-3000:]
     assert not (tmp_path / "b.pt").exists()
 
 
