@@ -5,10 +5,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from pytorch_lightning import Callback, LightningModule, Trainer
+from torch.utils.data import DataLoader, TensorDataset
 
 from purls_pl.apps.experiments import experiment_args
 from purls_pl.models.features import load_backbone
 from purls_pl.train import cli, pretrain
+from purls_pl.train.wiring import FinalCheckpoint
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = ["--data.source.init_args.samples_per_class=6", "--data.source.init_args.num_frames=12"]
@@ -91,3 +94,55 @@ def test_a_selection_run_refuses_the_final_backbone(tmp_path, tiny_clip):
                 f"--trainer.default_root_dir={tmp_path / 'run'}",
             ]
         )
+
+
+class _Tiny(LightningModule):
+    """One linear layer on random data: 4 steps per epoch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(4, 1)
+
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        return self.layer(batch[0]).pow(2).mean()
+
+    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        self.log("val_loss", float(self.current_epoch))  # worse every epoch: only epoch 0 is a top-k one
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+class _Killed(Exception):
+    pass
+
+
+class _KillAt(Callback):
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise _Killed  # as a killed process stops: no on_train_end
+
+
+@pytest.mark.parametrize("validates", [False, True])
+def test_a_run_killed_mid_fit_left_last_ckpt_of_its_last_epoch(tmp_path, validates):
+    """A final run keeps no top-k checkpoint (``monitor=None, save_top_k=0``); a selection run's metric
+    may stop improving. Either way ``last.ckpt`` is rewritten at each epoch end, so a killed run resumes."""
+    data = DataLoader(TensorDataset(torch.randn(16, 4)), batch_size=4)
+    kept = {"monitor": "val_loss", "mode": "min"} if validates else {"monitor": None, "save_top_k": 0}
+    checkpoint = FinalCheckpoint(dirpath=tmp_path, save_last=True, **kept)
+    trainer = Trainer(
+        max_epochs=5,
+        callbacks=[checkpoint, _KillAt(3)],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=1 if validates else 0,
+        num_sanity_val_steps=0,
+    )
+    with pytest.raises(_Killed):
+        trainer.fit(_Tiny(), data, data if validates else None)
+    last = torch.load(tmp_path / "last.ckpt", weights_only=True)
+    assert (last["epoch"], last["global_step"]) == (2, 12)

@@ -59,11 +59,31 @@ class FinalCheckpoint(ModelCheckpoint):
     final weights.
 
     Lightning (2.6) rewrites ``last.ckpt`` only when a top-k checkpoint is saved in the same step, so a
-    run whose monitored metric stopped improving ends with a ``last.ckpt`` from an earlier epoch. This
-    callback writes ``last.ckpt`` once more when training ends. Any "best" checkpoint it keeps is chosen
-    by ``monitor``, which the CLIs point at a validation-class metric (or none).
+    run whose monitored metric stopped improving ends with a ``last.ckpt`` from an earlier epoch, and a
+    run that keeps no top-k checkpoint (a final run: ``save_top_k=0``) writes none until it ends, so a
+    killed one has nothing to resume from. This callback writes ``last.ckpt`` at every epoch end (after
+    validation when there is one) and once more when training ends. Any "best" checkpoint it keeps is
+    chosen by ``monitor``, which the CLIs point at a validation-class metric (or none).
     """
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._save_last_of_this_step(trainer)
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._save_last_of_this_step(trainer)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self.save_last and not trainer.fast_dev_run:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def _save_last_of_this_step(self, trainer: Trainer) -> None:
+        """``last.ckpt`` for the current step, unless Lightning just wrote one (or saving is off now:
+        sanity check, ``fast_dev_run``, a validation outside ``fit``)."""
+        if not self.save_last or self._should_skip_saving_checkpoint(trainer):
+            return
+        if self._last_global_step_saved != trainer.global_step:
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
