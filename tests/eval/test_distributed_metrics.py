@@ -11,6 +11,7 @@ and every metric, the confusion matrix and the GZSL record must equal one proces
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import multiprocessing as mp
 import os
@@ -21,7 +22,9 @@ from types import SimpleNamespace
 import torch
 from torch.utils.data import Dataset
 
+from purls_pl.data.batch import SkeletonBatch, SkeletonSample
 from purls_pl.eval.callbacks import GeneralizedZeroShotEvaluation, ZeroShotEvaluation
+from purls_pl.eval.outputs import ZeroShotScores
 
 N, K, WORLD = 11, 6, 2
 SEEN, UNSEEN = (0, 1, 2), (3, 4, 5)
@@ -39,8 +42,8 @@ class Samples(Dataset):
     def __len__(self) -> int:
         return N
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"index": torch.tensor(i)}
+    def __getitem__(self, i: int) -> SkeletonSample:
+        return SkeletonSample(x=torch.zeros(1), y=torch.tensor(-1), index=torch.tensor(i))
 
 
 class _Module(SimpleNamespace):
@@ -53,6 +56,7 @@ class _Module(SimpleNamespace):
             seen=SEEN,
             unseen=UNSEEN,
             candidates=(*SEEN, *UNSEEN),
+            fields=(),
             logged={},
         )
 
@@ -67,7 +71,7 @@ class _Module(SimpleNamespace):
         return torch.stack(out)
 
 
-def _evaluate(trainer: SimpleNamespace, batches: list[dict[str, torch.Tensor]]) -> dict[str, object]:
+def _evaluate(trainer: SimpleNamespace, batches: list[SkeletonBatch]) -> dict[str, object]:
     """Feed both callbacks as a test epoch would; return the logged values, confusion and GZSL record."""
     scores, labels = _data()
     module = _Module()
@@ -75,9 +79,9 @@ def _evaluate(trainer: SimpleNamespace, batches: list[dict[str, torch.Tensor]]) 
     zsl.setup(trainer, module, "test")
     gzsl.on_test_epoch_start(trainer, module)
     for i, batch in enumerate(batches):
-        idx = batch["index"]
-        batch = {**batch, "y": labels[idx]}
-        outputs = {"scores": scores[idx], "labels": labels[idx]}
+        idx = batch.index
+        batch = dataclasses.replace(batch, y=labels[idx])
+        outputs = ZeroShotScores(scores[idx], scores[idx][:, len(SEEN) :], labels[idx])
         zsl.on_test_batch_end(trainer, module, outputs, batch, i)
         gzsl.on_test_batch_end(trainer, module, outputs, batch, i)
     zsl._log("test", module)
@@ -99,7 +103,7 @@ def _worker(rank: int, port: int, out: str) -> None:
     try:
         batches = list(eval_loader(Samples(), batch_size=2))
         result = _evaluate(SimpleNamespace(world_size=WORLD, sanity_checking=False), batches)
-        result["seen"] = [int(i) for b in batches for i in b["index"][b["valid"]]]
+        result["seen"] = [int(i) for b in batches for i in b.index[b.valid]]
         torch.save(result, Path(out) / f"rank{rank}.pt")
         dist.barrier()  # leave together: a process group torn down while the peer still talks can abort
     finally:
@@ -125,7 +129,7 @@ def test_synced_metrics_equal_single_process_over_all_samples(tmp_path):
             p.kill()
     assert [p.exitcode for p in procs] == [0] * WORLD
 
-    everything = [{"index": torch.arange(i, min(i + 2, N))} for i in range(0, N, 2)]
+    everything = [SkeletonBatch(torch.zeros(1), torch.zeros(1), torch.arange(i, min(i + 2, N))) for i in range(0, N, 2)]
     single = _evaluate(SimpleNamespace(world_size=1, sanity_checking=False), everything)
     assert single["gzsl"]["num_samples"] == N
     results = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]

@@ -6,7 +6,9 @@ from types import SimpleNamespace
 
 import torch
 
+from purls_pl.data.batch import SkeletonBatch
 from purls_pl.eval.callbacks import GeneralizedZeroShotEvaluation
+from purls_pl.eval.outputs import ZeroShotScores
 from purls_pl.eval.results import update_results
 
 
@@ -43,8 +45,9 @@ def test_test_rows_map_labels_to_candidate_positions_and_skip_padding():
     callback.on_test_epoch_start(_TRAINER, module)
     for rows in (slice(0, 2), slice(2, 5)):
         valid = torch.tensor([True, True, True, True, False])[rows]
-        batch = {"y": labels[rows], "valid": valid}
-        callback.on_test_batch_end(_TRAINER, module, {"scores": scores[rows], "labels": labels[rows]}, batch, 0)
+        batch = SkeletonBatch(x=torch.zeros(len(valid)), y=labels[rows], valid=valid)
+        outputs = ZeroShotScores(scores[rows], scores[rows][:, 3:], labels[rows])
+        callback.on_test_batch_end(_TRAINER, module, outputs, batch, 0)
     callback.on_test_epoch_end(_TRAINER, module)
     record = callback.result
     assert record["num_samples"] == 4 and record["num_seen_samples"] == 2 and record["num_unseen_classes"] == 2
@@ -73,7 +76,8 @@ def test_without_seen_candidates_there_is_nothing_to_do():
     module = _Module(gzsl=False)
     callback = GeneralizedZeroShotEvaluation()
     callback.on_test_epoch_start(_TRAINER, module)
-    batch = {"y": torch.tensor([1])}
-    callback.on_test_batch_end(_TRAINER, module, {"scores": torch.zeros(1, 2), "labels": batch["y"]}, batch, 0)
+    batch = SkeletonBatch(x=torch.zeros(1), y=torch.tensor([1]))
+    outputs = ZeroShotScores(torch.zeros(1, 2), torch.zeros(1, 2), batch.y)
+    callback.on_test_batch_end(_TRAINER, module, outputs, batch, 0)
     callback.on_test_epoch_end(_TRAINER, module)
     assert callback.result is None and not module.logged

@@ -6,8 +6,10 @@ from types import SimpleNamespace
 
 import torch
 
+from purls_pl.data.batch import SkeletonBatch
 from purls_pl.eval.callbacks import ZeroShotEvaluation
 from purls_pl.eval.metrics import zsl_metrics
+from purls_pl.eval.outputs import ZeroShotScores
 
 
 def test_metric_values_on_a_hand_made_score_matrix():
@@ -37,6 +39,7 @@ class _Module:
     device = torch.device("cpu")
     class_names = ("a", "b", "c", "d", "e")
     seen, unseen, candidates = (0, 2, 4), (1, 3), (0, 2, 4, 1, 3)
+    fields = ()
 
     def __init__(self) -> None:
         self.logged: dict[str, float] = {}
@@ -71,8 +74,8 @@ def test_callback_scores_only_unseen_rows_against_unseen_columns(tmp_path):
         ]
     )
     labels = torch.tensor([1, 1, 3, 0, 3])
-    batch = {"y": labels, "valid": torch.tensor([True, True, True, True, False])}
-    callback.on_test_batch_end(trainer, module, {"scores": scores, "labels": labels}, batch, 0)
+    batch = SkeletonBatch(x=torch.zeros(5), y=labels, valid=torch.tensor([True, True, True, True, False]))
+    callback.on_test_batch_end(trainer, module, ZeroShotScores(scores, scores[:, 3:], labels), batch, 0)
     callback.on_test_epoch_end(trainer, module)
     assert math.isclose(module.logged["test/zsl_top1"], 2 / 3, rel_tol=1e-6)
     assert math.isclose(module.logged["test/zsl_mean_class"], 0.75, rel_tol=1e-6)  # b: 1/2, d: 1/1

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from purls_pl.data.batch import SkeletonBatch
 from purls_pl.models.features import FrozenBackbone, export_backbone, load_backbone
 from purls_pl.models.partition import AdaptivePartitioner, GlobalPartitioner, StaticPartitioner
 from purls_pl.models.purls_module import LeakageError, PurlsModule
@@ -23,7 +24,7 @@ def _module(class_text, backbone, partitioner=AdaptivePartitioner, **kw) -> Purl
 
 def _batch(labels):
     torch.manual_seed(1)
-    return {"x": torch.randn(len(labels), 1, 12, 25, 3), "y": torch.tensor(labels)}
+    return SkeletonBatch(x=torch.randn(len(labels), 1, 12, 25, 3), y=torch.tensor(labels))
 
 
 def test_backbone_is_frozen_and_stays_in_eval(class_text, tiny_backbone):
@@ -56,14 +57,14 @@ def test_evaluation_scores_every_candidate(class_text, tiny_backbone, part, gzsl
     module = _module(text, tiny_backbone, partitioner=part).eval()
     assert module.candidates == ((*SEEN, *UNSEEN) if gzsl else UNSEEN)
     out = module.evaluate(_batch([3, 5, 0]))
-    assert out["scores"].shape == (3, len(module.candidates))
-    assert out["labels"].tolist() == [3, 5, 0]
-    assert out["scores"].abs().max() <= 1.0 + 1e-5
+    assert out.scores.shape == (3, len(module.candidates))
+    assert out.labels.tolist() == [3, 5, 0]
+    assert out.scores.abs().max() <= 1.0 + 1e-5
     # A candidate's score does not depend on which other candidates are scored.
     unseen_columns = [module.candidates.index(c) for c in UNSEEN]
     alone = _module(ClassText(text.class_names, text.embeddings, SEEN, UNSEEN, gzsl=False), tiny_backbone, part)
     alone.load_state_dict(module.state_dict())
-    torch.testing.assert_close(alone.eval().evaluate(_batch([3, 5, 0]))["scores"], out["scores"][:, unseen_columns])
+    torch.testing.assert_close(alone.eval().evaluate(_batch([3, 5, 0])).scores, out.scores[:, unseen_columns])
     loss = module.training_step(_batch([0, 1, 2, 4]), 0)
     assert torch.isfinite(loss)
     assert module.fields == (("global",) if part is GlobalPartitioner else module.fields)
@@ -149,11 +150,11 @@ def test_a_backbone_trained_on_a_foreign_class_is_refused(class_text, tiny_backb
 def test_eq5_scoring_normalises_over_the_zero_shot_classes(class_text, tiny_backbone, part):
     module = _module(class_text, tiny_backbone, partitioner=part, scoring="eq5").eval()
     out = module.evaluate(_batch([3, 5, 0]))
-    assert out["scores"].shape == (3, K) and out["zsl_scores"].shape == (3, len(UNSEEN))
+    assert out.scores.shape == (3, K) and out.zsl_scores.shape == (3, len(UNSEEN))
     # log-probabilities: each candidate's own softmax over the candidates it competes with
-    assert (out["scores"] <= 0).all() and (out["zsl_scores"] <= 0).all()
+    assert (out.scores <= 0).all() and (out.zsl_scores <= 0).all()
     if part is GlobalPartitioner:  # one V: a proper softmax over the zero-shot classes
-        torch.testing.assert_close(out["zsl_scores"].exp().sum(-1), torch.ones(3))
+        torch.testing.assert_close(out.zsl_scores.exp().sum(-1), torch.ones(3))
     with pytest.raises(ValueError, match="model.scoring"):
         _module(class_text, tiny_backbone, scoring="dot")
 
@@ -171,14 +172,14 @@ def test_label_fusion_scores_against_the_fused_target(class_text, tiny_backbone,
     for beta in (0.0, 0.5, 1.0):
         module = _module(text, tiny_backbone, partitioner=part, label_fusion=beta).eval()
         module.load_state_dict(plain.state_dict())  # same weights; only the scoring target differs
-        nodes = module.node_features(_batch([3, 5]))
+        nodes = module.node_features(_batch([3, 5]).x)
         v = module.global_embedding(nodes, module.candidate_text)
         target = torch.nn.functional.normalize(
             (1 - beta) * module.candidate_text + beta * text.labels[list(module.candidates)], dim=-1
         )
-        torch.testing.assert_close(module.evaluate(_batch([3, 5]))["scores"], module.scores_of(v, target))
-        ends[beta] = module.evaluate(_batch([3, 5]))["scores"]
-    torch.testing.assert_close(ends[0.0], plain.evaluate(_batch([3, 5]))["scores"])
+        torch.testing.assert_close(module.evaluate(_batch([3, 5])).scores, module.scores_of(v, target))
+        ends[beta] = module.evaluate(_batch([3, 5])).scores
+    torch.testing.assert_close(ends[0.0], plain.evaluate(_batch([3, 5])).scores)
     assert not torch.allclose(ends[0.0], ends[1.0])
     with pytest.raises(ValueError, match="label_fusion"):
         _module(class_text, tiny_backbone, label_fusion=0.5)  # no label embeddings
@@ -200,16 +201,16 @@ def test_label_field_mixes_the_label_score_into_every_candidate(class_text, tiny
     for name, value in plain.state_dict().items():
         torch.testing.assert_close(module.state_dict()[name], value)
     batch = _batch([3, 5, 0])
-    nodes = module.node_features(batch)
+    nodes = module.node_features(batch.x)
     labels = text.labels[list(module.candidates)]
     label_sims = torch.nn.functional.normalize(module.label_head.projector(nodes.mean(1)), dim=-1) @ labels.T
     out, before = module.evaluate(batch), plain.evaluate(batch)
-    torch.testing.assert_close(out["scores"], 0.5 * before["scores"] + 0.5 * label_sims)
+    torch.testing.assert_close(out.scores, 0.5 * before.scores + 0.5 * label_sims)
     columns = module.zsl_columns
-    torch.testing.assert_close(out["zsl_scores"], 0.5 * before["zsl_scores"] + 0.5 * label_sims[:, columns])
+    torch.testing.assert_close(out.zsl_scores, 0.5 * before.zsl_scores + 0.5 * label_sims[:, columns])
     # recognition's path (global text only, or every field) scores alike
     fields = module.candidate_fields if part is AdaptivePartitioner else module.candidate_text
-    torch.testing.assert_close(module.score(nodes, fields, labels), out["scores"])
+    torch.testing.assert_close(module.score(nodes, fields, labels), out.scores)
 
 
 def test_label_field_under_eq5_is_a_product_of_experts(class_text, tiny_backbone):
@@ -217,13 +218,13 @@ def test_label_field_under_eq5_is_a_product_of_experts(class_text, tiny_backbone
     text = ClassText(text.class_names, text.embeddings, SEEN, UNSEEN, gzsl=True, labels=text.labels)
     module = _module(text, tiny_backbone, scoring="eq5", label_field=1.0).eval()
     batch = _batch([3, 5, 0])
-    nodes = module.node_features(batch)
+    nodes = module.node_features(batch.x)
     scale = module.label_head.logit_scale()
     sims = module.label_similarities(nodes, text.labels[list(module.candidates)])
     out = module.evaluate(batch)
-    torch.testing.assert_close(out["scores"], (sims * scale).log_softmax(-1))
+    torch.testing.assert_close(out.scores, (sims * scale).log_softmax(-1))
     # the zero-shot scores compete among the unseen classes alone, as Eq. 5's Y_uc
-    torch.testing.assert_close(out["zsl_scores"], (sims[:, module.zsl_columns] * scale).log_softmax(-1))
+    torch.testing.assert_close(out.zsl_scores, (sims[:, module.zsl_columns] * scale).log_softmax(-1))
 
 
 def test_label_field_is_trained_on_the_seen_labels(class_text, tiny_backbone):
@@ -239,8 +240,8 @@ def test_label_field_is_trained_on_the_seen_labels(class_text, tiny_backbone):
     loss.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in module.label_head.projector.parameters())
     # the label term alone: the seen labels are learned from the mean-pooled nodes
-    nodes = module.node_features(batch).detach()
-    targets = module.seen_targets(batch["y"])
+    nodes = module.node_features(batch.x).detach()
+    targets = module.seen_targets(batch.y)
     opt = torch.optim.Adam(module.label_head.parameters(), lr=1e-2)
     first = module.label_head.loss(nodes, module.seen_labels, targets)["loss"].item()
     for _ in range(30):
@@ -263,7 +264,7 @@ def test_text_noise_and_node_dropout_act_in_training_only(class_text, tiny_backb
     assert not torch.equal(first, module.training_step(batch, 0)), "training draws new noise"
     assert torch.isfinite(module.training_step(_batch([0, 1, 2, 4]), 0))
     module.eval()  # evaluation is deterministic: neither lever touches it
-    first, second = module.evaluate(_batch([3, 5]))["scores"], module.evaluate(_batch([3, 5]))["scores"]
+    first, second = module.evaluate(_batch([3, 5])).scores, module.evaluate(_batch([3, 5])).scores
     torch.testing.assert_close(first, second)
     with pytest.raises(ValueError, match="node_dropout"):
         _module(class_text, tiny_backbone, node_dropout=1.0)

@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from purls_pl.data.batch import SkeletonBatch
 from purls_pl.models.features import FrozenBackbone
 from purls_pl.models.partition import AdaptivePartitioner, GlobalPartitioner, StaticPartitioner
 from purls_pl.models.purls_module import PurlsModule
@@ -55,7 +56,7 @@ def _nodes(labels: torch.Tensor, node_dim: int, seed: int) -> torch.Tensor:
 
 def _module(backbone, partitioner, **kw) -> PurlsModule:
     module = PurlsModule(_mirror_text(), "ntu25", FrozenBackbone(str(backbone)), partitioner=partitioner, **kw)
-    module.node_features = lambda batch: batch["x"]  # the generated nodes stand in for the backbone's
+    module.node_features = lambda x, index=None: x  # the generated nodes stand in for the backbone's
     return module
 
 
@@ -95,7 +96,7 @@ def test_only_the_phase_fields_learn_the_order(tiny_backbone):
     dim = module.backbone.out_channels
     for step in range(150):
         labels = torch.randint(0, 2 * PAIRS, (32,))
-        loss = module.training_step({"x": _nodes(labels, dim, seed=100 + step), "y": labels}, step)
+        loss = module.training_step(SkeletonBatch(_nodes(labels, dim, seed=100 + step), labels), step)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -17,7 +17,7 @@ def demo() -> DemoSource:
 
 
 def _labels_and_partitions(dm, loader) -> tuple[np.ndarray, np.ndarray]:
-    index = np.concatenate([b["index"].numpy() for b in loader])
+    index = np.concatenate([b.index.numpy() for b in loader])
     return dm.skeletons.labels[index], dm.skeletons.partition[index]
 
 
@@ -30,7 +30,7 @@ def test_stage_one_trains_on_seen_classes_and_tests_their_test_samples(demo):
     labels, part = _labels_and_partitions(dm, dm.test_dataloader())
     assert set(labels) == set(split.seen) and (part == "test").all()
     batch = next(iter(dm.train_dataloader()))
-    assert batch["x"].shape == (4, 1, 12, 25, 3) and batch["x"].dtype == torch.float32
+    assert batch.x.shape == (4, 1, 12, 25, 3) and batch.x.dtype == torch.float32
 
 
 @pytest.mark.parametrize("split_name", ["demo_15_5", "nw-ucla_random5_seed2"])
@@ -126,8 +126,8 @@ def test_augmentation_only_on_training_samples_and_reproducible(demo):
     train, test = dm.sets["train"], dm.sets["seen_test"]
     raw = torch.from_numpy(np.asarray(dm.skeletons.data[train.index[0]]))
     torch.manual_seed(0)
-    first = train[0]["x"]
+    first = train[0].x
     torch.manual_seed(0)
-    again = train[0]["x"]
+    again = train[0].x
     assert not torch.allclose(first, raw) and torch.equal(first, again)
-    torch.testing.assert_close(test[0]["x"], torch.from_numpy(np.asarray(dm.skeletons.data[test.index[0]])))
+    torch.testing.assert_close(test[0].x, torch.from_numpy(np.asarray(dm.skeletons.data[test.index[0]])))

@@ -77,8 +77,8 @@ def attention_maps(
         if not 0 <= pos < len(dataset):
             raise IndexError(f"sample {pos} is outside {set_name} (0..{len(dataset) - 1})")
         item = dataset[pos]
-        label = int(item["y"])
-        nodes = module.node_features({"x": item["x"][None].to(device)})
+        label = int(item.y)
+        nodes = module.node_features(item.x[None].to(device))
         text = class_text.embeddings[label][fields][None].to(device=device, dtype=nodes.dtype)
         _, attn = module(nodes, text)
         yield {

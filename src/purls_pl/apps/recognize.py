@@ -240,7 +240,7 @@ def recognize(
         labels = label_embeddings(checkpoint_encoder(spec, text_model), list(candidates)).to(device_)
     x = torch.from_numpy(np.stack([prepare_sample(s, spec["preprocess"]) for s in samples]))
     scores = [
-        module.score(module.node_features({"x": x[i : i + batch_size].to(device_)}), text, labels).float().cpu()
+        module.score(module.node_features(x[i : i + batch_size].to(device_)), text, labels).float().cpu()
         for i in range(0, len(x), batch_size)
     ]
     out = []

@@ -1,9 +1,9 @@
 """Zero-shot and generalised zero-shot evaluation, as Lightning callbacks.
 
-The module's ``validation_step`` / ``test_step`` return ``{"scores": (B, K), "labels": (B,)}``: every
-sample scored against every candidate class (``pl_module.candidates``, dataset class ids), with its
-dataset label. Both callbacks read only that output and the module's public class lists
-(``class_names``, ``seen``, ``unseen``, ``candidates``).
+The module's ``validation_step`` / ``test_step`` return :class:`~purls_pl.eval.outputs.ZeroShotScores`:
+every sample scored against every candidate class (``pl_module.candidates``, dataset class ids) and
+against the zero-shot classes alone, with its dataset label. Both callbacks read only that output, the
+batch's ``valid`` flags and the module's class lists (:class:`~purls_pl.eval.outputs.ScoredClasses`).
 
 :class:`ZeroShotEvaluation` keeps the rows of zero-shot-class samples (``pl_module.unseen``) and the
 columns of those classes, accumulates them in torchmetrics (synchronised across processes) and logs
@@ -19,7 +19,7 @@ against all classes, when the datamodule's ``gzsl`` adds the seen classes' test 
 calibrated-stacking curve and AUSUC under ``results.json["gzsl"]`` and ``gzsl_curve.png``.
 
 Under DDP every process scores its own shard; padding rows that even out the shards (flagged
-``batch["valid"] == False`` by :func:`purls_pl.train.resumable.eval_loader`) are dropped, torchmetrics
+``batch.valid == False`` by :func:`purls_pl.train.resumable.eval_loader`) are dropped, torchmetrics
 sums the metric states, and the GZSL scores are all-gathered, so every figure equals one process over
 all samples.
 """
@@ -36,6 +36,7 @@ from pytorch_lightning import Callback, LightningModule, Trainer
 from torch import Tensor
 from torchmetrics import MetricCollection
 
+from purls_pl.data.batch import SkeletonBatch
 from purls_pl.eval import figures
 from purls_pl.eval.gzsl import ausuc, gzsl_accuracies, gzsl_curve, gzsl_sweep
 from purls_pl.eval.metrics import (
@@ -51,6 +52,7 @@ from purls_pl.eval.metrics import (
     key,
     zsl_metrics,
 )
+from purls_pl.eval.outputs import ScoredClasses, ZeroShotScores
 from purls_pl.eval.results import FAST_DEV_RUN, mark_complete, results_path, update_results
 from purls_pl.storage import atomic_write_json
 
@@ -64,21 +66,19 @@ def positions(classes: tuple[int, ...], num_classes: int, device: torch.device) 
     return table
 
 
-def _fields(pl_module: LightningModule) -> tuple[str, ...]:
-    """The description fields the module scores one by one (``field_scores``); none for other modules."""
-    return tuple(getattr(pl_module, "fields", ()))
+def _checked(outputs: Any) -> ZeroShotScores:
+    """The step output, refused with the fix when a module returns anything else."""
+    if not isinstance(outputs, ZeroShotScores):
+        raise TypeError(
+            f"the evaluation callbacks expect validation_step/test_step to return ZeroShotScores "
+            f"(purls_pl.eval.outputs), got {type(outputs).__name__}"
+        )
+    return outputs
 
 
-def _valid_rows(outputs: Any, batch: Any) -> tuple[Tensor, Tensor]:
-    """The step's ``scores`` and ``labels`` without the DDP padding rows."""
-    if not isinstance(outputs, dict) or "scores" not in outputs or "labels" not in outputs:
-        raise TypeError("the evaluation callbacks expect eval steps to return {'scores', 'labels'}")
-    scores, labels = outputs["scores"], outputs["labels"]
-    valid = batch.get("valid") if isinstance(batch, dict) else None
-    if valid is not None:
-        valid = valid.to(scores.device, torch.bool)
-        scores, labels = scores[valid], labels[valid]
-    return scores, labels
+def _valid(scores: Tensor, batch: SkeletonBatch) -> Tensor:
+    """``scores``' rows without the DDP padding rows (``batch.valid``)."""
+    return scores[batch.valid_rows().to(scores.device)]
 
 
 def _save_figure(trainer: Trainer, draw: Any, tag: str, path: Path) -> None:
@@ -115,61 +115,56 @@ class ZeroShotEvaluation(Callback):
         self.last: dict[str, dict[str, float]] = {}
         self.history: list[dict[str, float]] = []
         self._rows: Tensor | None = None
-        self._columns: Tensor | None = None
         self._samples: list[Tensor] = []
         self.field_metrics: dict[str, FieldAccuracy] = {}
         self._written: Path | None = None
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        num_classes = len(pl_module.unseen)
+        method: ScoredClasses = pl_module  # type: ignore[assignment]
         for split in (VAL, TEST):
-            self.metrics[split] = zsl_metrics(num_classes).to(pl_module.device)
-            self.field_metrics[split] = FieldAccuracy(len(_fields(pl_module))).to(pl_module.device)
-        self._rows = positions(pl_module.unseen, len(pl_module.class_names), pl_module.device)
-        candidates = positions(pl_module.candidates, len(pl_module.class_names), pl_module.device)
-        self._columns = candidates[list(pl_module.unseen)]
+            self.metrics[split] = zsl_metrics(len(method.unseen)).to(pl_module.device)
+            self.field_metrics[split] = FieldAccuracy(len(method.fields)).to(pl_module.device)
+        self._rows = positions(method.unseen, len(method.class_names), pl_module.device)
         if stage == "fit":
             self.history = []
 
-    def _update(self, split: str, pl_module: LightningModule, outputs: Any, batch: Any) -> None:
-        scores, labels = _valid_rows(outputs, batch)
-        assert self._rows is not None and self._columns is not None, "setup() not called"
+    def _update(self, split: str, pl_module: LightningModule, outputs: Any, batch: SkeletonBatch) -> None:
+        out = _checked(outputs)
+        assert self._rows is not None, "setup() not called"
+        labels = _valid(out.labels, batch)
         targets = self._rows.to(labels.device)[labels]
         keep = targets >= 0  # samples of the zero-shot classes
-        if "zsl_scores" in outputs:  # scored against the zero-shot classes alone (Eq. 5's softmax over them)
-            scores = _valid_rows({"scores": outputs["zsl_scores"], "labels": outputs["labels"]}, batch)[0]
-        else:
-            scores = scores[:, self._columns.to(scores.device)]
+        scores = _valid(out.zsl_scores, batch)  # against the zero-shot classes alone
         if split == TEST:  # every row (padding flagged -1), so every process gathers as many
-            valid = batch.get("valid") if isinstance(batch, dict) else None
-            flags = torch.ones_like(outputs["labels"], dtype=torch.bool) if valid is None else valid.bool()
-            label = torch.full_like(outputs["labels"], -1)
-            label[flags.to(label.device)] = labels
+            flags = batch.valid_rows().to(out.labels.device)
+            label = torch.full_like(out.labels, -1)
+            label[flags] = labels
             prediction = torch.full_like(label, -1)
             unseen = torch.tensor(pl_module.unseen, device=label.device)
-            prediction[flags.to(label.device)] = unseen[scores.argmax(dim=-1)]
+            prediction[flags] = unseen[scores.argmax(dim=-1)]
             self._samples.append(torch.stack([label, prediction], dim=1))
         if not bool(keep.any()):
             return
         self.metrics[split] = self.metrics[split].to(pl_module.device)
         self.metrics[split].update(scores[keep].float(), targets[keep])
-        if "field_scores" in outputs:  # (B, K_u, D): each field's own ranking of the zero-shot classes
-            fields = _valid_rows({"scores": outputs["field_scores"], "labels": outputs["labels"]}, batch)[0]
+        if out.field_scores is not None:  # (B, K_u, D): each field's own ranking of the zero-shot classes
+            fields = _valid(out.field_scores, batch)
             self.field_metrics[split] = self.field_metrics[split].to(pl_module.device)
             self.field_metrics[split].update(fields[keep].float(), targets[keep])
 
     def _log(self, split: str, pl_module: LightningModule) -> None:
         values = {key(split, k): v for k, v in self.metrics[split].compute().items()}
-        if len(_fields(pl_module)) > 1:  # the same on every process (compute() synchronises)
+        fields = pl_module.fields
+        if len(fields) > 1:  # the same on every process (compute() synchronises)
             per_field = self.field_metrics[split].compute()
-            values |= {key(split, f"{FIELD_TOP1}_{f}"): per_field[i] for i, f in enumerate(_fields(pl_module))}
+            values |= {key(split, f"{FIELD_TOP1}_{f}"): per_field[i] for i, f in enumerate(fields)}
         self._reset(split)
         # Values are already reduced across processes by torchmetrics.
         pl_module.log_dict(values, prog_bar=split == VAL, sync_dist=False, rank_zero_only=False)
         self.last[split] = {k: float(v) for k, v in values.items()}
 
     def on_validation_batch_end(
-        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int, *_: int
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: SkeletonBatch, batch_idx: int, *_: int
     ) -> None:
         self._update(VAL, pl_module, outputs, batch)
 
@@ -201,7 +196,7 @@ class ZeroShotEvaluation(Callback):
         self._written = None
 
     def on_test_batch_end(
-        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int, *_: int
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: SkeletonBatch, batch_idx: int, *_: int
     ) -> None:
         self._update(TEST, pl_module, outputs, batch)
 
@@ -326,12 +321,12 @@ class GeneralizedZeroShotEvaluation(Callback):
     def _start(self) -> None:
         self._scores, self._labels = [], []
 
-    def _collect(self, pl_module: LightningModule, outputs: Any, batch: Any) -> None:
+    def _collect(self, pl_module: LightningModule, outputs: Any, batch: SkeletonBatch) -> None:
         if not self.active(pl_module):
             return
-        scores, labels = outputs["scores"], outputs["labels"]
-        valid = batch.get("valid") if isinstance(batch, dict) else None
-        valid = torch.ones_like(labels, dtype=torch.bool) if valid is None else valid.to(labels.device, torch.bool)
+        out = _checked(outputs)
+        scores, labels = out.scores, out.labels
+        valid = batch.valid_rows().to(labels.device)
         # Padding rows are kept (flagged by label -1) so every process gathers equally many rows.
         self._scores.append(scores.detach().float())
         self._labels.append(torch.where(valid, labels, torch.full_like(labels, -1)))
@@ -378,7 +373,7 @@ class GeneralizedZeroShotEvaluation(Callback):
         self._start()
 
     def on_validation_batch_end(
-        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int, *_: int
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: SkeletonBatch, batch_idx: int, *_: int
     ) -> None:
         self._collect(pl_module, outputs, batch)
 
@@ -397,7 +392,7 @@ class GeneralizedZeroShotEvaluation(Callback):
         self.result = None
 
     def on_test_batch_end(
-        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int, *_: int
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: SkeletonBatch, batch_idx: int, *_: int
     ) -> None:
         self._collect(pl_module, outputs, batch)
 

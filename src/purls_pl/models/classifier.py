@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from pytorch_lightning import Callback, LightningModule, Trainer
 from torch import Tensor, nn
 
+from purls_pl.data.batch import SkeletonBatch
 from purls_pl.data.skeletons import SkeletonFormat
 from purls_pl.models.backbones import NodeEncoder, NodeEncoderFactory
 from purls_pl.models.features import export_backbone, load_backbone
@@ -65,24 +66,24 @@ class BackboneClassifier(LightningModule):
             raise RuntimeError("stage-1 batch contains a class outside the seen set")
         return pos
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        targets = self._targets(batch["y"])
-        logits = self(batch["x"])
+    def training_step(self, batch: SkeletonBatch, batch_idx: int) -> Tensor:
+        targets = self._targets(batch.y)
+        logits = self(batch.x)
         loss = F.cross_entropy(logits, targets, label_smoothing=self.hparams.label_smoothing)
         acc = (logits.argmax(-1) == targets).float().mean()
         self.log_dict({"train/loss": loss, "train/top1": acc}, prog_bar=True, batch_size=len(targets))
         return loss
 
-    def _eval(self, batch: dict[str, Tensor], split: str) -> None:
-        targets = self._targets(batch["y"])
-        logits = self(batch["x"])
+    def _eval(self, batch: SkeletonBatch, split: str) -> None:
+        targets = self._targets(batch.y)
+        logits = self(batch.x)
         acc = (logits.argmax(-1) == targets).float().mean()
         self.log(f"{split}/seen_top1", acc, prog_bar=True, batch_size=len(targets), sync_dist=True)
 
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: SkeletonBatch, batch_idx: int) -> None:
         self._eval(batch, "val")
 
-    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+    def test_step(self, batch: SkeletonBatch, batch_idx: int) -> None:
         self._eval(batch, "test")
 
     def configure_optimizers(self) -> Any:

@@ -15,27 +15,27 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from pytorch_lightning import LightningModule
 from torch import Tensor
 
+from purls_pl.data.batch import SkeletonBatch
 from purls_pl.data.layouts import SkeletonLayout
+from purls_pl.eval.outputs import ZeroShotScores
 from purls_pl.eval.zero_shot import Scoring, field_similarities, mix_scores, with_local_fields, zero_shot_scores
 from purls_pl.models.checkpoint import SPEC_KEY, module_from_checkpoint, module_spec, plain
-from purls_pl.models.features import FrozenBackbone, check_backbone_classes
+from purls_pl.models.features import FrozenBackbone
 from purls_pl.models.label_field import LabelField
 from purls_pl.models.losses import AlphaMode, PartAwareContrastiveLoss
+from purls_pl.models.method import LeakageError, ZeroShotMethod
 from purls_pl.models.partition import AdaptivePartitioner, Partitioner, PartitionerFactory
 from purls_pl.models.projector import SkeletonProjector
 from purls_pl.models.regularizers import drop_nodes, text_noise
 from purls_pl.text.encoder import ClassText
 from purls_pl.text.fields import FIELDS
 
-
-class LeakageError(RuntimeError):
-    """A training batch held a class outside the seen set."""
+__all__ = ["LeakageError", "PurlsModule"]
 
 
-class PurlsModule(LightningModule):
+class PurlsModule(ZeroShotMethod):
     """PURLS: part-aware alignment of skeleton and description embeddings.
 
     Args:
@@ -109,7 +109,7 @@ class PurlsModule(LightningModule):
         node_dropout: float = 0.0,
         label_field: float = 0.0,
     ) -> None:
-        super().__init__()
+        super().__init__(class_text, backbone)
         if scoring not in ("cosine", "eq5"):
             raise ValueError(f"model.scoring must be 'cosine' or 'eq5', got {scoring!r}")
         if not all(0.0 <= w <= 1.0 for w in (label_fusion, field_weight, label_field)) or not 0 <= node_dropout < 1:
@@ -122,16 +122,7 @@ class PurlsModule(LightningModule):
         for name, weight in (("label_fusion", label_fusion), ("label_field", label_field)):
             if weight > 0 and class_text.labels is None:
                 raise ValueError(f"model.{name} needs the labels' embeddings (ClassText.labels) from the datamodule")
-        check_backbone_classes(backbone.meta, class_text)
         self.save_hyperparameters(ignore=["class_text", "backbone", "layout"])
-        self.backbone = backbone
-        self.class_names = class_text.class_names
-        self.seen = tuple(class_text.seen)
-        self.unseen = tuple(class_text.unseen)
-        self.gzsl = bool(class_text.gzsl)
-        self.candidates: tuple[int, ...] = class_text.candidates
-        #: Positions of the zero-shot classes (``unseen``) among the candidates.
-        self.zsl_columns: list[int] = [self.candidates.index(c) for c in self.unseen]
         self.partitioner: Partitioner = partitioner(class_text.embed_dim, backbone.out_channels, layout)
         self.fields = self.partitioner.fields
         fields_idx = torch.tensor(self.partitioner.field_index)
@@ -147,9 +138,6 @@ class PurlsModule(LightningModule):
         labels = class_text.labels if class_text.labels is not None else torch.zeros_like(class_text.embeddings[:, 0])
         self.register_buffer("class_labels", labels.clone(), persistent=False)
         self.register_buffer("seen_labels", labels[list(self.seen)].clone(), persistent=False)
-        position = torch.full((len(class_text.class_names),), -1, dtype=torch.long)
-        position[list(self.seen)] = torch.arange(len(self.seen))
-        self.register_buffer("seen_position", position, persistent=False)
         self.projector = SkeletonProjector(backbone.out_channels, class_text.embed_dim, proj_hidden, proj_dropout)
         self.criterion = PartAwareContrastiveLoss(
             self.fields, alpha, temperature_init, learn_temperature, distributed=global_negatives
@@ -160,10 +148,6 @@ class PurlsModule(LightningModule):
             self.label_head = LabelField(head, temperature_init, learn_temperature, global_negatives)
 
     # ------------------------------------------------------------------ forward pieces
-    def node_features(self, batch: dict[str, Tensor]) -> Tensor:
-        """``(B, S, n)`` node features of the batch's skeletons (cached by sample index, or online)."""
-        return self.backbone(batch["x"], batch.get("index"))
-
     def forward(self, nodes: Tensor, text: Tensor) -> tuple[Tensor, Tensor]:
         """``nodes (B, S, n)``, ``text (B, D, m)`` -> ``V (B, D, m)`` unit vectors and attention ``(B, D, S)``."""
         reps, attn = self.partitioner(nodes, text)
@@ -253,17 +237,9 @@ class PurlsModule(LightningModule):
         return zero_shot_scores(v, candidates, self.hparams.scoring, scale)
 
     # ------------------------------------------------------------------ training
-    def seen_targets(self, labels: Tensor) -> Tensor:
-        """Map dataset class ids to positions among the seen classes; refuse any other class."""
-        pos = self.seen_position[labels]
-        if bool((pos < 0).any()):
-            bad = sorted({self.class_names[i] for i in labels[pos < 0].tolist()})
-            raise LeakageError(f"training batch contains non-seen classes {bad}; the loss only sees seen classes")
-        return pos
-
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        targets = self.seen_targets(batch["y"])
-        nodes = drop_nodes(self.node_features(batch), self.hparams.node_dropout)
+    def training_step(self, batch: SkeletonBatch, batch_idx: int) -> Tensor:
+        targets = self.seen_targets(batch.y)
+        nodes = drop_nodes(self.node_features(batch.x, batch.index), self.hparams.node_dropout)
         text = text_noise(self.seen_text, self.hparams.text_noise)
         if self.partitioner.text_conditioned and self.hparams.queries == "candidates":
             k, d, m = text.shape
@@ -286,23 +262,18 @@ class PurlsModule(LightningModule):
         return terms["loss"]
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Scores of the batch's samples against the candidates, for the evaluation callbacks.
-
-        Returns:
-            ``{"scores": (B, K) against every candidate (generalised zero-shot), "zsl_scores": (B, K_u)
-            against the zero-shot classes only (``unseen``, in that order; with ``eq5`` the softmax runs
-            over them alone, as Eq. 5's Y_uc), "labels": (B,) dataset class ids}``.
-        """
-        nodes = self.node_features(batch)
+    def evaluate(self, batch: SkeletonBatch) -> ZeroShotScores:
+        """Scores of the batch's samples against the candidates, for the evaluation callbacks (with ``eq5``
+        the zero-shot scores' softmax runs over the zero-shot classes alone, as Eq. 5's Y_uc)."""
+        nodes = self.node_features(batch.x, batch.index)
         out = self.candidate_scores(nodes, self.candidate_fields, self.class_labels[list(self.candidates)])
-        labels = {"labels": batch["y"]}
+        fields = out.get("fields")
         if not self.gzsl:
-            return {"scores": out["scores"], "zsl_scores": out["scores"], **labels, **self._fields(out, None)}
+            return ZeroShotScores(out["scores"], out["scores"], batch.y, fields)
         columns = self.zsl_columns
         parts = [out[k][:, columns] if k in out else None for k in ("fields", "label")]
         zsl = self.combine(self._zsl_global(nodes, out, columns), *parts)
-        return {"scores": out["scores"], "zsl_scores": zsl, **labels, **self._fields(out, columns)}
+        return ZeroShotScores(out["scores"], zsl, batch.y, None if fields is None else fields[:, columns])
 
     def _zsl_global(self, nodes: Tensor, out: dict[str, Tensor], columns: list[int]) -> Tensor:
         """Global scores against the zero-shot classes alone (``eq5``'s softmax runs over them)."""
@@ -311,18 +282,6 @@ class PurlsModule(LightningModule):
         target = self.fused(self.candidate_text, self.class_labels[list(self.candidates)])[columns]
         v = self.global_embedding(nodes, self.candidate_text)
         return self.scores_of(v[:, columns] if v.dim() == 3 else v, target)
-
-    def _fields(self, out: dict[str, Tensor], columns: list[int] | None) -> dict[str, Tensor]:
-        """``{"field_scores": (B, K_u, D)}``: per-field similarities against the zero-shot classes."""
-        if "fields" not in out:
-            return {}
-        return {"field_scores": out["fields"] if columns is None else out["fields"][:, columns]}
-
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
-        return self.evaluate(batch)
-
-    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
-        return self.evaluate(batch)
 
     def configure_optimizers(self) -> Any:
         params = [p for p in self.parameters() if p.requires_grad]
@@ -367,22 +326,6 @@ class PurlsModule(LightningModule):
         checkpoint[SPEC_KEY] = {**checkpoint.get(SPEC_KEY, {}), **module_spec(self)}
         if "hyper_parameters" in checkpoint:
             checkpoint["hyper_parameters"] = plain(checkpoint["hyper_parameters"])
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse a checkpoint trained on another class list or seen/unseen split (e.g. resuming elsewhere)."""
-        spec = checkpoint.get(SPEC_KEY)
-        if not isinstance(spec, dict) or "class_names" not in spec:
-            return
-        if (tuple(spec["class_names"]), tuple(spec["seen"]), tuple(spec["unseen"])) != (
-            tuple(self.class_names),
-            self.seen,
-            self.unseen,
-        ):
-            raise ValueError(
-                f"checkpoint was trained on {len(spec['class_names'])} classes with {len(spec['seen'])} seen / "
-                f"{len(spec['unseen'])} unseen; this module has {len(self.class_names)} classes with "
-                f"{len(self.seen)} / {len(self.unseen)} (or another class order): use the checkpoint's split"
-            )
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, map_location: str | torch.device = "cpu") -> PurlsModule:

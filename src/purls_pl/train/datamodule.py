@@ -38,6 +38,7 @@ from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
 from purls_pl.data.augment import SkeletonAugment
+from purls_pl.data.batch import SkeletonSample
 from purls_pl.data.catalog import class_names
 from purls_pl.data.preprocess import preprocessing_record
 from purls_pl.data.sample_sets import Protocol, sample_sets
@@ -53,7 +54,7 @@ log = logging.getLogger(__name__)
 
 
 class SkeletonDataset(Dataset):
-    """Samples ``index`` of a :class:`SkeletonSet` as ``{"x": (M, T, J, C), "y": (), "index": ()}``.
+    """Samples ``index`` of a :class:`SkeletonSet` as :class:`~purls_pl.data.batch.SkeletonSample`.
 
     ``augment`` (training sets only) draws its randomness from torch's generator, so runs are
     reproducible under ``seed_everything`` and DataLoader workers get distinct streams.
@@ -67,17 +68,15 @@ class SkeletonDataset(Dataset):
     def __len__(self) -> int:
         return len(self.index)
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, i: int) -> SkeletonSample:
         j = int(self.index[i])
         if self.augment is not None:  # returns a new float32 array
             x = self.augment(self.skeletons.data[j], np.random.default_rng(int(torch.randint(0, 2**62, ()).item())))
         else:  # a copy: the cache is a read-only memmap
             x = np.array(self.skeletons.data[j], dtype=np.float32)
-        return {
-            "x": torch.from_numpy(x),
-            "y": torch.tensor(int(self.skeletons.labels[j])),
-            "index": torch.tensor(j),
-        }
+        return SkeletonSample(
+            x=torch.from_numpy(x), y=torch.tensor(int(self.skeletons.labels[j])), index=torch.tensor(j)
+        )
 
 
 class SkeletonDataModule(LightningDataModule):

@@ -38,6 +38,8 @@ import torch.distributed as dist
 from pytorch_lightning import Callback, LightningModule, Trainer
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from purls_pl.data.batch import SkeletonSample, collate_samples
+
 STATE_FORMAT = 1
 
 
@@ -123,10 +125,8 @@ class ResumableDataLoader(DataLoader):
 
 
 class PaddedEvalSet(Dataset):
-    """``dataset`` padded to ``length`` items; padding repeats item 0 with ``"valid": False``.
-
-    Items are the dataset's dicts plus ``"valid"`` (a bool tensor).
-    """
+    """``dataset`` (of :class:`~purls_pl.data.batch.SkeletonSample`) padded to ``length`` items; padding
+    repeats item 0 flagged ``valid = False``."""
 
     def __init__(self, dataset: Dataset, length: int) -> None:
         self.dataset = dataset
@@ -136,28 +136,29 @@ class PaddedEvalSet(Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        item = dict(self.dataset[i if i < self.size else 0])
-        item["valid"] = torch.tensor(i < self.size)
-        return item
+    def __getitem__(self, i: int) -> SkeletonSample:
+        return self.dataset[i] if i < self.size else self.dataset[0].as_padding()
 
 
 def train_loader(dataset: Dataset, batch_size: int, seed: int | None = None, **kwargs: Any) -> ResumableDataLoader:
-    """A shuffled, resumable training loader (``kwargs``: ``drop_last``, ``num_workers``, ...)."""
+    """A shuffled, resumable training loader of :class:`~purls_pl.data.batch.SkeletonBatch` (``kwargs``:
+    ``drop_last``, ``num_workers``, ...)."""
     sampler = ResumableSampler(dataset, default_seed() if seed is None else seed)
+    kwargs.setdefault("collate_fn", collate_samples)
     return ResumableDataLoader(dataset, batch_size=batch_size, sampler=sampler, **kwargs)
 
 
 def eval_loader(dataset: Dataset, batch_size: int, shard: bool = True, **kwargs: Any) -> DataLoader:
     """An evaluation loader in dataset order. Under DDP with ``shard``, each process gets an equal,
     strided share of :class:`PaddedEvalSet` (padding rows flagged ``valid = False``); otherwise the
-    whole set. Never draws from the global RNG."""
+    whole set. Batches are :class:`~purls_pl.data.batch.SkeletonBatch`. Never draws from the global RNG."""
     world, rank = _dist()
     sampler = None
     if shard and world > 1:
         dataset = PaddedEvalSet(dataset, math.ceil(len(dataset) / world) * world)  # type: ignore[arg-type]
         sampler = DistributedSampler(dataset, world, rank, shuffle=False)
     generator = torch.Generator().manual_seed(0)
+    kwargs.setdefault("collate_fn", collate_samples)
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, sampler=sampler, generator=generator, **kwargs)
 
 

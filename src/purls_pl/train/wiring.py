@@ -19,6 +19,7 @@ from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from purls_pl.models.checkpoint import SPEC_KEY
+from purls_pl.models.method import ZeroShotMethod
 from purls_pl.train.resumable import ExactResume
 
 
@@ -26,15 +27,14 @@ class PrepareFeatureCache(Callback):
     """In cached feature mode, build (rank 0, the others wait) or open the feature cache of the data."""
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        backbone = getattr(pl_module, "backbone", None)
         datamodule = trainer.datamodule
-        if backbone is None or not getattr(backbone, "cache", False) or datamodule is None:
+        if not isinstance(pl_module, ZeroShotMethod) or not pl_module.backbone.cache or datamodule is None:
             return
         skeletons = datamodule.load()
         if trainer.is_global_zero:
-            backbone.prepare(skeletons, pl_module.device)
+            pl_module.backbone.prepare(skeletons, pl_module.device)
         trainer.strategy.barrier("feature-cache")
-        backbone.prepare(skeletons, pl_module.device)
+        pl_module.backbone.prepare(skeletons, pl_module.device)
 
 
 class RecordDataSpec(Callback):

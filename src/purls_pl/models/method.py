@@ -1,0 +1,110 @@
+"""The base of a zero-shot method: its classes, its frozen backbone and its evaluation contract.
+
+A method (PURLS, :class:`~purls_pl.models.purls_module.PurlsModule`, is one) subclasses
+:class:`ZeroShotMethod` and implements
+
+* ``training_step(batch: SkeletonBatch, batch_idx) -> Tensor``: its loss on seen-class samples
+  (:meth:`ZeroShotMethod.seen_targets` maps their labels to seen positions and refuses any other class);
+* :meth:`~ZeroShotMethod.score`: the pure scoring function, node features against any candidate classes'
+  text (``recognize`` calls it with classes named by the user);
+* :meth:`~ZeroShotMethod.evaluate`: one batch scored as :class:`~purls_pl.eval.outputs.ZeroShotScores`
+  (every candidate, and the zero-shot classes alone), the only thing the evaluation callbacks read.
+
+The base holds the class lists the callbacks read (:class:`~purls_pl.eval.outputs.ScoredClasses`) and
+refuses a checkpoint trained on another split.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from pytorch_lightning import LightningModule
+from torch import Tensor
+
+from purls_pl.data.batch import SkeletonBatch
+from purls_pl.eval.outputs import ZeroShotScores
+from purls_pl.models.checkpoint import SPEC_KEY
+from purls_pl.models.features import FrozenBackbone, check_backbone_classes
+from purls_pl.text.encoder import ClassText
+
+
+class LeakageError(RuntimeError):
+    """A training batch held a class outside the seen set."""
+
+
+class ZeroShotMethod(LightningModule):
+    """Classes and backbone of a zero-shot method (module docstring).
+
+    Args:
+        class_text: The dataset's classes and the seen/unseen split (their text is the method's to use).
+        backbone: The frozen stage-1 encoder; its recorded seen classes must be the split's.
+
+    Attributes:
+        class_names: Every class, in class-id order.
+        seen, unseen, candidates: Dataset class ids (:class:`~purls_pl.eval.outputs.ScoredClasses`).
+        zsl_columns: Positions of ``unseen`` among ``candidates``.
+        gzsl: Whether the seen classes are candidates too.
+        fields: The fields a method scores one by one (``ZeroShotScores.field_scores``); ``()`` if none.
+    """
+
+    fields: tuple[str, ...] = ()
+
+    def __init__(self, class_text: ClassText, backbone: FrozenBackbone) -> None:
+        super().__init__()
+        check_backbone_classes(backbone.meta, class_text)
+        self.backbone = backbone
+        self.class_names = class_text.class_names
+        self.seen = tuple(class_text.seen)
+        self.unseen = tuple(class_text.unseen)
+        self.gzsl = bool(class_text.gzsl)
+        self.candidates: tuple[int, ...] = class_text.candidates
+        self.zsl_columns: list[int] = [self.candidates.index(c) for c in self.unseen]
+        position = torch.full((len(class_text.class_names),), -1, dtype=torch.long)
+        position[list(self.seen)] = torch.arange(len(self.seen))
+        self.register_buffer("seen_position", position, persistent=False)
+
+    def node_features(self, x: Tensor, index: Tensor | None = None) -> Tensor:
+        """``(B, S, n)`` node features of skeletons ``x`` ``(B, M, T, J, C)``; ``index`` ``(B,)``: their
+        dataset positions, when the backbone's feature cache may serve them (``None``: computed online)."""
+        return self.backbone(x, index)
+
+    def seen_targets(self, labels: Tensor) -> Tensor:
+        """Map dataset class ids ``(B,)`` to positions among the seen classes; refuse any other class."""
+        pos = self.seen_position[labels]
+        if bool((pos < 0).any()):
+            bad = sorted({self.class_names[i] for i in labels[pos < 0].tolist()})
+            raise LeakageError(f"training batch contains non-seen classes {bad}; the loss only sees seen classes")
+        return pos
+
+    def score(self, nodes: Tensor, candidates: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Scores ``(B, K)`` of node features ``(B, S, n)`` against candidate classes given by their text:
+        ``(K, m)`` global embeddings or ``(K, D, m)`` per field (global last); ``labels`` ``(K, m)``: their
+        label embeddings, for methods that use them. Higher is better; a pure function of its inputs."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement score()")
+
+    def evaluate(self, batch: SkeletonBatch) -> ZeroShotScores:
+        """The batch scored against every candidate and against the zero-shot classes alone."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement evaluate()")
+
+    def validation_step(self, batch: SkeletonBatch, batch_idx: int) -> ZeroShotScores:
+        return self.evaluate(batch)
+
+    def test_step(self, batch: SkeletonBatch, batch_idx: int) -> ZeroShotScores:
+        return self.evaluate(batch)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse a checkpoint trained on another class list or seen/unseen split (e.g. resuming elsewhere)."""
+        spec = checkpoint.get(SPEC_KEY)
+        if not isinstance(spec, dict) or "class_names" not in spec:
+            return
+        if (tuple(spec["class_names"]), tuple(spec["seen"]), tuple(spec["unseen"])) != (
+            tuple(self.class_names),
+            self.seen,
+            self.unseen,
+        ):
+            raise ValueError(
+                f"checkpoint was trained on {len(spec['class_names'])} classes with {len(spec['seen'])} seen / "
+                f"{len(spec['unseen'])} unseen; this module has {len(self.class_names)} classes with "
+                f"{len(self.seen)} / {len(self.unseen)} (or another class order): use the checkpoint's split"
+            )
