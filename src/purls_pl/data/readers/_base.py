@@ -308,6 +308,7 @@ class SourceBase:
     """
 
     dataset: str
+    root: str
     conversion: Conversion = Conversion()
     skipped: list[SkippedSample]
     #: Suffixes (lower case) of the single sample files :meth:`read_file` reads; empty: it reads none.
@@ -400,7 +401,7 @@ class SourceBase:
         return result
 
     def _report(self, skipped: list[SkippedSample], built: bool) -> None:
-        what = f"{type(self).__name__}({self.root!r})" if hasattr(self, "root") else type(self).__name__
+        what = f"{type(self).__name__}({self.root!r})"
         if built:
             warnings.warn(
                 f"{what}: {len(skipped)} file(s) skipped:\n{format_skipped(skipped)}\n"

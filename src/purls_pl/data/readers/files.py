@@ -12,8 +12,8 @@ A new file format is a reader (a :class:`~purls_pl.data.readers._base.SourceBase
 
 from __future__ import annotations
 
-import importlib
 import logging
+import pydoc
 from pathlib import Path
 
 import numpy as np
@@ -33,10 +33,9 @@ SampleInput = str | Path | np.ndarray
 
 def _reader_class(path: str) -> type[SourceBase] | None:
     """The :class:`SourceBase` subclass a dotted class path names (``None``: no such reader class)."""
-    module, _, name = path.rpartition(".")
     try:
-        found = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError, ValueError):
+        found = pydoc.locate(path)
+    except pydoc.ErrorDuringImport:
         return None
     return found if isinstance(found, type) and issubclass(found, SourceBase) else None
 
