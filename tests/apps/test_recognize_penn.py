@@ -18,6 +18,7 @@ from conftest import shared_path
 from purls_pl.apps import recognize as predict
 from purls_pl.apps.experiments import experiment_args
 from purls_pl.data.readers import Conversion, PennActionSource
+from purls_pl.integrity import seal
 from purls_pl.models.purls_module import PurlsModule
 from purls_pl.train import cli
 
@@ -79,3 +80,21 @@ def test_a_penn_clip_is_recognised_as_its_test_loop_scores_it(penn_checkpoint: P
     for path, row, ranking in zip(files, loop, ranked, strict=True):
         assert [n for n, _ in ranking] == [names[k] for k in row.argsort(descending=True).tolist()], path
         np.testing.assert_allclose([dict(ranking)[n] for n in names], row.numpy(), atol=1e-5, err_msg=str(path))
+
+
+def test_an_older_penn_checkpoint_is_completed_by_its_recorded_reader(penn_checkpoint: Path, tmp_path: Path) -> None:
+    """A checkpoint written before the typed record (a flat record without the normalisation) is prepared
+    by the reader its ``source`` record names, so it recognises as the new record does."""
+    labels = shared_path("data", "penn-action", "labels")
+    checkpoint = torch.load(penn_checkpoint, weights_only=True)
+    flat = {"layout": "penn13", "num_frames": 32, "temporal": "resample", "center": False, "align": False}
+    flat |= {"per_person": False, "normalize_kinetics": False, "num_person_in": 5, "num_persons": 1, "channels": 3}
+    flat |= {"drop_empty_frames": False, "approximate": False}  # exactly what the old code recorded
+    checkpoint["purls"]["preprocess"] = flat
+    torch.save(seal(checkpoint), tmp_path / "old.ckpt")
+    clips = [labels / "0001.mat", labels / "2000.mat"]
+    names = ["bowling", "squat", "tennis serve"]
+    assert predict.recognize(tmp_path / "old.ckpt", clips, names) == predict.recognize(penn_checkpoint, clips, names)
+    del checkpoint["purls"]["source"]
+    torch.save(seal(checkpoint), tmp_path / "older.ckpt")  # no source to ask: the flat record is replayed as it is
+    assert predict.recognize(tmp_path / "older.ckpt", clips, names) != predict.recognize(penn_checkpoint, clips, names)

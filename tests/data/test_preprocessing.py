@@ -23,6 +23,7 @@ from purls_pl.data.readers import (
     SampleError,
     UCLASource,
     file_readers,
+    recorded_preprocessing,
 )
 from purls_pl.data.skeletons import preprocessing_record
 
@@ -187,3 +188,28 @@ def test_no_module_probes_a_source_for_its_preprocessing() -> None:
             ):
                 target = node.args[0]
                 assert not (isinstance(target, ast.Name) and target.id in ("source", "self")), (path, node.lineno)
+
+
+def test_an_older_record_is_completed_by_the_reader_that_made_the_data() -> None:
+    flat = {"layout": "penn13", "num_frames": 32, "temporal": "resample", "num_persons": 1, "channels": 3}
+    penn = {
+        "class_path": "purls_pl.data.readers.PennActionSource",
+        "init_args": {"root": "x", "normalization": "image"},
+    }
+    done = recorded_preprocessing(flat, penn)
+    assert (done.normalization, done.visibility, done.empty_frames, done.num_frames) == ("image", True, "ends", 32)
+    assert done.reader is not None and done.reader.endswith("PennActionSource")
+    kinetics = {"class_path": "purls_pl.data.readers.KineticsSource", "init_args": {"root": "x", "num_classes": 400}}
+    flat_k = {
+        "layout": "openpose18",
+        "num_frames": 300,
+        "temporal": "pad",
+        "normalize_kinetics": True,
+        "num_persons": 2,
+    }
+    assert recorded_preprocessing(flat_k, kinetics).normalization == "stgcn"  # an extra recorded attribute is dropped
+    with pytest.warns(UserWarning, match="cannot be rebuilt"):
+        kept = recorded_preprocessing(flat, {"class_path": "gone.Reader", "init_args": {}})
+    assert kept == Preprocessing.from_mapping(flat)
+    new = SOURCES["penn-action"]().preprocessing.to_mapping()
+    assert recorded_preprocessing(new, {"class_path": "gone.Reader"}) == Preprocessing.from_mapping(new)  # not asked

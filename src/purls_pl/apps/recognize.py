@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from purls_pl.data.preprocessing import Preprocessing
-from purls_pl.data.readers import file_readers
+from purls_pl.data.readers import file_readers, recorded_preprocessing
 from purls_pl.data.readers import prepare_sample as read_and_prepare
 from purls_pl.models.checkpoint import uses_labels
 from purls_pl.models.purls_module import PurlsModule
@@ -186,7 +186,7 @@ def recognize(
     labels = None
     if uses_labels(module.hparams):  # label fusion or the label field score candidates with their labels
         labels = label_embeddings(checkpoint_encoder(spec, text_model), list(candidates)).to(device_)
-    preprocessing = Preprocessing.from_mapping(spec["preprocess"])
+    preprocessing = recorded_preprocessing(spec["preprocess"], spec.get("source"))
     x = torch.from_numpy(np.stack([prepare_sample(s, preprocessing) for s in samples]))
     scores = [
         module.score(module.node_features({"x": x[i : i + batch_size].to(device_)}), text, labels).float().cpu()

@@ -25,7 +25,7 @@ exactly as the reader's conversion prepared its own (``recognize`` uses it).
 
 from purls_pl.data.readers._base import Conversion, SampleError, SkippedSample
 from purls_pl.data.readers.custom import CustomSource
-from purls_pl.data.readers.files import file_readers, prepare_sample, read_sample
+from purls_pl.data.readers.files import file_readers, prepare_sample, read_sample, recorded_preprocessing
 from purls_pl.data.readers.kinetics import KineticsSource
 from purls_pl.data.readers.kinetics_processed import KineticsProcessedSource
 from purls_pl.data.readers.ntu import NTUSkeletonSource
@@ -47,4 +47,5 @@ __all__ = [
     "file_readers",
     "prepare_sample",
     "read_sample",
+    "recorded_preprocessing",
 ]

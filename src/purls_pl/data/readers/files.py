@@ -12,9 +12,14 @@ A new file format is a reader (a :class:`~purls_pl.data.readers._base.SourceBase
 
 from __future__ import annotations
 
+import inspect
 import logging
 import pydoc
+import warnings
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,7 +29,7 @@ from purls_pl.data.preprocessing import Preprocessing, RawSkeleton
 from purls_pl.data.readers._base import SourceBase
 from purls_pl.data.readers.custom import CustomSource
 
-__all__ = ["file_readers", "prepare_sample", "read_sample", "reader_for"]
+__all__ = ["file_readers", "prepare_sample", "read_sample", "reader_for", "recorded_preprocessing"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +43,35 @@ def _reader_class(path: str) -> type[SourceBase] | None:
     except pydoc.ErrorDuringImport:
         return None
     return found if isinstance(found, type) and issubclass(found, SourceBase) else None
+
+
+def recorded_preprocessing(record: Mapping[str, Any], source: Mapping[str, Any] | None = None) -> Preprocessing:
+    """A checkpoint's ``preprocess`` record as :class:`Preprocessing`; an older flat record (no ``format``) is
+    completed by the reader that made the data, rebuilt from the checkpoint's ``source`` record
+    (``{"class_path", "init_args"}``), whose ``preprocessing`` supplies what old records did not hold
+    (e.g. Penn Action's normalisation); the old record's layout, persons, frames and channels are kept.
+
+    A source that cannot be rebuilt (gone, renamed, other arguments) leaves the old record as it is, with a
+    warning.
+    """
+    prep = Preprocessing.from_mapping(record)
+    if "format" in record or not source or not source.get("class_path"):
+        return prep
+    try:
+        reader = pydoc.locate(str(source["class_path"]))
+        accepted = inspect.signature(reader).parameters  # type: ignore[arg-type]
+        args = {k: v for k, v in dict(source.get("init_args") or {}).items() if k in accepted}
+        stated = reader(**args).preprocessing  # type: ignore[operator, misc]
+    except (TypeError, ValueError, AttributeError, NotImplementedError, pydoc.ErrorDuringImport) as err:
+        warnings.warn(
+            f"the checkpoint's preprocessing record predates format 2 and its source {source['class_path']} cannot "
+            f"be rebuilt ({type(err).__name__}: {err}); the record is replayed as it is",
+            stacklevel=2,
+        )
+        return prep
+    return replace(
+        stated, layout=prep.layout, num_persons=prep.num_persons, num_frames=prep.num_frames, channels=prep.channels
+    )
 
 
 def file_readers() -> tuple[type[SourceBase], ...]:
