@@ -12,8 +12,8 @@ from conftest import shared_path
 from purls_pl.apps import plot
 from purls_pl.apps import recognize as predict
 from purls_pl.apps.experiments import experiment_args
-from purls_pl.data.preprocess import preprocessing_record
 from purls_pl.data.readers import Conversion
+from purls_pl.data.skeletons import preprocessing_record
 from purls_pl.models.checkpoint import module_from_checkpoint
 from purls_pl.models.purls_module import PurlsModule
 from purls_pl.text.descriptions import DescriptionSet, save_descriptions
@@ -250,8 +250,8 @@ def test_recognition_prepares_a_custom_file_as_its_reader_did(tmp_path):
     source = CustomSource(str(root), layout="ntu25", num_frames=8, center=False, conversion=Conversion(cache=False))
     skeletons = source.load()
     spec = preprocessing_record(source, skeletons.data.shape)
-    assert spec["drop_empty_frames"] is True
+    assert spec["empty_frames"] == "all"
     prepared = predict.prepare_sample(root / "gap.npy", spec)
     np.testing.assert_allclose(prepared, skeletons.data[0], rtol=1e-6)
-    kept = predict.prepare_sample(root / "gap.npy", spec | {"drop_empty_frames": False})
+    kept = predict.prepare_sample(root / "gap.npy", spec | {"empty_frames": "trailing"})
     assert not np.allclose(kept, skeletons.data[0])  # the old record resampled the gap into the clip

@@ -1,4 +1,4 @@
-"""Shared preprocessing: temporal fitting, centering, alignment, Kinetics 2-D normalisation."""
+"""Shared preprocessing: temporal fitting, centering, alignment, 2-D normalisations, the Preprocessing record."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from purls_pl.data.preprocess import (
     center_sequence,
     fit_length,
     normalize_2d,
-    preprocess_sequence,
     valid_length,
 )
+from purls_pl.data.preprocessing import Preprocessing
 
 
 def _seq(length: int = 5, persons: int = 2, seed: int = 0) -> np.ndarray:
@@ -79,19 +79,19 @@ def test_kinetics_normalisation_and_pipeline() -> None:
     np.testing.assert_array_equal(out[..., 2], seq[..., 2])
     padded = np.concatenate([seq, np.zeros((2, 4, 18, 3), np.float32)], axis=1)
     assert valid_length(padded) == 8
-    res, n = preprocess_sequence(padded, "openpose18", 20, "pad", center=False, normalize_kinetics=True)
+    res, n = Preprocessing("openpose18", 20, "pad", normalization="stgcn").apply(padded)
     assert res.shape == (2, 20, 18, 3) and n == 8
-    res, n = preprocess_sequence(_seq(7), "ntu25", 10, "loop", align=True)
+    res, n = Preprocessing("ntu25", 10, "loop", center=True, align=True).apply(_seq(7))
     assert n == 7 and res.shape == (2, 10, 25, 3)
     np.testing.assert_allclose(res[0, 0, NTU25.center], 0, atol=1e-5)
 
 
 def test_empty_frames_anywhere_are_dropped_only_when_asked():
-    from purls_pl.data.preprocess import preprocess_sequence
-
     seq = np.ones((1, 6, 25, 3), np.float32) * np.arange(1, 7, dtype=np.float32)[None, :, None, None]
     seq[:, [0, 3]] = 0.0  # empty first and middle frames
-    kept, length = preprocess_sequence(seq, "ntu25", 6, "pad", center=False)
+    kept, length = Preprocessing("ntu25", 6, "pad").apply(seq)
     assert length == 6 and (kept[0, [0, 3]] == 0).all()
-    dropped, length = preprocess_sequence(seq, "ntu25", 6, "pad", center=False, drop_empty_frames=True)
+    ends, length = Preprocessing("ntu25", 6, "pad", empty_frames="ends").apply(seq)
+    assert length == 5 and ends[0, :5, 0, 0].tolist() == [2, 3, 0, 5, 6] and (ends[0, 5:] == 0).all()
+    dropped, length = Preprocessing("ntu25", 6, "pad", empty_frames="all").apply(seq)
     assert length == 4 and dropped[0, :4, 0, 0].tolist() == [2, 3, 5, 6] and (dropped[0, 4:] == 0).all()

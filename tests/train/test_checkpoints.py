@@ -42,6 +42,8 @@ def test_two_seeds_give_different_stage_one_weights(tmp_path):
     b, _ = load_backbone(second)
     assert any(not torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
     assert meta["epochs"] == 2 and "seen_test_top1" in meta and len(meta["seen_class_names"]) == 15
+    assert meta["preprocess"]["format"] == 2 and meta["preprocess"]["layout"] == "ntu25"  # the record, whole
+    assert (meta["preprocess"]["num_frames"], meta["preprocess"]["num_persons"]) == (12, 1)
     assert not list(tmp_path.rglob("best-*.ckpt")), "without a holdout stage 1 selects nothing"
 
 

@@ -9,11 +9,13 @@
     ranked = recognize("last.ckpt", ["a01_s01_e00_v03.json"], ["drink water", "sit down"])
     # -> [[("sit down", 0.41), ("drink water", 0.12)]]  (cosine similarity, best first)
 
-Inputs: an NTU ``.skeleton``, a Kinetics-skeleton clip ``.json``, an NW-UCLA ``all_sqe`` ``.json``, a
-``.npy`` array ``(T, J, C)`` / ``(M, T, J, C)`` (or such an array in Python). Each is parsed with the
-dataset readers' own single-file functions and preprocessed like the checkpoint's training data
-(:func:`purls_pl.data.preprocess.preprocess_sequence` with the recorded settings); the file's skeleton
-layout must be the model's.
+Inputs: a file of any reader's format (an NTU ``.skeleton``, a Kinetics-skeleton clip ``.json``, an NW-UCLA
+``all_sqe`` ``.json``, a Penn Action ``.mat``, a ``.npy`` array ``(T, J, C)`` / ``(M, T, J, C)``; the list is
+:func:`purls_pl.data.readers.file_readers`), or such an array in Python. Each is read by its reader's
+``read_file`` and prepared by the checkpoint's recorded
+:class:`~purls_pl.data.preprocessing.Preprocessing` (its ``apply``): the calls the reader made on its own
+files, so a file is prepared exactly as the training data were. The file's skeleton layout must be the
+model's.
 
 Candidate text: a description file (``--descriptions``; the 8 fields per class, as in
 ``descriptions/``) for the classes it covers. A missing file is generated with the chat model when
@@ -31,18 +33,16 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from purls_pl.data.layouts import get_layout
-from purls_pl.data.preprocess import preprocess_sequence
-from purls_pl.data.readers.kinetics import read_kinetics_clip
-from purls_pl.data.readers.ntu import load_ntu_skeleton
-from purls_pl.data.readers.ucla import read_ucla_file
+from purls_pl.data.preprocessing import Preprocessing
+from purls_pl.data.readers import file_readers, recorded_preprocessing
+from purls_pl.data.readers import prepare_sample as read_and_prepare
 from purls_pl.models.checkpoint import uses_labels
 from purls_pl.models.purls_module import PurlsModule
 from purls_pl.text.descriptions import DescriptionSet, load_descriptions
@@ -58,71 +58,18 @@ Ranking = list[tuple[str, float]]
 
 
 # ------------------------------------------------------------------ skeleton inputs
-def read_raw(sample: SampleInput, spec: dict[str, Any]) -> tuple[np.ndarray, str | None]:
-    """One sample as the reader parses it: ``(M, T, J, C)`` float32 and its layout (None: any, by J)."""
-    if isinstance(sample, np.ndarray):
-        arr = sample
-    else:
-        path = Path(sample)
-        if not path.is_file():
-            raise FileNotFoundError(f"skeleton file {path} does not exist")
-        suffix = path.suffix.lower()
-        if suffix == ".skeleton":
-            return load_ntu_skeleton(path, max(1, int(spec.get("num_persons") or 2))), "ntu25"
-        if suffix == ".json":
-            content = json.loads(path.read_bytes())
-            if isinstance(content, dict) and "skeletons" in content:
-                return read_ucla_file(path), "kinect20"
-            if isinstance(content, dict) and "data" in content:
-                frames = max(300, int(spec.get("num_frames") or 300))
-                persons = max(1, int(spec.get("num_persons") or 2))
-                return read_kinetics_clip(path, frames, int(spec.get("num_person_in", 5)), persons)[0], "openpose18"
-            raise ValueError(f"{path}: a json skeleton file must be NW-UCLA ('skeletons') or Kinetics ('data')")
-        if suffix != ".npy":
-            raise ValueError(f"{path}: unsupported skeleton file (use .skeleton, .json or .npy)")
-        arr = np.load(path, allow_pickle=False)
-    arr = np.asarray(arr, dtype=np.float32)
-    if arr.ndim == 3:
-        arr = arr[None]
-    if arr.ndim != 4:
-        raise ValueError(f"a skeleton array must be (T, J, C) or (M, T, J, C), got shape {arr.shape}")
-    return arr, None
+def prepare_sample(sample: SampleInput, spec: Mapping[str, Any] | Preprocessing) -> np.ndarray:
+    """Read and preprocess one sample as the training data were: ``(M, T, J, C)`` for the model.
 
-
-def prepare_sample(sample: SampleInput, spec: dict[str, Any]) -> np.ndarray:
-    """Parse and preprocess one sample like the training data: ``(M, T, J, C)`` for the model.
+    The file is read by its dataset's reader and prepared by the recorded preprocessing's ``apply``, the
+    calls the reader made on its own files (:func:`purls_pl.data.readers.prepare_sample`).
 
     Args:
-        sample: A skeleton file path or an array ``(T, J, C)`` / ``(M, T, J, C)``.
-        spec: The checkpoint's ``preprocess`` record (:func:`purls_pl.models.checkpoint.preprocess_spec`).
+        sample: A skeleton file of any reader's format, or an array ``(T, J, C)`` / ``(M, T, J, C)``.
+        spec: The checkpoint's ``preprocess`` record (older checkpoints' records too), or the
+            :class:`~purls_pl.data.preprocessing.Preprocessing` itself.
     """
-    raw, layout = read_raw(sample, spec)
-    model_layout = get_layout(spec["layout"])
-    if layout is not None and layout != model_layout.name:
-        raise ValueError(f"{sample}: a {layout} skeleton, but the model expects layout {model_layout.name!r}")
-    if raw.shape[2] != model_layout.num_joints:
-        raise ValueError(f"{sample}: {raw.shape[2]} joints, layout {model_layout.name!r} has {model_layout.num_joints}")
-    channels = spec.get("channels") or raw.shape[3]
-    if raw.shape[3] != channels:
-        raise ValueError(f"{sample}: {raw.shape[3]} channels per joint, the model expects {channels}")
-    persons = int(spec.get("num_persons") or raw.shape[0])
-    num_frames = int(spec.get("num_frames") or raw.shape[1])
-    seq, length = preprocess_sequence(
-        raw[:persons],
-        model_layout,
-        num_frames,
-        spec.get("temporal", "resample"),
-        center=bool(spec.get("center", False)),
-        per_person=bool(spec.get("per_person", False)),
-        align=bool(spec.get("align", False)),
-        normalize_kinetics=bool(spec.get("normalize_kinetics", False)),
-        drop_empty_frames=bool(spec.get("drop_empty_frames", False)),
-    )
-    if length == 0:
-        raise ValueError(f"{sample}: no joint in any frame (an empty sequence)")
-    out = np.zeros((persons, *seq.shape[1:]), dtype=np.float32)
-    out[: seq.shape[0]] = seq
-    return out
+    return read_and_prepare(sample, Preprocessing.from_mapping(spec))
 
 
 # ------------------------------------------------------------------ candidate text
@@ -205,7 +152,8 @@ def recognize(
     Args:
         checkpoint: A PURLS checkpoint path (or a :class:`~purls_pl.models.purls_module.PurlsModule`
             rebuilt by ``from_checkpoint``).
-        samples: Skeleton files (``.skeleton``, Kinetics / NW-UCLA ``.json``, ``.npy``) or arrays.
+        samples: Skeleton files (of any reader's format, e.g. ``.skeleton``, ``.json``, ``.mat``, ``.npy``) or
+            arrays.
         candidates: Action names, any (they need not be classes of the training set).
         descriptions: A description file / set for the candidates (see the module docstring).
         device: Where the model runs.
@@ -238,7 +186,8 @@ def recognize(
     labels = None
     if uses_labels(module.hparams):  # label fusion or the label field score candidates with their labels
         labels = label_embeddings(checkpoint_encoder(spec, text_model), list(candidates)).to(device_)
-    x = torch.from_numpy(np.stack([prepare_sample(s, spec["preprocess"]) for s in samples]))
+    preprocessing = recorded_preprocessing(spec["preprocess"], spec.get("source"))
+    x = torch.from_numpy(np.stack([prepare_sample(s, preprocessing) for s in samples]))
     scores = [
         module.score(module.node_features(x[i : i + batch_size].to(device_)), text, labels).float().cpu()
         for i in range(0, len(x), batch_size)
@@ -257,7 +206,8 @@ def main(argv: Sequence[str] | None = None) -> list[Ranking]:
         prog="python -m purls_pl recognize",
         description="Rank any action names for skeleton files with a trained PURLS checkpoint (open vocabulary).",
     )
-    parser.add_argument("samples", nargs="+", help=".skeleton (NTU), .json (Kinetics / NW-UCLA) or .npy files")
+    formats = "; ".join(reader.file_format for reader in file_readers())
+    parser.add_argument("samples", nargs="+", help=f"skeleton files, each one of: {formats}")
     parser.add_argument("--ckpt", required=True, help="PURLS checkpoint, e.g. <run>/checkpoints/last.ckpt")
     parser.add_argument(
         "--candidates", required=True, help="comma-separated action names, or a file with one name per line"

@@ -1,37 +1,37 @@
-"""Shared preprocessing from one raw sequence to the standard per-sample ``(M, T, J, C)`` block.
+"""The array steps of preprocessing, from one raw sequence ``(M, L, J, C)`` to the per-sample block.
 
-Readers call :func:`preprocess_sequence` on each sample and stack the results into
-``SkeletonSet.data`` ``(N, M, T, J, C)``. The steps, in order:
+:meth:`purls_pl.data.preprocessing.Preprocessing.apply` runs them, in this order, for every reader and for
+``recognize`` (so a file is prepared the same way in both):
 
-1. :func:`center_sequence` — subtract the layout's center joint of the first valid frame
+1. trimming of empty frames (:func:`valid_length`: trailing ones always);
+2. a 2-D normalisation: :func:`normalize_2d` (the st-gcn Kinetics feeder: x, y - 0.5, zeroed where the
+   joint's score is 0; the score channel kept) or :func:`normalize_to_frame` with the frame of reference
+   of the person boxes (:func:`box_frame`) or of the image (:func:`image_frame`);
+3. :func:`center_sequence` — subtract the layout's center joint of the first valid frame
    (of the main person, from every person, as CTR-GCN / SGN's NTU ``seq_translation``; or of each
    person separately with ``per_person=True``). All-zero joints (missing persons / frames) stay zero.
-2. :func:`align_sequence` — optional rotation making the first frame's hip->spine bone parallel to
+4. :func:`align_sequence` — optional rotation making the first frame's hip->spine bone parallel to
    +z and its right->left shoulder bone parallel to +x (2s-AGCN / Shift-GCN ``pre_normalization``).
-3. :func:`fit_length` — a fixed frame count: ``"pad"`` (crop, or zero-pad after the sequence),
+5. :func:`fit_length` — a fixed frame count: ``"pad"`` (crop, or zero-pad after the sequence),
    ``"loop"`` (crop, or repeat the sequence to fill) or ``"resample"`` (uniform linear interpolation).
-
-Kinetics' 2-D OpenPose data instead goes through :func:`normalize_2d` (st-gcn feeder: x, y - 0.5,
-zeroed where the joint's score is 0; the score channel kept).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
-
-from purls_pl.data.layouts import SkeletonLayout, get_layout
 
 __all__ = [
     "TEMPORAL_MODES",
     "align_sequence",
+    "box_frame",
     "center_sequence",
     "check_temporal",
     "fit_length",
+    "image_frame",
     "normalize_2d",
-    "preprocess_sequence",
-    "preprocessing_record",
+    "normalize_to_frame",
     "valid_length",
 ]
 
@@ -187,96 +187,46 @@ def normalize_2d(seq: np.ndarray, offset: float = 0.5) -> np.ndarray:
     return out
 
 
-def preprocess_sequence(
-    seq: np.ndarray,
-    layout: str | SkeletonLayout,
-    num_frames: int,
-    temporal: TemporalMode = "pad",
-    *,
-    center: bool = True,
-    center_joint: int | None = None,
-    per_person: bool = False,
-    align: bool = False,
-    normalize_kinetics: bool = False,
-    drop_empty_frames: bool = False,
-) -> tuple[np.ndarray, int]:
-    """Center (or Kinetics-normalize), optionally align, then fit to ``num_frames``.
+def box_frame(boxes: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """The frame of reference of a clip's person boxes: ``(centre (2,), scale)``, or ``None`` without a box.
 
-    Missing data are zeros: a joint whose coordinates are all zero is missing (centering, alignment
-    and augmentation keep it zero, and the backbones see zeros there), and a frame in which every joint
-    of every person is zero is empty. Trailing empty frames are always dropped; with
-    ``drop_empty_frames`` every empty frame is (a detector that lost the person for a while), so
-    resampling and padding use only frames that show someone.
+    The centre is that of the union of the boxes of positive width and height, the scale the median over
+    them of ``max(width, height)`` (the person's size, robust to poses that fold the body and to a few odd
+    boxes).
 
     Args:
-        seq: ``(M, L, J, C)`` one sample, trailing empty frames allowed (they are dropped first).
-        layout: Layout (or its name) supplying the center joint and, for ``align``, the axes.
-        num_frames: Target ``T``.
-        temporal: See :func:`fit_length`.
-        center: Apply :func:`center_sequence` (on the first ``min(C, 3)`` channels, or 2 with
-            ``normalize_kinetics``).
-        center_joint: Override the layout's center joint.
-        per_person: See :func:`center_sequence`.
-        align: Apply :func:`align_sequence` with the layout's ``align_axes`` (3-D layouts only).
-        normalize_kinetics: Apply :func:`normalize_2d` first (channels x, y, score).
-        drop_empty_frames: Drop empty frames anywhere in the sequence, not only at its end.
+        boxes: ``(K, 4)`` x1, y1, x2, y2 per frame, in the units of the joints' coordinates.
+    """
+    x1, y1, x2, y2 = np.asarray(boxes).T
+    ok = (x2 > x1) & (y2 > y1)
+    if not ok.any():
+        return None
+    size = np.maximum(x2 - x1, y2 - y1)
+    centre = np.array([(x1[ok].min() + x2[ok].max()) / 2, (y1[ok].min() + y2[ok].max()) / 2])
+    return centre, float(np.median(size[ok]))
+
+
+def image_frame(image_size: tuple[float, float]) -> tuple[np.ndarray, float]:
+    """The frame of reference of an image ``(H, W)``: ``(its centre (x, y), its larger side)``."""
+    h, w = image_size
+    return np.array([w / 2, h / 2]), max(h, w)
+
+
+def normalize_to_frame(seq: np.ndarray, centre: np.ndarray, scale: float) -> np.ndarray:
+    """``x, y -> (x, y - centre) / scale`` for present joints; missing (all-zero) joints stay exactly zero.
+
+    Computed in the input's dtype (float64 pixel coordinates keep their precision until the result is cast).
+
+    Args:
+        seq: ``(M, T, J, C)``, channels x, y first.
+        centre: ``(2,)`` the origin, in the coordinates' units.
+        scale: The unit length, in the coordinates' units.
 
     Returns:
-        ``(M, T, J, C)`` float32 and the number of valid frames.
+        ``(M, T, J, C)`` copy; the other channels (a visibility or score) unchanged.
     """
-    lay = get_layout(layout)
-    seq = np.asarray(seq, dtype=np.float32)
-    seq = seq[:, : valid_length(seq)]
-    if drop_empty_frames:
-        seq = seq[:, np.abs(seq).sum(axis=(0, 2, 3)) > 0]
-    if normalize_kinetics:
-        seq = normalize_2d(seq)
-    if center:
-        dims = 2 if normalize_kinetics else min(seq.shape[-1], 3)
-        seq = center_sequence(
-            seq, lay.center if center_joint is None else center_joint, per_person=per_person, dims=dims
-        )
-    if align:
-        if lay.align_axes is None:
-            raise ValueError(
-                f"layout {lay.name!r} has no alignment axes; give it align_axes (its layout.json: "
-                '"align_axes": [[hip, spine], [right_shoulder, left_shoulder]]) or set align=False'
-            )
-        z_bone, x_bone = lay.align_axes
-        seq = align_sequence(seq, z_bone, x_bone)
-    return fit_length(seq, num_frames, temporal)
-
-
-def preprocessing_record(source: Any, data_shape: tuple[int, ...] | None = None) -> dict[str, Any]:
-    """How one raw file must be preprocessed to look like the data of ``source`` (checkpoints keep this,
-    so open-vocabulary recognition can prepare a new file the same way).
-
-    Readers keep their settings as attributes of these names (``num_frames``, ``temporal``, ``center``,
-    ``align``, ``per_person``, ``normalize``, ``num_person_in``, ``max_persons``, ``drop_empty_frames``); a
-    source that reads already-processed arrays states the raw preprocessing they are assumed to have had in
-    a class attribute ``assumed_preprocessing`` (the record is then marked ``approximate``). Sources without
-    such attributes (the demo, random data) did no centering.
-
-    Args:
-        source: The skeleton source.
-        data_shape: ``(N, M, T, J, C)`` of its loaded set, which fixes T, M and C.
-    """
-    assumed: dict[str, Any] = dict(getattr(source, "assumed_preprocessing", {}))
-    record: dict[str, Any] = {
-        "layout": source.layout,
-        "num_frames": getattr(source, "num_frames", None),
-        "temporal": getattr(source, "temporal", "resample"),
-        "center": bool(getattr(source, "center", False)),
-        "align": bool(getattr(source, "align", False)),
-        "per_person": bool(getattr(source, "per_person", False)),
-        "normalize_kinetics": bool(getattr(source, "normalize", False)),
-        "num_person_in": int(getattr(source, "num_person_in", 5)),
-        "num_persons": getattr(source, "max_persons", None) or getattr(source, "num_persons", None),
-        "channels": getattr(source, "channels", None),
-        "drop_empty_frames": bool(getattr(source, "drop_empty_frames", False)),
-        "approximate": bool(assumed),
-        **assumed,
-    }
-    if data_shape is not None:
-        record["num_persons"], record["num_frames"], record["channels"] = data_shape[1], data_shape[2], data_shape[4]
-    return record
+    out = np.array(seq, copy=True)
+    present = np.abs(out).sum(axis=-1) > 0
+    out[..., :2] = (out[..., :2] - centre) / scale
+    out[~present] = 0.0
+    return out

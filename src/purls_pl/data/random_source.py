@@ -10,6 +10,7 @@ import numpy as np
 
 from purls_pl.data.catalog import card, class_names
 from purls_pl.data.layouts import get_layout
+from purls_pl.data.preprocessing import Preprocessing
 from purls_pl.data.skeletons import SkeletonSet
 
 
@@ -43,6 +44,11 @@ class RandomSkeletonSource:
         self.num_persons = num_persons
         self.channels = channels
         self.seed = seed
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """None beyond the fit to ``num_frames`` (new samples come as arrays or ``.npy`` files)."""
+        return Preprocessing(self.layout, self.num_frames, num_persons=self.num_persons, channels=self.channels)
 
     def load(self) -> SkeletonSet:
         names = class_names(self.dataset)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from purls_pl.data.layouts import SkeletonLayout, get_layout
+from purls_pl.data.preprocessing import Preprocessing
 
 #: Values of :attr:`SkeletonSet.partition`: which side of the dataset's own protocol a sample is on
 #: (e.g. NW-UCLA views 1-2 are ``"train"`` and view 3 is ``"test"``).
@@ -132,6 +133,28 @@ class SkeletonSource(Protocol):
     dataset: str
     layout: str
 
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """How each sample was prepared from its raw file (checkpoints store it; ``recognize`` replays it)."""
+        ...
+
     def load(self) -> SkeletonSet:
         """Read (or take from the cache) and return the whole dataset."""
         ...
+
+
+def preprocessing_record(source: SkeletonSource, data_shape: tuple[int, ...] | None = None) -> dict[str, Any]:
+    """The plain-data record of ``source.preprocessing`` a checkpoint stores (``"preprocess"``), with ``M``, ``T``
+    and ``C`` of its loaded set ``data_shape`` ``(N, M, T, J, C)`` when given.
+
+    Raises:
+        TypeError: ``source`` is no :class:`SkeletonSource` (it needs ``dataset``, ``layout``, ``load()`` and
+            ``preprocessing``).
+    """
+    if not isinstance(source, SkeletonSource):
+        raise TypeError(
+            f"{type(source).__name__} is no SkeletonSource: give it dataset, layout, load() and a preprocessing "
+            "property (a purls_pl.data.preprocessing.Preprocessing) so checkpoints record how its samples were made"
+        )
+    preprocessing = source.preprocessing
+    return (preprocessing if data_shape is None else preprocessing.fitted(data_shape)).to_mapping()

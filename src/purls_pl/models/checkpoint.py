@@ -17,8 +17,11 @@ from the datamodule's public ``checkpoint_record()``::
 
      "text": {"model", "pooling", "max_length"}, "templates": "paper" | {field: template},
      "descriptions": str | None, "split": str, "source": {"class_path", "init_args"},
-     "preprocess": {"layout", "num_frames", "temporal", "center", "align", "per_person",
-                    "normalize_kinetics", "num_persons", "channels", "num_person_in", "approximate"}
+     "preprocess": the source's Preprocessing record, whole (purls_pl.data.preprocessing.Preprocessing
+                   .to_mapping(): {"format": 2, "layout", "num_frames", "temporal", "empty_frames",
+                   "normalization", "center", "per_person", "align", "visibility", "num_persons",
+                   "num_person_in", "channels", "reader", "approximate"}; older checkpoints hold a flat dict
+                   that Preprocessing.from_mapping reads too)
 
 A checkpoint saved without a datamodule has ``None`` there (prediction then needs the text model given).
 """

@@ -99,7 +99,9 @@ class ExportBackbone(Callback):
     PURLS refuses it for a run whose seen classes do not include them, and the stage-1 accuracies that
     were measured: on the held-out training-protocol samples (``holdout_top1``, when a holdout is set)
     and, after a test, on the seen classes' test samples (``seen_test_top1``). Nothing selects the
-    exported epoch: stage 1 never chooses on test-protocol samples.
+    exported epoch: stage 1 never chooses on test-protocol samples. It stores the stage-1 data's
+    preprocessing record whole (``preprocess``, :meth:`purls_pl.data.preprocessing.Preprocessing.to_mapping`)
+    when the command sets :attr:`preprocessing`.
 
     Args:
         path: Where the export goes, e.g. ``lightning_logs/backbones/demo_15_5/seed0.pt``
@@ -109,6 +111,8 @@ class ExportBackbone(Callback):
 
     def __init__(self, path: str) -> None:
         self.path = path
+        #: How the training samples were prepared (the record the pretrain command passes in).
+        self.preprocessing: dict[str, Any] | None = None
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not trainer.is_global_zero:
@@ -117,6 +121,8 @@ class ExportBackbone(Callback):
         meta["seen_classes"] = list(pl_module.hparams.seen_classes)
         if pl_module.class_names:
             meta["seen_class_names"] = [pl_module.class_names[c] for c in pl_module.hparams.seen_classes]
+        if self.preprocessing is not None:
+            meta["preprocess"] = dict(self.preprocessing)
         holdout = trainer.callback_metrics.get("val/seen_top1")
         if holdout is not None:
             meta["holdout_top1"] = float(holdout)

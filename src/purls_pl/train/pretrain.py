@@ -14,6 +14,7 @@ from typing import Any
 from pytorch_lightning import Trainer
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
+from purls_pl.data.skeletons import preprocessing_record
 from purls_pl.models.classifier import BackboneClassifier, ExportBackbone
 from purls_pl.train.cli import (
     CLI_OPTIONS,
@@ -41,6 +42,13 @@ class PretrainCLI(LightningCLI):
         resolve_data_derived(config)
         checkpoint_defaults(config, HOLDOUT_TOP1, validates=(config.data.get("holdout") or 0) > 0)
         name_runs(config, prefix="backbones/")
+
+    def before_fit(self) -> None:
+        """Hand the export the stage-1 data's preprocessing record (it stores the record whole)."""
+        record = preprocessing_record(self.datamodule.source, tuple(self.datamodule.load().data.shape))
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, ExportBackbone):
+                callback.preprocessing = record
 
     def after_fit(self) -> None:
         run_final_test(self)

@@ -46,6 +46,7 @@ import numpy as np
 
 from purls_pl.data.demo.programs import CLASS_PROGRAMS, DEMO_CLASS_NAMES, PRIMITIVES, describe, segments
 from purls_pl.data.layouts import NTU25
+from purls_pl.data.preprocessing import Preprocessing
 from purls_pl.data.skeletons import SkeletonSet
 
 
@@ -397,6 +398,11 @@ class DemoSource:
         self.num_frames = num_frames
         self.seed = seed
         self.test_fraction = test_fraction
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """None beyond the fit to ``num_frames`` (a rendered sample is a ``.npy`` array to ``recognize``)."""
+        return Preprocessing(self.layout, self.num_frames, num_persons=1, channels=3)
 
     def load(self) -> SkeletonSet:
         """Render the dataset (about a second for the defaults)."""

@@ -16,10 +16,16 @@ Every reader takes the same :class:`Conversion` options (``conversion: {max_samp
 cache_dir, cache, on_error}`` in a config): ``on_error="raise" | "skip"`` (a broken file raises an
 error naming it and the fix, or is left out and listed in one report, ``source.skipped`` and the cache
 manifest) and ``num_workers`` (parallel parsing in processes, identical results); see :mod:`._base`.
+
+Every reader states its :class:`~purls_pl.data.preprocessing.Preprocessing` (``source.preprocessing``, the
+record checkpoints store); the readers of single sample files also read one file (``read_file``) and say
+which files they read (``suffixes``, ``can_read``), so :func:`~.files.prepare_sample` prepares a new file
+exactly as the reader's conversion prepared its own (``recognize`` uses it).
 """
 
 from purls_pl.data.readers._base import Conversion, SampleError, SkippedSample
 from purls_pl.data.readers.custom import CustomSource
+from purls_pl.data.readers.files import file_readers, prepare_sample, read_sample, recorded_preprocessing
 from purls_pl.data.readers.kinetics import KineticsSource
 from purls_pl.data.readers.kinetics_processed import KineticsProcessedSource
 from purls_pl.data.readers.ntu import NTUSkeletonSource
@@ -38,4 +44,8 @@ __all__ = [
     "SampleError",
     "SkippedSample",
     "UCLASource",
+    "file_readers",
+    "prepare_sample",
+    "read_sample",
+    "recorded_preprocessing",
 ]

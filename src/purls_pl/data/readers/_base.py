@@ -15,6 +15,7 @@ that was built by skipping bad files raises, so ``"raise"`` never silently retur
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import warnings
@@ -22,12 +23,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, TypeVar
+from typing import Any, ClassVar, Literal, NamedTuple, TypeVar
 
 import numpy as np
 
 from purls_pl.data.cache import build_or_load
 from purls_pl.data.catalog import card, class_names
+from purls_pl.data.errors import SampleError, SampleMissingError
+from purls_pl.data.preprocessing import Preprocessing, RawSkeleton
 from purls_pl.data.skeletons import SkeletonSet
 from purls_pl.progress import Progress
 
@@ -44,6 +47,7 @@ __all__ = [
     "collect_converted",
     "convert_files",
     "format_skipped",
+    "json_keys",
     "missing_root_error",
     "pick_evenly",
     "reject",
@@ -55,24 +59,6 @@ OnError = Literal["raise", "skip"]
 T = TypeVar("T")
 R = TypeVar("R")
 SKIP_HINT = "or set conversion.on_error='skip' to leave such files out and list them in a report at the end"
-
-
-class SampleError(ValueError):
-    """One sample (file) cannot be used: ``path``, what is wrong (``problem``) and the ``fix``."""
-
-    def __init__(self, path: str | Path, problem: str, fix: str) -> None:
-        super().__init__(str(path), problem, fix)
-        self.path, self.problem, self.fix = str(path), problem, fix
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.problem}; {self.fix}"
-
-
-class SampleMissingError(SampleError, FileNotFoundError):
-    """A sample file that the index lists does not exist."""
-
-    def __str__(self) -> str:
-        return SampleError.__str__(self)
 
 
 class Skip(NamedTuple):
@@ -155,6 +141,15 @@ def missing_root_error(root: Path, what: str, expected: str, how: str, empty: bo
     """A ``FileNotFoundError`` naming the path, the files expected there and how to get them."""
     state = "holds none of the expected files" if empty else "does not exist"
     return FileNotFoundError(f"{what}: {root} {state}. Expected there: {expected}. {how}")
+
+
+def json_keys(path: Path) -> set[str]:
+    """The top-level keys of a json object file (empty when it is no readable json object)."""
+    try:
+        content = json.loads(Path(path).read_bytes())
+    except (OSError, ValueError):
+        return set()
+    return set(content) if isinstance(content, dict) else set()
 
 
 def pick_evenly(items: list[Any], max_items: int | None) -> list[Any]:
@@ -300,16 +295,42 @@ def format_skipped(skipped: Sequence[SkippedSample], limit: int = 100) -> str:
 
 
 class SourceBase:
-    """Common behaviour of the readers: ``load()`` through the cache unless ``cache=False``, and the
-    skip report.
+    """Common behaviour of the readers: ``load()`` through the cache unless ``cache=False``, the skip
+    report, and the contract that lets ``recognize`` prepare one new file as the reader prepared its own.
+
+    Every reader states its :attr:`preprocessing` (a :class:`~purls_pl.data.preprocessing.Preprocessing`);
+    a reader of single sample files also names their :attr:`suffixes` (and :attr:`file_format`, for
+    messages), may refine :meth:`can_read`, and implements :meth:`read_file`. Its conversion prepares each
+    file as ``preprocessing.apply(read_file(path, preprocessing))``, the very calls ``recognize`` makes.
 
     After ``load()``, ``skipped`` lists the files left out (:class:`SkippedSample`), also stored in the
     cache entry's ``manifest.json`` under ``"skipped"``.
     """
 
     dataset: str
+    root: str
     conversion: Conversion = Conversion()
     skipped: list[SkippedSample]
+    #: Suffixes (lower case) of the single sample files :meth:`read_file` reads; empty: it reads none.
+    suffixes: ClassVar[tuple[str, ...]] = ()
+    #: What one such file is, for messages (e.g. ``"NTU RGB+D .skeleton"``).
+    file_format: ClassVar[str] = ""
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """How this reader prepares each sample (the record a checkpoint stores)."""
+        raise NotImplementedError(f"{type(self).__name__} must state its preprocessing")
+
+    @classmethod
+    def can_read(cls, path: Path) -> bool:
+        """Whether ``path`` is a sample file of this reader's format (by default: by its suffix)."""
+        return path.suffix.lower() in cls.suffixes
+
+    @classmethod
+    def read_file(cls, path: str | Path, preprocessing: Preprocessing) -> RawSkeleton:
+        """One sample file as :class:`~purls_pl.data.preprocessing.RawSkeleton`, read as ``preprocessing``
+        says (persons and frames read); raises :class:`SampleError` naming the file, the field and the fix."""
+        raise NotImplementedError(f"{cls.__name__} reads no single sample files")
 
     @property
     def max_samples(self) -> int | None:
@@ -380,7 +401,7 @@ class SourceBase:
         return result
 
     def _report(self, skipped: list[SkippedSample], built: bool) -> None:
-        what = f"{type(self).__name__}({self.root!r})" if hasattr(self, "root") else type(self).__name__
+        what = f"{type(self).__name__}({self.root!r})"
         if built:
             warnings.warn(
                 f"{what}: {len(skipped)} file(s) skipped:\n{format_skipped(skipped)}\n"

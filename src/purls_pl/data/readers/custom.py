@@ -54,7 +54,8 @@ import numpy as np
 from purls_pl.data.cache import allocate
 from purls_pl.data.layout_check import check_layout
 from purls_pl.data.layouts import SkeletonLayout, get_layout, register_layout
-from purls_pl.data.preprocess import check_temporal, preprocess_sequence, valid_length
+from purls_pl.data.preprocess import check_temporal, valid_length
+from purls_pl.data.preprocessing import Preprocessing, RawSkeleton, class_path
 from purls_pl.data.readers._base import (
     Conversion,
     OnError,
@@ -108,10 +109,10 @@ def read_custom_index(
     return rows
 
 
-def _process_custom(
-    path: Path, *, layout: SkeletonLayout, max_persons: int, num_frames: int, temporal: str, center: bool
-) -> tuple[np.ndarray, int]:
-    """One ``.npy`` -> ``((<=max_persons, num_frames, J, C), valid frames)``, or :class:`SampleError`."""
+def _read_npy(path: Path, preprocessing: Preprocessing) -> RawSkeleton:
+    """One ``.npy`` sample, checked, as :class:`RawSkeleton` (its first ``num_persons`` persons); else a
+    :class:`SampleError` naming the file, the problem and the fix."""
+    layout = get_layout(preprocessing.layout)
     if not path.is_file():
         raise SampleMissingError(path, "is listed in index.csv but does not exist", "add the file or remove its row")
     try:
@@ -127,13 +128,23 @@ def _process_custom(
             f"J = {layout.num_joints} joints of layout {layout.name!r}",
             "re-save it in the documented shape, or pick the matching layout",
         )
-    seq = seq[:max_persons].astype(np.float32)
+    seq = seq[: preprocessing.num_persons].astype(np.float32)
     check_values(path, seq, "the array", "mark missing joints with zeros instead")
     if valid_length(seq) == 0:
         raise SampleError(path, f"holds {seq.shape[1]} frames and no non-zero joint (an empty sequence)", "remove it")
-    return preprocess_sequence(  # type: ignore[arg-type]
-        seq, layout, num_frames, temporal, center=center, drop_empty_frames=CustomSource.drop_empty_frames
-    )
+    return RawSkeleton(seq, str(path), fix="re-save it with numpy.save in the documented shape")
+
+
+def _process_custom(path: Path, *, preprocessing: Preprocessing, layout: SkeletonLayout) -> tuple[np.ndarray, int]:
+    """One ``.npy`` -> ``((max_persons, num_frames, J, C), valid frames)``, or :class:`SampleError`.
+
+    ``layout`` (``preprocessing.layout``'s) is registered first where it is not (a worker process that did
+    not inherit the parent's registry)."""
+    try:
+        get_layout(layout.name)
+    except KeyError:
+        register_layout(layout)
+    return preprocessing.apply(_read_npy(path, preprocessing))
 
 
 def _peek_layout_name(root: Path) -> str:
@@ -186,9 +197,8 @@ class CustomSource(SourceBase):
             files): :class:`~purls_pl.data.readers.Conversion`.
     """
 
-    #: Empty frames anywhere in a sequence are dropped (a tracker that lost the person for a while); the
-    #: checkpoint's preprocessing record carries this so ``recognize`` prepares new files the same way.
-    drop_empty_frames = True
+    suffixes = (".npy",)
+    file_format = ".npy array (T, J, C) or (M, T, J, C)"
 
     def __init__(
         self,
@@ -211,6 +221,25 @@ class CustomSource(SourceBase):
     def layout(self) -> str:
         """The layout's name: ``layout`` or the ``name`` in ``layout.json`` (registered by :meth:`load`)."""
         return self._layout
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """Drop empty frames anywhere in a sequence (a tracker that lost the person for a while), center it,
+        fit it to ``num_frames``; ``C`` is whatever the files hold."""
+        return Preprocessing(
+            self.layout,
+            self.num_frames,
+            self.temporal,
+            empty_frames="all",
+            center=self.center,
+            num_persons=self.max_persons,
+            reader=class_path(CustomSource),
+        )
+
+    @classmethod
+    def read_file(cls, path: str | Path, preprocessing: Preprocessing) -> RawSkeleton:
+        """One ``.npy`` sample ``(T, J, C)`` or ``(M, T, J, C)`` with the layout's ``J``, no NaN/inf, not all zero."""
+        return _read_npy(Path(path), preprocessing)
 
     @property
     def class_list_file(self) -> Path:
@@ -291,14 +320,7 @@ class CustomSource(SourceBase):
         lay: SkeletonLayout,
         skipped: list[SkippedSample],
     ) -> SkeletonSet:
-        work = partial(
-            _process_custom,
-            layout=lay,
-            max_persons=self.max_persons,
-            num_frames=self.num_frames,
-            temporal=self.temporal,
-            center=self.center,
-        )
+        work = partial(_process_custom, preprocessing=self.preprocessing, layout=lay)
         data: np.ndarray | None = None
         kept: list[int] = []
         lengths: list[int] = []

@@ -37,7 +37,8 @@ import numpy as np
 
 from purls_pl.data.cache import allocate
 from purls_pl.data.catalog import class_names
-from purls_pl.data.preprocess import check_temporal, preprocess_sequence
+from purls_pl.data.preprocess import check_temporal
+from purls_pl.data.preprocessing import Preprocessing, RawSkeleton, class_path
 from purls_pl.data.readers._base import (
     Conversion,
     SampleError,
@@ -45,6 +46,7 @@ from purls_pl.data.readers._base import (
     SourceBase,
     convert_files,
     format_skipped,
+    json_keys,
     missing_root_error,
     pick_evenly,
     reject,
@@ -184,27 +186,18 @@ def read_kinetics_clip(
     return out, label
 
 
-def _process_clip(
-    path: Path,
-    *,
-    layout: str,
-    num_frames: int,
-    temporal: str,
-    max_persons: int,
-    num_person_in: int,
-    normalize: bool,
-    center: bool,
-) -> tuple[np.ndarray, int, int]:
+def _read_clip(path: Path, preprocessing: Preprocessing) -> tuple[RawSkeleton, int]:
+    """One clip as :class:`RawSkeleton` (``num_persons`` best people per frame, at least 300 frames) and its
+    ``label_index`` in the file."""
+    frames = max(300, preprocessing.num_frames or 300)
+    data, label = read_kinetics_clip(path, frames, preprocessing.num_person_in, preprocessing.num_persons or 2)
+    return RawSkeleton(data, str(path), "openpose18", fix=FIX_CLIP), label
+
+
+def _process_clip(path: Path, *, preprocessing: Preprocessing) -> tuple[np.ndarray, int, int]:
     """One clip -> ``((max_persons, num_frames, 18, 3), valid frames, label_index in the file)``."""
-    raw, file_label = read_kinetics_clip(path, max(300, num_frames), num_person_in, max_persons)
-    seq, length = preprocess_sequence(
-        raw,
-        layout,
-        num_frames,
-        temporal,  # type: ignore[arg-type]
-        center=center,
-        normalize_kinetics=normalize,
-    )
+    raw, file_label = _read_clip(path, preprocessing)
+    seq, length = preprocessing.apply(raw)
     if length == 0:
         raise SampleError(
             path,
@@ -233,6 +226,9 @@ class KineticsSource(SourceBase):
             files): :class:`~purls_pl.data.readers.Conversion`.
     """
 
+    suffixes = (".json",)
+    file_format = "Kinetics-skeleton st-gcn clip .json (a 'data' list)"
+
     def __init__(
         self,
         root: str,
@@ -255,6 +251,31 @@ class KineticsSource(SourceBase):
         self.conversion = Conversion.of(conversion)
         self.max_persons, self.num_person_in, self.normalize = max_persons, num_person_in, normalize
         self.center = center
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """st-gcn's normalisation (optionally centering on the neck), then the fit to ``num_frames``."""
+        return Preprocessing(
+            self.layout,
+            self.num_frames,
+            self.temporal,
+            normalization="stgcn" if self.normalize else "none",
+            center=self.center,
+            num_persons=self.max_persons,
+            num_person_in=self.num_person_in,
+            channels=3,
+            reader=class_path(KineticsSource),
+        )
+
+    @classmethod
+    def can_read(cls, path: Path) -> bool:
+        """A ``.json`` file holding an object with a ``data`` list (an st-gcn clip, not a label file)."""
+        return path.suffix.lower() in cls.suffixes and "data" in json_keys(path)
+
+    @classmethod
+    def read_file(cls, path: str | Path, preprocessing: Preprocessing) -> RawSkeleton:
+        """One st-gcn clip json: the best ``num_persons`` of ``num_person_in`` people per frame."""
+        return _read_clip(Path(path), preprocessing)[0]
 
     def _clips(self) -> tuple[list[tuple[Path, str, int]], list[Path], list[SkippedSample]]:
         """``[(clip json, partition, label)]``, the label files read, and clips left out as bad."""
@@ -330,16 +351,7 @@ class KineticsSource(SourceBase):
         return self._cached(params, sources, lambda found: self._build(clips, found), skipped)
 
     def _build(self, clips: list[tuple[Path, str, int]], skipped: list[SkippedSample]) -> SkeletonSet:
-        work = partial(
-            _process_clip,
-            layout=self.layout,
-            num_frames=self.num_frames,
-            temporal=self.temporal,
-            max_persons=self.max_persons,
-            num_person_in=self.num_person_in,
-            normalize=self.normalize,
-            center=self.center,
-        )
+        work = partial(_process_clip, preprocessing=self.preprocessing)
         data = allocate((len(clips), self.max_persons, self.num_frames, NUM_JOINTS, 3))
         kept: list[int] = []
         lengths: list[int] = []

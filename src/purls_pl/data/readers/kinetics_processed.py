@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 
 from purls_pl.data.catalog import class_names
 from purls_pl.data.preprocess import check_temporal
+from purls_pl.data.preprocessing import Preprocessing, class_path
 from purls_pl.data.readers._base import Conversion, SourceBase, missing_root_error, pick_evenly
 from purls_pl.data.readers._processed import (
     array_shape,
@@ -17,7 +17,7 @@ from purls_pl.data.readers._processed import (
     iter_array_rows,
     load_label_pickle,
 )
-from purls_pl.data.readers.kinetics import _SPLITS, HOW_TO_GET, NUM_JOINTS, check_kinetics_dataset
+from purls_pl.data.readers.kinetics import _SPLITS, HOW_TO_GET, NUM_JOINTS, KineticsSource, check_kinetics_dataset
 from purls_pl.data.skeletons import SkeletonSet
 
 __all__ = ["KineticsProcessedSource"]
@@ -41,9 +41,6 @@ class KineticsProcessedSource(SourceBase):
             files): :class:`~purls_pl.data.readers.Conversion`.
     """
 
-    #: The raw-file preprocessing the stored arrays are assumed to have had (for checkpoints).
-    assumed_preprocessing: ClassVar[dict[str, bool]] = {"normalize_kinetics": True}
-
     def __init__(
         self,
         root: str,
@@ -57,6 +54,22 @@ class KineticsProcessedSource(SourceBase):
         check_temporal(temporal)
         self.root, self.dataset, self.num_frames, self.temporal = root, dataset, num_frames, temporal
         self.conversion = Conversion.of(conversion)
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """The raw-clip preprocessing the stored arrays are assumed to have had (``approximate``): st-gcn's
+        normalisation of the best 2 of 5 people per frame, then the fit to ``num_frames``."""
+        return Preprocessing(
+            self.layout,
+            self.num_frames,
+            self.temporal,
+            normalization="stgcn",
+            num_persons=2,
+            num_person_in=5,
+            channels=3,
+            reader=class_path(KineticsSource),
+            approximate=True,
+        )
 
     def load(self) -> SkeletonSet:
         """Convert (or take from the cache) the arrays: data ``(N, 2, T, 18, 3)``."""

@@ -40,7 +40,8 @@ import numpy as np
 
 from purls_pl.data.cache import allocate
 from purls_pl.data.catalog import class_names
-from purls_pl.data.preprocess import check_temporal, preprocess_sequence
+from purls_pl.data.preprocess import check_temporal
+from purls_pl.data.preprocessing import Preprocessing, RawSkeleton, class_path
 from purls_pl.data.readers._base import (
     Conversion,
     SampleError,
@@ -221,30 +222,12 @@ def _read_names(path: Path) -> set[str]:
     }
 
 
-def _process(
-    path: Path,
-    *,
-    layout: str,
-    max_persons: int,
-    num_frames: int,
-    temporal: str,
-    center: bool,
-    align: bool,
-    per_person: bool,
-) -> tuple[np.ndarray, int] | Skip:
+def _process(path: Path, *, preprocessing: Preprocessing) -> tuple[np.ndarray, int] | Skip:
     """One file -> ``((max_persons, num_frames, 25, 3), valid frames)``, or :class:`Skip` if bodiless."""
-    seq = load_ntu_skeleton(path, max_persons)
-    if seq.shape[1] == 0:
+    raw = NTUSkeletonSource.read_file(path, preprocessing)
+    if raw.data.shape[1] == 0:
         return Skip(NO_SKELETON)
-    return preprocess_sequence(
-        seq,
-        layout,
-        num_frames,
-        temporal,
-        center=center,
-        align=align,  # type: ignore[arg-type]
-        per_person=per_person,
-    )
+    return preprocessing.apply(raw)
 
 
 class NTUSkeletonSource(SourceBase):
@@ -268,6 +251,9 @@ class NTUSkeletonSource(SourceBase):
             files): :class:`~purls_pl.data.readers.Conversion`.
     """
 
+    suffixes = (".skeleton",)
+    file_format = "NTU RGB+D .skeleton"
+
     def __init__(
         self,
         root: str,
@@ -289,6 +275,27 @@ class NTUSkeletonSource(SourceBase):
         self.conversion = Conversion.of(conversion)
         self.max_persons, self.center, self.align, self.per_person = max_persons, center, align, per_person
         self.ignore_list = ignore_list
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """Center (and align) each denoised sample, then fit it to ``num_frames``."""
+        return Preprocessing(
+            self.layout,
+            self.num_frames,
+            self.temporal,
+            center=self.center,
+            per_person=self.per_person,
+            align=self.align,
+            num_persons=self.max_persons,
+            channels=3,
+            reader=class_path(NTUSkeletonSource),
+        )
+
+    @classmethod
+    def read_file(cls, path: str | Path, preprocessing: Preprocessing) -> RawSkeleton:
+        """One ``.skeleton`` file, denoised into ``num_persons`` (default 2) actor slots (:func:`load_ntu_skeleton`)."""
+        data = load_ntu_skeleton(path, preprocessing.num_persons or 2)
+        return RawSkeleton(data, str(path), "ntu25", fix=FIX_FILE)
 
     def _files(self) -> tuple[list[Path], list[SkippedSample]]:
         """The files to read and those left out while listing (bad names)."""
@@ -335,16 +342,7 @@ class NTUSkeletonSource(SourceBase):
         return self._cached(params, sources, lambda found: self._build(files, found), skipped)
 
     def _build(self, files: list[Path], skipped: list[SkippedSample]) -> SkeletonSet:
-        work = partial(
-            _process,
-            layout=self.layout,
-            max_persons=self.max_persons,
-            num_frames=self.num_frames,
-            temporal=self.temporal,
-            center=self.center,
-            align=self.align,
-            per_person=self.per_person,
-        )
+        work = partial(_process, preprocessing=self.preprocessing)
         data = allocate((len(files), self.max_persons, self.num_frames, 25, 3))
         kept: list[Path] = []
         lengths: list[int] = []

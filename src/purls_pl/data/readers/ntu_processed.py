@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 
 from purls_pl.data.catalog import class_names
 from purls_pl.data.preprocess import check_temporal
+from purls_pl.data.preprocessing import Preprocessing, class_path
 from purls_pl.data.readers._base import Conversion, SourceBase, missing_root_error, pick_evenly
 from purls_pl.data.readers._processed import (
     array_shape,
@@ -17,6 +17,7 @@ from purls_pl.data.readers._processed import (
     iter_array_rows,
     load_label_pickle,
 )
+from purls_pl.data.readers.ntu import NTUSkeletonSource
 from purls_pl.data.readers.ntu_protocol import _NAME, HOW_TO_GET_RAW, NTUSampleName, check_dataset_protocol
 from purls_pl.data.skeletons import SkeletonSet
 
@@ -59,9 +60,6 @@ class NTUProcessedSource(SourceBase):
             files): :class:`~purls_pl.data.readers.Conversion`.
     """
 
-    #: The raw-file preprocessing the stored arrays are assumed to have had (for checkpoints).
-    assumed_preprocessing: ClassVar[dict[str, bool]] = {"center": True, "align": True}
-
     def __init__(
         self,
         root: str,
@@ -82,6 +80,22 @@ class NTUProcessedSource(SourceBase):
         self.root, self.dataset, self.format, self.num_frames = root, dataset, format, num_frames
         self.conversion = Conversion.of(conversion)
         self.temporal = temporal
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """The raw-file preprocessing the stored arrays are assumed to have had (``approximate``): the raw
+        NTU reader's centering and alignment, then the fit to ``num_frames`` (``None``: the stored length)."""
+        return Preprocessing(
+            self.layout,
+            self.num_frames,
+            self.temporal,
+            center=True,
+            align=True,
+            num_persons=2,
+            channels=3,
+            reader=class_path(NTUSkeletonSource),
+            approximate=True,
+        )
 
     def _resolve(self) -> tuple[str, list[tuple[str, Path, Path | None]]]:
         """``(format, [(split, data file, label file or None), ...])``."""

@@ -8,7 +8,8 @@ split, partition ``"train"`` / ``"test"``), ``bbox`` ``(T, 4)`` person boxes (x1
 to the human-readable class names of the catalog (``'bowl'`` -> ``"bowling"``, ``'pullup'`` ->
 ``"pull-up"``, ...; :data:`PENN_ACTIONS`).
 
-Preprocessing, per clip (:func:`preprocess_penn`):
+Preprocessing, per clip (:func:`penn_raw`, then :class:`~purls_pl.data.preprocessing.Preprocessing`, which
+checkpoints record so ``recognize`` prepares a new clip the same way):
 
 * **Channels (x, y, visibility)**: C = 3 like every other dataset; a joint is present with visibility 1
   or missing as all zeros (the project's convention). A present joint that happens to sit at the origin
@@ -61,7 +62,8 @@ import numpy as np
 from purls_pl.data.cache import allocate
 from purls_pl.data.catalog import class_names
 from purls_pl.data.layouts import get_layout
-from purls_pl.data.preprocess import check_temporal, fit_length
+from purls_pl.data.preprocess import check_temporal
+from purls_pl.data.preprocessing import Preprocessing, RawSkeleton, class_path
 from purls_pl.data.readers._base import (
     Conversion,
     SampleError,
@@ -81,7 +83,7 @@ __all__ = [
     "PENN_ACTIONS",
     "PennActionSource",
     "PennClip",
-    "preprocess_penn",
+    "penn_raw",
     "read_penn_file",
 ]
 
@@ -107,8 +109,6 @@ NORMALIZATIONS: tuple[str, ...] = ("box", "image")
 NUM_JOINTS = 13
 FIELDS: tuple[str, ...] = ("action", "pose", "x", "y", "visibility", "train", "bbox", "dimensions", "nframes")
 _READER_VERSION = 1
-#: A resampled joint is visible when its interpolated visibility is at least this (all sources visible).
-_VISIBLE = 1.0 - 1e-4
 FIX_FILE = "restore the file from the Penn Action archive (Penn_Action.tar.gz, labels/) or remove it"
 HOW_TO_GET = (
     "Download Penn_Action.tar.gz from the dataset page (http://dreamdragon.github.io/PennAction/) and unpack "
@@ -231,61 +231,22 @@ def read_penn_file(path: str | Path) -> PennClip:
     )
 
 
-def _frame_of_reference(clip: PennClip, normalization: str, path: Path) -> tuple[np.ndarray, float]:
-    """``(centre (2,), scale)`` in pixels: the union box's centre and the person's median size, or the image's."""
-    if normalization == "image":
-        h, w = clip.image_size
-        return np.array([w / 2, h / 2]), max(h, w)
-    x1, y1, x2, y2 = clip.bbox.T
-    size = np.maximum(x2 - x1, y2 - y1)
-    ok = (x2 > x1) & (y2 > y1)
-    if not ok.any():
-        raise SampleError(path, "field 'bbox' holds no box of positive width and height", FIX_FILE)
-    centre = np.array([(x1[ok].min() + x2[ok].max()) / 2, (y1[ok].min() + y2[ok].max()) / 2])
-    return centre, float(np.median(size[ok]))
+def penn_raw(clip: PennClip, path: str | Path = "") -> RawSkeleton:
+    """One clip as :class:`~purls_pl.data.preprocessing.RawSkeleton`: ``(1, T, 13, 3)`` float64 pixel x, y and
+    visibility 1 of the visible joints, the invisible ones all zero (their guessed positions never enter), with
+    the clip's person boxes and image size for the normalisation."""
+    data = np.stack([clip.x, clip.y, clip.visible.astype(np.float64)], axis=-1)
+    data[~clip.visible] = 0.0
+    return RawSkeleton(data[None], str(path), "penn13", boxes=clip.bbox, image_size=clip.image_size, fix=FIX_FILE)
 
 
-def preprocess_penn(
-    clip: PennClip, num_frames: int, temporal: str = "resample", normalization: str = "box", path: str | Path = ""
-) -> tuple[np.ndarray, int] | Skip:
-    """One clip -> ``((1, num_frames, 13, 3), valid frames)``: channels (x, y, visibility), missing joints 0.
-
-    Args:
-        clip: The parsed file (:func:`read_penn_file`).
-        num_frames: Target ``T``.
-        temporal: ``"resample"``, ``"pad"`` or ``"loop"`` (:func:`~purls_pl.data.preprocess.fit_length`).
-        normalization: ``"box"`` or ``"image"`` (module docstring).
-        path: The file, for error messages.
-
-    Returns:
-        The block and its valid frame count, or :class:`~purls_pl.data.readers._base.Skip` when no joint
-        is visible in any frame.
-    """
-    path = Path(path)
-    shown = np.flatnonzero(clip.visible.any(axis=1))
-    if shown.size == 0:
-        return Skip(f"'visibility' marks no joint visible in any of its {clip.num_frames} frames (no usable pose)")
-    keep = slice(int(shown[0]), int(shown[-1]) + 1)
-    centre, scale = _frame_of_reference(clip, normalization, path)
-    visible = clip.visible[keep]
-    seq = np.stack([(clip.x[keep] - centre[0]) / scale, (clip.y[keep] - centre[1]) / scale, visible], axis=-1)
-    seq[~visible] = 0.0  # the guessed positions of occluded joints never enter the output, not even interpolated
-    out, length = fit_length(seq[None].astype(np.float32), num_frames, temporal)  # type: ignore[arg-type]
-    present = out[..., 2:3] >= _VISIBLE
-    out = np.where(present, out, 0.0).astype(np.float32)
-    out[..., 2:3] = present
-    return out, length
-
-
-def _process_penn(
-    path: Path, *, num_frames: int, temporal: str, normalization: str
-) -> tuple[np.ndarray, int, int, int, bool, str] | Skip:
+def _process_penn(path: Path, *, preprocessing: Preprocessing) -> tuple[np.ndarray, int, int, int, bool, str] | Skip:
     """One file -> ``(block, valid frames, raw frames, label, train, pose)`` or a :class:`Skip`."""
     clip = read_penn_file(path)
-    done = preprocess_penn(clip, num_frames, temporal, normalization, path)
-    if isinstance(done, Skip):
-        return done
-    return done[0], done[1], clip.num_frames, clip.label, clip.train, clip.pose
+    if not clip.visible.any():
+        return Skip(f"'visibility' marks no joint visible in any of its {clip.num_frames} frames (no usable pose)")
+    block, length = preprocessing.apply(penn_raw(clip, path))
+    return block, length, clip.num_frames, clip.label, clip.train, clip.pose
 
 
 class PennActionSource(SourceBase):
@@ -307,6 +268,8 @@ class PennActionSource(SourceBase):
     """
 
     dataset = "penn-action"
+    suffixes = (".mat",)
+    file_format = "Penn Action labels .mat"
 
     def __init__(
         self,
@@ -323,6 +286,27 @@ class PennActionSource(SourceBase):
             raise ValueError(f"num_frames must be >= 1, got {num_frames}")
         self.root, self.num_frames, self.temporal, self.normalization = root, num_frames, temporal, normalization
         self.conversion = Conversion.of(conversion)
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """Frames with a visible joint, normalised by ``normalization``, fitted to ``num_frames`` keeping the
+        visibility flags exact."""
+        return Preprocessing(
+            self.layout,
+            self.num_frames,
+            self.temporal,
+            empty_frames="ends",
+            normalization=self.normalization,
+            visibility=True,
+            num_persons=1,
+            channels=3,
+            reader=class_path(PennActionSource),
+        )
+
+    @classmethod
+    def read_file(cls, path: str | Path, preprocessing: Preprocessing) -> RawSkeleton:
+        """One label ``.mat`` file (:func:`read_penn_file`, :func:`penn_raw`)."""
+        return penn_raw(read_penn_file(path), path)
 
     def _files(self) -> list[Path]:
         root = Path(self.root).expanduser()
@@ -348,9 +332,7 @@ class PennActionSource(SourceBase):
         return self._cached(params, files, lambda found: self._build(files, found))
 
     def _build(self, files: list[Path], skipped: list[SkippedSample]) -> SkeletonSet:
-        work = partial(
-            _process_penn, num_frames=self.num_frames, temporal=self.temporal, normalization=self.normalization
-        )
+        work = partial(_process_penn, preprocessing=self.preprocessing)
         data = allocate((len(files), 1, self.num_frames, get_layout(self.layout).num_joints, 3))
         converted = convert_files(
             work, files, on_error=self.on_error, skipped=skipped, num_workers=self.num_workers, desc=self.dataset

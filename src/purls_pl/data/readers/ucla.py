@@ -21,7 +21,8 @@ import numpy as np
 
 from purls_pl.data.cache import allocate
 from purls_pl.data.catalog import class_names
-from purls_pl.data.preprocess import check_temporal, preprocess_sequence
+from purls_pl.data.preprocess import check_temporal
+from purls_pl.data.preprocessing import Preprocessing, RawSkeleton, class_path
 from purls_pl.data.readers._base import (
     Conversion,
     SampleError,
@@ -30,6 +31,7 @@ from purls_pl.data.readers._base import (
     check_values,
     collect_converted,
     convert_files,
+    json_keys,
     missing_root_error,
     pick_evenly,
     reject,
@@ -98,20 +100,10 @@ def read_ucla_file(path: str | Path) -> np.ndarray:
     return seq[None]
 
 
-def _process_ucla(
-    path: Path, *, layout: str, num_frames: int, temporal: str, center: bool, align: bool
-) -> tuple[np.ndarray, int, int]:
+def _process_ucla(path: Path, *, preprocessing: Preprocessing) -> tuple[np.ndarray, int, int]:
     """One file -> ``((1, num_frames, 20, 3), valid frames, raw frame count)``."""
-    seq = read_ucla_file(path)
-    out, length = preprocess_sequence(
-        seq,
-        layout,
-        num_frames,
-        temporal,  # type: ignore[arg-type]
-        center=center,
-        align=align,
-    )
-    return out, length, seq.shape[1]
+    raw = UCLASource.read_file(path, preprocessing)
+    return (*preprocessing.apply(raw), raw.data.shape[1])
 
 
 class UCLASource(SourceBase):
@@ -131,6 +123,8 @@ class UCLASource(SourceBase):
     """
 
     dataset = "nw-ucla"
+    suffixes = (".json",)
+    file_format = "NW-UCLA all_sqe .json (a 'skeletons' list)"
 
     def __init__(
         self,
@@ -144,6 +138,30 @@ class UCLASource(SourceBase):
         check_temporal(temporal)
         self.root, self.num_frames, self.temporal, self.center, self.align = root, num_frames, temporal, center, align
         self.conversion = Conversion.of(conversion)
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """Center (optionally align) each sequence, then fit it to ``num_frames``."""
+        return Preprocessing(
+            self.layout,
+            self.num_frames,
+            self.temporal,
+            center=self.center,
+            align=self.align,
+            num_persons=1,
+            channels=3,
+            reader=class_path(UCLASource),
+        )
+
+    @classmethod
+    def can_read(cls, path: Path) -> bool:
+        """A ``.json`` file holding an object with a ``skeletons`` list."""
+        return path.suffix.lower() in cls.suffixes and "skeletons" in json_keys(path)
+
+    @classmethod
+    def read_file(cls, path: str | Path, preprocessing: Preprocessing) -> RawSkeleton:
+        """One ``all_sqe`` json as written (:func:`read_ucla_file`)."""
+        return RawSkeleton(read_ucla_file(path), str(path), "kinect20", fix=FIX_FILE)
 
     def _files(self) -> tuple[list[tuple[Path, dict[str, int]]], list[SkippedSample]]:
         """The files with their parsed names, and those left out for a bad name."""
@@ -179,14 +197,7 @@ class UCLASource(SourceBase):
         return self._cached(params, [f for f, _ in files], lambda found: self._build(files, found), skipped)
 
     def _build(self, files: list[tuple[Path, dict[str, int]]], skipped: list[SkippedSample]) -> SkeletonSet:
-        work = partial(
-            _process_ucla,
-            layout=self.layout,
-            num_frames=self.num_frames,
-            temporal=self.temporal,
-            center=self.center,
-            align=self.align,
-        )
+        work = partial(_process_ucla, preprocessing=self.preprocessing)
         data = allocate((len(files), 1, self.num_frames, 20, 3))
         converted = convert_files(
             work,
