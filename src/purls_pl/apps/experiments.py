@@ -28,7 +28,7 @@ import yaml
 
 from purls_pl.data.catalog import card, class_names
 from purls_pl.data.splits import ZeroShotSplit, get_split, resolve_split, split_value
-from purls_pl.train.paths import backbone_export_path
+from purls_pl.train.paths import VARIANTS, backbone_export_path, variant_file
 
 Stage = Literal["purls", "global", "backbone"]
 STAGES: tuple[str, ...] = ("purls", "global", "backbone")
@@ -180,7 +180,7 @@ def experiment_files(
     if stage == "backbone":
         files = [root / "backbone.yaml", backbone_recipe]
     else:
-        files = [root / "purls.yaml", purls_recipe, *([root / "global.yaml"] if stage == "global" else [])]
+        files = [root / "purls.yaml", purls_recipe, *([variant_file(stage, root)] if stage in VARIANTS else [])]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise FileNotFoundError(f"experiment files {missing} of split {split!r} ({stage}) do not exist")
