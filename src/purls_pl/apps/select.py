@@ -33,12 +33,12 @@ from typing import Any
 
 import yaml
 
-from purls_pl.apps.experiments import EXPERIMENTS, Stage, experiment_args, run_split, selection_file, stage1_overrides
-from purls_pl.apps.run_pool import VOLATILE, Job, RunPool, default_jobs, exit_on_signals
-from purls_pl.data.splits import ZeroShotSplit, selection_name
+from purls_pl.apps.experiments import EXPERIMENTS, Stage, run_split, selection_file, stage1_overrides
+from purls_pl.apps.run_pool import Job, RunPool, default_jobs, exit_on_signals
+from purls_pl.apps.run_request import RunRequest, take_data_root
+from purls_pl.data.splits import ZeroShotSplit
 from purls_pl.eval.metrics import VAL, VAL_CURVE_FILE, VAL_TOP1, key
 from purls_pl.storage import atomic_write_json, atomic_write_text
-from purls_pl.train.paths import backbone_export_path
 from purls_pl.train.provenance import git_state
 
 #: The default search of a PURLS (adaptive) run; a Global run searches the learning rate only.
@@ -144,22 +144,13 @@ def selection_backbone(
     extra: Sequence[str],
     recipe: str | Path | None = None,
     root: str | Path = EXPERIMENTS,
-) -> Job:
+) -> RunRequest:
     """The stage-1 run of a selection fold: a backbone trained without the fold's validation classes, at
-    ``backbone_export_path(<split>-val<fold>, seed, out)``."""
-    path = backbone_export_path(selection_name(split.name, fold), seed, out)
-    args = (
-        "fit",
-        *experiment_args(split, "backbone", root, recipe=recipe),
-        "--data.protocol=select",
-        f"--data.val_fold={fold}",
-        f"--seed_everything={seed}",
-        *extra,
-        f"--export.path={path}",
-        f"--trainer.default_root_dir={out}",
-        "--trainer.enable_progress_bar=false",
+    ``backbone_export_path(<split>-val<fold>, seed, out)`` (:attr:`RunRequest.export_path`)."""
+    overrides, data_root = take_data_root(extra)
+    return RunRequest(
+        "backbone", split, seed, out, overrides, fold=fold, data_root=data_root, experiments=root, recipe=recipe
     )
-    return Job("pretrain", args, path.with_suffix(""), what=f"[select] {split.name} fold {fold}: stage 1")
 
 
 def select(
@@ -210,29 +201,31 @@ def select(
         selection_backbone(resolved, f, seed, out, [*pretrain_extra, *stage1_overrides(extra)], recipe, root)
         for f in range(folds)
     ]
-    pool.run(stage1, lambda what, seconds: log(f"{what} ({'done before' if seconds is None else f'{seconds:.0f} s'})"))
-    backbones = [job.directory.with_suffix(".pt") for job in stage1]
+    pool.run(
+        [Job(r, f"[select] {split} fold {r.fold}: stage 1") for r in stage1],
+        lambda what, seconds: log(f"{what} ({'done before' if seconds is None else f'{seconds:.0f} s'})"),
+    )
     count = 0
-
-    computed = [a for a in extra if not a.startswith(VOLATILE)]
+    computed, data_root = take_data_root(extra)
 
     def trial_job(overrides: dict[str, Any], fold: int) -> Job:
         # keyed by what the trial computes, so selections of one stage share their common trials
-        run_dir = out / split / stage / _slug({**overrides, "//args": computed}) / f"fold{fold}"
-        args = (
-            "fit",
-            *experiment_args(resolved, stage, root, selected=None, recipe=recipe),
-            "--data.protocol=select",
-            f"--data.val_fold={fold}",
-            f"--seed_everything={seed}",
-            f"--trainer.max_epochs={max_epochs}",
-            *(f"--{k}={v}" for k, v in overrides.items()),
-            *extra,
-            f"--model.backbone.checkpoint={backbones[fold]}",
-            f"--trainer.default_root_dir={run_dir}",
-            "--trainer.enable_progress_bar=false",
+        run_dir = out / split / stage / _slug({**overrides, "//args": list(computed)}) / f"fold{fold}"
+        request = RunRequest(
+            stage,
+            resolved,
+            seed,
+            run_dir,
+            (*(f"--{k}={v}" for k, v in overrides.items()), *computed),
+            fold=fold,
+            max_epochs=max_epochs,
+            backbone=stage1[fold].export_path,
+            data_root=data_root,
+            experiments=root,
+            recipe=recipe,
+            selected=None,
         )
-        return Job("fit", args, run_dir, backbones[fold], f"{overrides} fold {fold}")
+        return Job(request, f"{overrides} fold {fold}")
 
     def evaluate(settings: list[dict[str, Any]]) -> list[Trial]:
         nonlocal count

@@ -45,8 +45,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from purls_pl.apps.experiments import experiment_args, selection_file, stage1_overrides
+from purls_pl.apps.experiments import selection_file, stage1_overrides
 from purls_pl.apps.run_pool import Job, Progress, RunPool, default_jobs, exit_on_signals
+from purls_pl.apps.run_request import RunRequest, take_data_root
 from purls_pl.apps.select import select, write_selection
 from purls_pl.apps.table_report import aggregate, replace_block, summary
 from purls_pl.apps.table_spec import TableSpec
@@ -54,7 +55,6 @@ from purls_pl.data.splits import get_split
 from purls_pl.eval.metrics import TEST_TOP1
 from purls_pl.eval.results import latest_results
 from purls_pl.models.features import load_backbone
-from purls_pl.train.paths import backbone_export_path
 
 
 def ensure_selections(
@@ -111,44 +111,39 @@ def run_table(
     ensure_selections(spec, out, extra, reselect, log, pool)
     units = [(split, seed) for split, seeds in spec.units() for seed in seeds]
     progress = Progress(len(units) * (1 + len(spec.rows)), log, pool.jobs)
-    backbones = {unit: backbone_export_path(unit[0], unit[1], out) for unit in units}
-    stage1 = [
-        Job(
-            "pretrain",
-            (
-                "fit",
-                *experiment_args(get_split(split), "backbone", spec.experiments, recipe=spec.recipe),
-                f"--seed_everything={seed}",
-                *spec.pretrain,
-                *stage1_overrides([*spec.common, *extra]),
-                f"--export.path={backbones[split, seed]}",
-                f"--trainer.default_root_dir={out}",
-                "--trainer.enable_progress_bar=false",
-            ),
-            backbones[split, seed].with_suffix(""),
-            what=f"{split} | stage 1 | seed {seed}",
+    stage1_args, stage1_root = take_data_root([*spec.pretrain, *stage1_overrides([*spec.common, *extra])])
+    stage1 = {
+        (split, seed): RunRequest(
+            "backbone",
+            get_split(split),
+            seed,
+            out,
+            stage1_args,
+            data_root=stage1_root,
+            experiments=spec.experiments,
+            recipe=spec.recipe,
         )
         for split, seed in units
-    ]
-    pool.run(stage1, progress)
+    }
+    pool.run([Job(r, f"{split} | stage 1 | seed {seed}") for (split, seed), r in stage1.items()], progress)
     runs: list[tuple[str, int, str, Job]] = []
     for split, seed in units:
         for row in spec.rows:
-            run_dir = out / split / row.slug / f"seed{seed}"
             stage, row_args = spec.stage_and_args(row)
-            args = (
-                "fit",
-                *experiment_args(get_split(split), stage, spec.experiments, row.select, spec.recipe),  # type: ignore[arg-type]
-                *spec.common,
-                *row_args,
-                *extra,
-                f"--seed_everything={seed}",
-                f"--model.backbone.checkpoint={backbones[split, seed]}",
-                f"--trainer.default_root_dir={run_dir}",
-                "--trainer.enable_progress_bar=false",
+            overrides, data_root = take_data_root([*spec.common, *row_args, *extra])
+            request = RunRequest(
+                stage,  # type: ignore[arg-type]
+                get_split(split),
+                seed,
+                out / split / row.slug / f"seed{seed}",
+                overrides,
+                backbone=stage1[split, seed].export_path,
+                data_root=data_root,
+                experiments=spec.experiments,
+                recipe=spec.recipe,
+                selected=row.select,
             )
-            job = Job("fit", args, run_dir, backbones[split, seed], f"{split} | {row.name} | seed {seed}")
-            runs.append((split, seed, row.name, job))
+            runs.append((split, seed, row.name, Job(request, f"{split} | {row.name} | seed {seed}")))
 
     def report(what: str, seconds: float | None) -> None:
         result = latest_results(next(j.directory for *_, j in runs if j.what == what))
@@ -156,7 +151,7 @@ def run_table(
         progress(what + top1, seconds)
 
     pool.run([job for *_, job in runs], report)
-    stage1_meta = {unit: load_backbone(path)[1] for unit, path in backbones.items()}
+    stage1_meta = {unit: load_backbone(r.export_path)[1] for unit, r in stage1.items()}
     records: list[dict[str, Any]] = []
     for split, seed, row, job in runs:
         result = latest_results(job.directory)
