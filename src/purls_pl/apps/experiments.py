@@ -35,9 +35,9 @@ STAGES: tuple[str, ...] = ("purls", "global", "backbone")
 EXPERIMENTS = Path("experiments")
 
 
-def recipe_name(split: str) -> str:
-    """The recipe file stem of ``split``'s dataset (``ntu120`` for ``ntu60_55_5``)."""
-    entry = card(get_split(split).dataset)
+def recipe_name(split: str | ZeroShotSplit) -> str:
+    """The recipe file stem of ``split``'s dataset (``ntu120`` for ``ntu60_55_5``); a name is looked up."""
+    entry = card((get_split(split) if isinstance(split, str) else split).dataset)
     return entry.parent or entry.key
 
 
@@ -139,7 +139,9 @@ def selection_file(split: str, name: str, root: str | Path = EXPERIMENTS) -> Pat
     return Path(root) / "selected" / split / f"{name}.yaml"
 
 
-def recipe_files(split: str, recipe: str | Path | None = None, root: str | Path = EXPERIMENTS) -> tuple[Path, Path]:
+def recipe_files(
+    split: str | ZeroShotSplit, recipe: str | Path | None = None, root: str | Path = EXPERIMENTS
+) -> tuple[Path, Path]:
     """The stage-2 and stage-1 recipe files of ``split``: ``<root>/<recipe_name(split)>.yaml`` and its
     ``_backbone`` sibling, or, for a dataset of your own, the given stage-2 ``recipe`` file and the
     ``<stem>_backbone.yaml`` beside it."""
@@ -175,8 +177,8 @@ def experiment_files(
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
     root = Path(root)
-    split = split if isinstance(split, str) else split.name
     purls_recipe, backbone_recipe = recipe_files(split, recipe, root)
+    split = split if isinstance(split, str) else split.name
     if stage == "backbone":
         files = [root / "backbone.yaml", backbone_recipe]
     else:

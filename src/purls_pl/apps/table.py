@@ -42,6 +42,7 @@ import argparse
 import json
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,41 +51,162 @@ from purls_pl.apps.run_pool import Job, Progress, RunPool, default_jobs, exit_on
 from purls_pl.apps.run_request import RunRequest, take_data_root
 from purls_pl.apps.select import select, write_selection
 from purls_pl.apps.table_report import aggregate, replace_block, summary
-from purls_pl.apps.table_spec import TableSpec
-from purls_pl.data.splits import get_split
+from purls_pl.apps.table_spec import SplitUnit, TableSpec
+from purls_pl.data.splits import ZeroShotSplit
 from purls_pl.eval.metrics import TEST_TOP1
 from purls_pl.eval.results import latest_results
 from purls_pl.models.features import load_backbone
 
 
-def ensure_selections(
-    spec: TableSpec, out: Path, extra: Sequence[str], reselect: bool, log: Callable, pool: RunPool | None = None
-) -> None:
-    """Select (on validation classes) every setting a row needs that is not yet in ``experiments/selected``."""
-    opts = spec.select
-    for split, _ in spec.units():
-        folds = int(opts.get("folds", 1)) if split in spec.splits else int(opts.get("fold_split_folds", 1))
-        for name in dict.fromkeys(r.select for r in spec.rows if r.select):
-            if selection_file(split, name, spec.experiments).is_file() and not reselect:
-                continue
-            method = spec.selections[name]
-            chosen = select(
-                split,
-                method.stage,  # type: ignore[arg-type]
-                method.search or None,
-                name,
-                folds,
-                int(opts.get("seed", 0)),
-                int(opts.get("max_epochs", 20)),
-                out / "select",
-                [*spec.common, *method.args, *extra],
-                spec.pretrain,  # select adds the data.source ones of extra
-                log,
-                spec.recipe,
-                pool,
-                spec.experiments,
-            )
-            write_selection(chosen, spec.experiments)
+@dataclass(frozen=True)
+class SelectionStep:
+    """A selection a table makes before its runs (its settings are not yet in ``experiments/selected``)."""
+
+    split: ZeroShotSplit
+    name: str
+    folds: int
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """A stage-2 run of the table: its cell (split, row), its seed and its request."""
+
+    split: ZeroShotSplit
+    row: str
+    seed: int
+    request: RunRequest
+
+    @property
+    def what(self) -> str:
+        """Its progress label."""
+        return f"{self.split.name} | {self.row} | seed {self.seed}"
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    """Everything a table runs, before anything runs (:func:`plan_table`).
+
+    Attributes:
+        spec: The table spec.
+        units: Its splits, resolved once (:meth:`TableSpec.resolve`).
+        out: Its run directory.
+        extra: Overrides for every stage-2 run (and, as :func:`stage1_overrides` picks, stage 1).
+        selections: The selections to make first.
+        stage1: A stage-1 request per (split, seed).
+        runs: A stage-2 run per (split, row, seed); its selection's settings are composed when it runs.
+    """
+
+    spec: TableSpec
+    units: tuple[SplitUnit, ...]
+    out: Path
+    extra: tuple[str, ...]
+    selections: tuple[SelectionStep, ...]
+    stage1: dict[tuple[str, int], RunRequest]
+    runs: tuple[PlannedRun, ...]
+
+
+def plan_table(spec: TableSpec, out: str | Path, extra: Sequence[str] = (), reselect: bool = False) -> TablePlan:
+    """The selections, stage-1 and stage-2 runs of ``spec``, its splits resolved once (nothing runs yet).
+
+    Args:
+        spec: The table spec.
+        out: Run directory.
+        extra: Overrides for every stage-2 run (those of :func:`stage1_overrides` reach stage 1 too).
+        reselect: Re-derive selections that exist.
+    """
+    out = Path(out)
+    units = spec.resolve(extra)
+    names = list(dict.fromkeys(r.select for r in spec.rows if r.select))
+    selections = tuple(
+        SelectionStep(u.split, name, int(spec.select.get("folds" if u.fold_of is None else "fold_split_folds", 1)))
+        for u in units
+        for name in names
+        if reselect or not selection_file(u.split.name, name, spec.experiments).is_file()
+    )
+    stage1_args, stage1_root = take_data_root([*spec.pretrain, *stage1_overrides([*spec.common, *extra])])
+    files = {"experiments": Path(spec.experiments), "recipe": None if spec.recipe is None else Path(spec.recipe)}
+    stage1 = {
+        (u.split.name, seed): RunRequest("backbone", u.split, seed, out, stage1_args, data_root=stage1_root, **files)
+        for u in units
+        for seed in u.seeds
+    }
+    runs = []
+    for u in units:
+        for seed in u.seeds:
+            for row in spec.rows:
+                stage, row_args = spec.stage_and_args(row)
+                overrides, data_root = take_data_root([*spec.common, *row_args, *extra])
+                directory = out / u.split.name / row.slug / f"seed{seed}"
+                backbone = stage1[u.split.name, seed].export_path
+                request = RunRequest(
+                    stage,  # type: ignore[arg-type]
+                    u.split,
+                    seed,
+                    directory,
+                    overrides,
+                    backbone=backbone,
+                    data_root=data_root,
+                    selected=row.select,
+                    **files,
+                )
+                runs.append(PlannedRun(u.split, row.name, seed, request))
+    return TablePlan(spec, tuple(units), out, tuple(extra), selections, stage1, tuple(runs))
+
+
+def make_selections(plan: TablePlan, log: Callable[[str], None], pool: RunPool) -> None:
+    """Select (on validation classes) every setting of :attr:`TablePlan.selections`, and write it."""
+    spec, opts = plan.spec, plan.spec.select
+    for step in plan.selections:
+        method = spec.selections[step.name]
+        chosen = select(
+            step.split,
+            method.stage,  # type: ignore[arg-type]
+            method.search or None,
+            step.name,
+            step.folds,
+            int(opts.get("seed", 0)),
+            int(opts.get("max_epochs", 20)),
+            plan.out / "select",
+            [*spec.common, *method.args, *plan.extra],
+            spec.pretrain,  # select adds the data.source ones of extra
+            log,
+            spec.recipe,
+            pool,
+            spec.experiments,
+        )
+        write_selection(chosen, spec.experiments)
+
+
+def run_plan(plan: TablePlan, log: Callable[[str], None], pool: RunPool) -> None:
+    """Make the plan's selections, then run its stage-1 runs, then its stage-2 runs (finished ones are reused)."""
+    make_selections(plan, log, pool)
+    progress = Progress(len(plan.stage1) + len(plan.runs), log, pool.jobs)
+    pool.run([Job(r, f"{split} | stage 1 | seed {seed}") for (split, seed), r in plan.stage1.items()], progress)
+    directories = {run.what: run.request.directory for run in plan.runs}
+
+    def report(what: str, seconds: float | None) -> None:
+        result = latest_results(directories[what])
+        progress(what + (f": top-1 {100 * result[TEST_TOP1]:.2f}" if result is not None else ""), seconds)
+
+    pool.run([Job(run.request, run.what) for run in plan.runs], report)
+
+
+def collect_records(plan: TablePlan) -> list[dict[str, Any]]:
+    """One record per finished stage-2 run: its split, row, seed, seconds, stage-1 export record and results."""
+    stage1 = {unit: load_backbone(r.export_path)[1] for unit, r in plan.stage1.items()}
+    records: list[dict[str, Any]] = []
+    for run in plan.runs:
+        directory = run.request.directory
+        result = latest_results(directory)
+        if result is None:
+            raise RuntimeError(f"run {directory} finished without results.json")
+        done = json.loads((directory / "done").read_text())
+        meta = stage1[run.split.name, run.seed]
+        records.append(
+            {"split": run.split.name, "row": run.row, "seed": run.seed, "seconds": done["seconds"], "stage1": meta}
+            | result
+        )
+    return records
 
 
 def run_table(
@@ -92,75 +214,25 @@ def run_table(
     out: str | Path,
     extra: Sequence[str] = (),
     reselect: bool = False,
-    log: Callable = print,
+    log: Callable[[str], None] = print,
     pool: RunPool | None = None,
 ) -> list[dict[str, Any]]:
-    """Select where needed, then run every missing stage-1 and (split, row, seed) run; one record per run.
+    """Plan, run and collect a table (:func:`plan_table`, :func:`run_plan`, :func:`collect_records`).
 
     Args:
-        spec: The table spec (its splits are resolved here, :meth:`TableSpec.resolved`).
+        spec: The table spec.
         out: Run directory (resumable).
         extra: Overrides for every stage-2 run (those of :func:`stage1_overrides` reach stage 1 too).
         reselect: Re-derive selections that exist.
         log: Progress lines.
         pool: Runs side by side (default: one at a time in this process, torch's default threads).
+
+    Returns:
+        One record per (split, row, seed) run.
     """
-    out = Path(out)
-    pool = pool or RunPool(1, threads=None)
-    spec = spec.resolved(extra)
-    ensure_selections(spec, out, extra, reselect, log, pool)
-    units = [(split, seed) for split, seeds in spec.units() for seed in seeds]
-    progress = Progress(len(units) * (1 + len(spec.rows)), log, pool.jobs)
-    stage1_args, stage1_root = take_data_root([*spec.pretrain, *stage1_overrides([*spec.common, *extra])])
-    stage1 = {
-        (split, seed): RunRequest(
-            "backbone",
-            get_split(split),
-            seed,
-            out,
-            stage1_args,
-            data_root=stage1_root,
-            experiments=spec.experiments,
-            recipe=spec.recipe,
-        )
-        for split, seed in units
-    }
-    pool.run([Job(r, f"{split} | stage 1 | seed {seed}") for (split, seed), r in stage1.items()], progress)
-    runs: list[tuple[str, int, str, Job]] = []
-    for split, seed in units:
-        for row in spec.rows:
-            stage, row_args = spec.stage_and_args(row)
-            overrides, data_root = take_data_root([*spec.common, *row_args, *extra])
-            request = RunRequest(
-                stage,  # type: ignore[arg-type]
-                get_split(split),
-                seed,
-                out / split / row.slug / f"seed{seed}",
-                overrides,
-                backbone=stage1[split, seed].export_path,
-                data_root=data_root,
-                experiments=spec.experiments,
-                recipe=spec.recipe,
-                selected=row.select,
-            )
-            runs.append((split, seed, row.name, Job(request, f"{split} | {row.name} | seed {seed}")))
-
-    def report(what: str, seconds: float | None) -> None:
-        result = latest_results(next(j.directory for *_, j in runs if j.what == what))
-        top1 = f": top-1 {100 * result[TEST_TOP1]:.2f}" if result is not None else ""
-        progress(what + top1, seconds)
-
-    pool.run([job for *_, job in runs], report)
-    stage1_meta = {unit: load_backbone(r.export_path)[1] for unit, r in stage1.items()}
-    records: list[dict[str, Any]] = []
-    for split, seed, row, job in runs:
-        result = latest_results(job.directory)
-        if result is None:
-            raise RuntimeError(f"run {job.directory} finished without results.json")
-        done = json.loads((job.directory / "done").read_text())
-        meta = stage1_meta[split, seed]
-        records.append({"split": split, "row": row, "seed": seed, "seconds": done["seconds"], "stage1": meta, **result})
-    return records
+    plan = plan_table(spec, out, extra, reselect)
+    run_plan(plan, log, pool or RunPool(1, threads=None))
+    return collect_records(plan)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -193,9 +265,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     start = time.perf_counter()
     pool = RunPool(args.jobs, args.threads or None)
     with exit_on_signals():
-        spec = TableSpec.load(args.spec).resolved(args.set)
-        records = run_table(spec, args.out, args.set, args.reselect, pool=pool)
-        markdown, _ = aggregate(spec, records, args.out)
+        plan = plan_table(TableSpec.load(args.spec), args.out, args.set, args.reselect)
+        run_plan(plan, print, pool)
+        markdown, _ = aggregate(plan.spec, plan.units, collect_records(plan), args.out)
     print("\n" + markdown)
     print(f"total wall time {time.perf_counter() - start:.0f} s; written to {Path(args.out) / 'table.md'}")
     stem = Path(args.spec).stem

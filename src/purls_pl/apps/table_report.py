@@ -12,13 +12,13 @@ the spec's ``note`` says how.
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from purls_pl.apps.table_spec import TableSpec
-from purls_pl.data.splits import get_split
+from purls_pl.apps.table_spec import SplitUnit, TableSpec
 from purls_pl.eval.metrics import TEST_MEAN_CLASS, TEST_TOP1, TEST_TOP5, reports_top5
 from purls_pl.eval.stats import bootstrap_interval, mean_std
 
@@ -26,14 +26,14 @@ from purls_pl.eval.stats import bootstrap_interval, mean_std
 PER_RUN_HEADING = "Per run (top-1 %):"
 
 
-def columns(spec: TableSpec) -> list[tuple[str, list[str]]]:
+def columns(units: Sequence[SplitUnit]) -> list[tuple[str, list[str]]]:
     """``(heading, member splits)``: every paper split, then its fold group (paper split + folds)."""
-    out = [(s, [s]) for s in spec.splits]
-    for s in spec.splits:
-        folds = spec.fold_splits(s)
+    papers = [u.split for u in units if u.fold_of is None]
+    out = [(p.name, [p.name]) for p in papers]
+    for paper in papers:
+        folds = [u.split.name for u in units if u.fold_of == paper]
         if folds:
-            k = len(get_split(s).unseen)
-            out.append((f"{k} unseen: {s} + {len(folds)} random folds", [s, *folds]))
+            out.append((f"{len(paper.unseen)} unseen: {paper.name} + {len(folds)} random folds", [paper.name, *folds]))
     return out
 
 
@@ -53,10 +53,19 @@ def cell(records: list[dict[str, Any]], metric: str = TEST_TOP1) -> dict[str, An
     return out
 
 
-def aggregate(spec: TableSpec, records: list[dict[str, Any]], out: str | Path) -> tuple[str, list[dict[str, Any]]]:
-    """Write ``table.md`` / ``table.csv`` under ``out``; return the Markdown and the CSV rows."""
+def aggregate(
+    spec: TableSpec, units: Sequence[SplitUnit], records: list[dict[str, Any]], out: str | Path
+) -> tuple[str, list[dict[str, Any]]]:
+    """Write ``table.md`` / ``table.csv`` under ``out``; return the Markdown and the CSV rows.
+
+    Args:
+        spec: The table spec (its name, seeds, rows and note).
+        units: Its splits, resolved (:meth:`TableSpec.resolve`): the columns.
+        records: One per run (:func:`purls_pl.apps.table.collect_records`).
+        out: Where the table files go.
+    """
     out = Path(out)
-    cols = columns(spec)
+    cols = columns(units)
     by_split: dict[str, list[dict[str, Any]]] = {}
     for r in records:
         by_split.setdefault(r["split"], []).append(r)
