@@ -206,6 +206,23 @@ def default_jobs() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
+@dataclass(frozen=True)
+class PoolOptions:
+    """How a command's runs share the machine (the ``--jobs`` and ``--threads`` of ``table`` and ``select``).
+
+    Attributes:
+        jobs: runs side by side (default: CPU cores; 1 on a GPU)
+        threads: torch threads per run (default: 1; numbers depend on it, not on --jobs; 0: torch's default)
+    """
+
+    jobs: int = field(default_factory=default_jobs)
+    threads: int = 1
+
+    def pool(self) -> RunPool:
+        """The :class:`RunPool` of these options."""
+        return RunPool(self.jobs, self.threads or None)
+
+
 class RunPool:
     """Runs :class:`Job` s, ``jobs`` at a time, each with ``threads`` torch threads (module docstring).
 

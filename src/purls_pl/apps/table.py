@@ -38,7 +38,6 @@ SIGINT) stops the table with exit status 128 + its number and stops its workers;
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -47,9 +46,10 @@ from pathlib import Path
 from typing import Any
 
 from purls_pl.apps.experiments import selection_file, stage1_overrides
-from purls_pl.apps.run_pool import Job, Progress, RunPool, default_jobs, exit_on_signals
+from purls_pl.apps.options import option, parse_options, positional
+from purls_pl.apps.run_pool import Job, PoolOptions, Progress, RunPool, exit_on_signals
 from purls_pl.apps.run_request import RunRequest, take_data_root
-from purls_pl.apps.select import select, write_selection
+from purls_pl.apps.select import SelectOptions, select, write_selection
 from purls_pl.apps.table_report import aggregate, replace_block, summary
 from purls_pl.apps.table_spec import SplitUnit, TableSpec
 from purls_pl.data.splits import ZeroShotSplit
@@ -59,12 +59,24 @@ from purls_pl.models.features import load_backbone
 
 
 @dataclass(frozen=True)
-class SelectionStep:
-    """A selection a table makes before its runs (its settings are not yet in ``experiments/selected``)."""
+class TableOptions:
+    """What ``python -m purls_pl table`` runs and where it publishes (with :class:`PoolOptions`).
 
-    split: ZeroShotSplit
-    name: str
-    folds: int
+    Attributes:
+        spec: table spec YAML, e.g. experiments/tables/nw-ucla.yaml
+        out: run directory (resumable), e.g. lightning_logs/tables/nw-ucla
+        set: extra CLI override for every run (repeatable), e.g. --set=--data.source.init_args.root=DIR
+        reselect: re-derive the selections even where they exist
+        publish: also copy table.md/.csv to DIR/<spec name>.{md,csv}
+        readme: replace the README block between <!-- table:NAME --> and <!-- /table:NAME -->
+    """
+
+    spec: str = positional()
+    out: str
+    set: tuple[str, ...] = option((), metavar="--KEY=VALUE")
+    reselect: bool = False
+    publish: str | None = option(None, metavar="DIR")
+    readme: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,7 +103,7 @@ class TablePlan:
         units: Its splits, resolved once (:meth:`TableSpec.resolve`).
         out: Its run directory.
         extra: Overrides for every stage-2 run (and, as :func:`stage1_overrides` picks, stage 1).
-        selections: The selections to make first.
+        selections: The selections to make first, each with its split resolved.
         stage1: A stage-1 request per (split, seed).
         runs: A stage-2 run per (split, row, seed); its selection's settings are composed when it runs.
     """
@@ -100,7 +112,7 @@ class TablePlan:
     units: tuple[SplitUnit, ...]
     out: Path
     extra: tuple[str, ...]
-    selections: tuple[SelectionStep, ...]
+    selections: tuple[tuple[SelectOptions, ZeroShotSplit], ...]
     stage1: dict[tuple[str, int], RunRequest]
     runs: tuple[PlannedRun, ...]
 
@@ -118,7 +130,7 @@ def plan_table(spec: TableSpec, out: str | Path, extra: Sequence[str] = (), rese
     units = spec.resolve(extra)
     names = list(dict.fromkeys(r.select for r in spec.rows if r.select))
     selections = tuple(
-        SelectionStep(u.split, name, int(spec.select.get("folds" if u.fold_of is None else "fold_split_folds", 1)))
+        (selection_options(spec, u, name, out, extra), u.split)
         for u in units
         for name in names
         if reselect or not selection_file(u.split.name, name, spec.experiments).is_file()
@@ -153,33 +165,31 @@ def plan_table(spec: TableSpec, out: str | Path, extra: Sequence[str] = (), rese
     return TablePlan(spec, tuple(units), out, tuple(extra), selections, stage1, tuple(runs))
 
 
-def make_selections(plan: TablePlan, log: Callable[[str], None], pool: RunPool) -> None:
-    """Select (on validation classes) every setting of :attr:`TablePlan.selections`, and write it."""
-    spec, opts = plan.spec, plan.spec.select
-    for step in plan.selections:
-        method = spec.selections[step.name]
-        chosen = select(
-            step.split,
-            method.stage,  # type: ignore[arg-type]
-            method.search or None,
-            step.name,
-            step.folds,
-            int(opts.get("seed", 0)),
-            int(opts.get("max_epochs", 20)),
-            plan.out / "select",
-            [*spec.common, *method.args, *plan.extra],
-            spec.pretrain,  # select adds the data.source ones of extra
-            log,
-            spec.recipe,
-            pool,
-            spec.experiments,
-        )
-        write_selection(chosen, spec.experiments)
+def selection_options(spec: TableSpec, unit: SplitUnit, name: str, out: Path, extra: Sequence[str]) -> SelectOptions:
+    """The selection ``name`` of the spec on ``unit``'s split: its method, the spec's ``select`` settings (a
+    random class fold runs ``fold_split_folds`` validation folds), trials under ``<out>/select``."""
+    method, opts = spec.selections[name], spec.select
+    return SelectOptions(
+        split=unit.split.name,
+        stage=method.stage,  # type: ignore[arg-type]
+        name=name,
+        folds=int(opts.get("folds" if unit.fold_of is None else "fold_split_folds", 1)),
+        seed=int(opts.get("seed", 0)),
+        max_epochs=int(opts.get("max_epochs", 20)),
+        search=method.search or None,
+        out=str(out / "select"),
+        experiments=spec.experiments,
+        recipe=spec.recipe,
+        set=(*spec.common, *method.args, *extra),
+        pretrain=tuple(spec.pretrain),  # select adds the data.source ones of set
+    )
 
 
 def run_plan(plan: TablePlan, log: Callable[[str], None], pool: RunPool) -> None:
-    """Make the plan's selections, then run its stage-1 runs, then its stage-2 runs (finished ones are reused)."""
-    make_selections(plan, log, pool)
+    """Make (and write) the plan's selections, then run its stage-1 runs, then its stage-2 runs (finished ones
+    are reused)."""
+    for options, split in plan.selections:
+        write_selection(select(options, split, pool, log), options.experiments)
     progress = Progress(len(plan.stage1) + len(plan.runs), log, pool.jobs)
     pool.run([Job(r, f"{split} | stage 1 | seed {seed}") for (split, seed), r in plan.stage1.items()], progress)
     directories = {run.what: run.request.directory for run in plan.runs}
@@ -236,46 +246,29 @@ def run_table(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m purls_pl table <spec> --out DIR ...`` (module docstring); a signal exits with 128 + its number."""
-    parser = argparse.ArgumentParser(prog="python -m purls_pl table", description=__doc__.splitlines()[0])
-    parser.add_argument("spec", help="table spec YAML, e.g. experiments/tables/nw-ucla.yaml")
-    parser.add_argument("--out", required=True, help="run directory (resumable), e.g. lightning_logs/tables/nw-ucla")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="--KEY=VALUE",
-        help="extra CLI override for every run (repeatable), e.g. --set=--data.source.init_args.root=DIR",
+    """``python -m purls_pl table <spec> --out DIR ...`` (module docstring; the options of :class:`TableOptions`
+    and :class:`PoolOptions`); a signal exits with 128 + its number."""
+    options, pool = parse_options(
+        argv, (TableOptions, PoolOptions), "python -m purls_pl table", __doc__.splitlines()[0]
     )
-    parser.add_argument("--reselect", action="store_true", help="re-derive the selections even where they exist")
-    parser.add_argument(
-        "--jobs", type=int, default=default_jobs(), help="runs side by side (default: CPU cores; 1 on a GPU)"
-    )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch threads per run (default: %(default)s; numbers depend on it, not on --jobs; 0: torch's default)",
-    )
-    parser.add_argument("--publish", metavar="DIR", help="also copy table.md/.csv to DIR/<spec name>.{md,csv}")
-    parser.add_argument(
-        "--readme", help="replace the README block between <!-- table:NAME --> and <!-- /table:NAME -->"
-    )
-    args = parser.parse_args(argv)
     start = time.perf_counter()
-    pool = RunPool(args.jobs, args.threads or None)
     with exit_on_signals():
-        plan = plan_table(TableSpec.load(args.spec), args.out, args.set, args.reselect)
-        run_plan(plan, print, pool)
-        markdown, _ = aggregate(plan.spec, plan.units, collect_records(plan), args.out)
+        plan = plan_table(TableSpec.load(options.spec), options.out, options.set, options.reselect)
+        run_plan(plan, print, pool.pool())
+        markdown, _ = aggregate(plan.spec, plan.units, collect_records(plan), options.out)
     print("\n" + markdown)
-    print(f"total wall time {time.perf_counter() - start:.0f} s; written to {Path(args.out) / 'table.md'}")
-    stem = Path(args.spec).stem
-    if args.publish:
-        target = Path(args.publish)
+    print(f"total wall time {time.perf_counter() - start:.0f} s; written to {Path(options.out) / 'table.md'}")
+    publish(options, markdown)
+
+
+def publish(options: TableOptions, markdown: str) -> None:
+    """Copy the table to ``--publish DIR`` and its means into the ``--readme`` block, as the options ask."""
+    stem = Path(options.spec).stem
+    if options.publish:
+        target = Path(options.publish)
         target.mkdir(parents=True, exist_ok=True)
         (target / f"{stem}.md").write_text(markdown)
-        (target / f"{stem}.csv").write_text((Path(args.out) / "table.csv").read_text())
-    if args.readme:  # the means only; the per-run listing stays in the published (or --out) table.md
-        listing = Path(args.publish) / f"{stem}.md" if args.publish else Path(args.out) / "table.md"
-        replace_block(Path(args.readme), f"table:{stem}", summary(markdown) + f"\nPer-run values: `{listing}`.\n")
+        (target / f"{stem}.csv").write_text((Path(options.out) / "table.csv").read_text())
+    if options.readme:  # the means only; the per-run listing stays in the published (or --out) table.md
+        listing = Path(options.publish) / f"{stem}.md" if options.publish else Path(options.out) / "table.md"
+        replace_block(Path(options.readme), f"table:{stem}", summary(markdown) + f"\nPer-run values: `{listing}`.\n")
