@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from purls_pl.apps.run_pool import RunPool
-from purls_pl.apps.table import run_table
+from purls_pl.apps.options import parse_options
+from purls_pl.apps.run_pool import PoolOptions, RunPool
+from purls_pl.apps.table import TableOptions, plan_table, run_table
 from purls_pl.apps.table_report import aggregate, summary
 from purls_pl.apps.table_spec import TableSpec
 from purls_pl.data.splits import get_split
@@ -182,3 +183,36 @@ def test_extends_starts_from_another_spec(tmp_path):
     (tmp_path / "base.yaml").write_text(yaml.safe_dump({**base, "extends": "child.yaml"}))
     with pytest.raises(ValueError, match="cycle"):
         TableSpec.load(tmp_path / "child.yaml")
+
+
+def test_a_table_plan_names_its_runs_before_running(tmp_path, tiny_clip):
+    spec = _spec(tmp_path, tiny_clip)
+    data = ["--data.source.init_args.root=/d", "--data.num_workers=0"]
+    plan = plan_table(spec, tmp_path / "out", data)
+    assert [u.split.name for u in plan.units] == ["demo_15_5", "demo_random5_seed0"]
+    assert [(o.split, o.name, o.folds) for o, _ in plan.selections] == [
+        (s, n, 1) for s in ("demo_15_5", "demo_random5_seed0") for n in ("global", "purls")
+    ]
+    options, split = plan.selections[0]
+    assert split is plan.units[0].split and options.out == str(tmp_path / "out" / "select")
+    assert options.set == (*spec.common, *data) and options.pretrain == tuple(spec.pretrain)
+    assert list(plan.stage1) == [("demo_15_5", 0), ("demo_15_5", 1), ("demo_random5_seed0", 0)]
+    stage1 = plan.stage1["demo_15_5", 1]
+    assert stage1.data_root == "/d" and stage1.overrides == (*spec.pretrain, "--data.num_workers=0")
+    assert len(plan.runs) == 3 * 3 and plan.runs[1].what == "demo_15_5 | PURLS | seed 0"
+    static = plan.runs[2].request
+    assert static.backbone == plan.stage1["demo_15_5", 0].export_path and static.selected == "purls"
+    assert static.overrides == (*spec.common, *spec.rows[2].args, "--data.num_workers=0")
+    assert static.root_dir == tmp_path / "out" / "demo_15_5" / "static" / "seed0"
+    again = plan_table(spec, tmp_path / "out", data)
+    assert again == plan, "planning runs nothing and reads only the spec and the experiments folder"
+
+
+def test_the_table_command_line_is_generated_from_its_options(capsys):
+    argv = ["t.yaml", "--out", "o", "--set=--a=1", "--set=--b=2", "--reselect", "--publish", "results"]
+    options, pool = parse_options([*argv, "--threads", "0"], (TableOptions, PoolOptions), "table", "")
+    assert options == TableOptions("t.yaml", "o", ("--a=1", "--b=2"), True, "results", None)
+    assert pool.pool().threads is None, "0: torch's default"
+    with pytest.raises(SystemExit):
+        parse_options(["t.yaml"], (TableOptions,), "table", "")
+    assert "the following arguments are required: --out" in capsys.readouterr().err
