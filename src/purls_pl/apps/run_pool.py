@@ -33,7 +33,6 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Literal
 
 import torch
 from pytorch_lightning.utilities.exceptions import SIGTERMException
@@ -88,26 +87,11 @@ class Job:
         object.__setattr__(self, "computed", self.request.computed())
         object.__setattr__(self, "args", (*self.computed, *self.request.volatile()))
 
-    @property
-    def command(self) -> Literal["pretrain", "fit"]:
-        """``pretrain`` (stage 1) or ``fit`` (stage 2)."""
-        return self.request.command
-
-    @property
-    def directory(self) -> Path:
-        """The run's own directory: its request record and ``done`` marker live there."""
-        return self.request.directory
-
-    @property
-    def backbone(self) -> Path | None:
-        """The stage-1 export a stage-2 run reads (part of its request)."""
-        return self.request.backbone
-
 
 def run_once(job: Job, run: Callable[[], object]) -> float | None:
-    """Run unless ``job.directory`` holds a finished run of the same request; return its seconds (None: reused)."""
-    directory = job.directory
-    request = request_hash(job.computed, job.backbone)
+    """Run unless the request's directory holds a finished run of the same request; its seconds (None: reused)."""
+    directory = job.request.directory
+    request = request_hash(job.computed, job.request.backbone)
     record = directory / "request.json"
     if record.is_file() and json.loads(record.read_text()).get("hash") == request and (directory / "done").exists():
         return None
@@ -129,7 +113,7 @@ def execute(job: Job) -> float | None:
         SystemExit: ``128 + SIGTERM`` when Lightning stopped the run on a SIGTERM (it raises a
             ``SystemExit`` with status 0, which would read as success).
     """
-    main = pretrain.main if job.command == "pretrain" else cli.main
+    main = pretrain.main if job.request.command == "pretrain" else cli.main
     try:
         return run_once(job, lambda: main(list(job.args)))
     except SIGTERMException:

@@ -223,7 +223,9 @@ def run_selection(plan: SelectionPlan, pool: RunPool, log: Callable[[str], None]
         trials = []
         for i, setting in enumerate(settings):
             mine = jobs[i * folds : (i + 1) * folds]
-            curves = [json.loads(next(iter(sorted(j.directory.rglob(VAL_CURVE_FILE)))).read_text()) for j in mine]
+            curves = [
+                json.loads(next(iter(sorted(j.request.directory.rglob(VAL_CURVE_FILE)))).read_text()) for j in mine
+            ]
             trial = Trial(setting, curves)
             took = [t for t in seconds[i * folds : (i + 1) * folds] if t is not None]
             status = f"{sum(took):.0f} s" if took else "done before"
