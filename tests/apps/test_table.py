@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from purls_pl.apps.options import parse_options
+from purls_pl.apps.options import parse_options, render_options
 from purls_pl.apps.run_pool import PoolOptions, RunPool
 from purls_pl.apps.table import TableOptions, plan_table, run_table
 from purls_pl.apps.table_report import aggregate, summary
@@ -213,6 +213,8 @@ def test_the_table_command_line_is_generated_from_its_options(capsys):
     options, pool = parse_options([*argv, "--threads", "0"], (TableOptions, PoolOptions), "table", "")
     assert options == TableOptions("t.yaml", "o", ("--a=1", "--b=2"), True, "results", None)
     assert pool.pool().threads is None, "0: torch's default"
+    assert render_options(options) == argv, "rendered as it was given"
+    assert parse_options(render_options(options), (TableOptions,), "table", "")[0] == options
     with pytest.raises(SystemExit):
         parse_options(["t.yaml"], (TableOptions,), "table", "")
     assert "the following arguments are required: --out" in capsys.readouterr().err

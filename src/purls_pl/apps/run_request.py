@@ -20,11 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from purls_pl.apps.experiments import EXPERIMENTS, STAGE_SELECTION, Stage, experiment_files, split_option
+from purls_pl.apps.experiments import (
+    EXPERIMENTS,
+    STAGE_SELECTION,
+    Stage,
+    experiment_files,
+    split_option,
+    stage1_overrides,
+)
 from purls_pl.data.splits import ZeroShotSplit, selection_name
 from purls_pl.train.paths import backbone_export_path
 
-__all__ = ["DATA_ROOT", "RunRequest", "take_data_root"]
+__all__ = ["DATA_ROOT", "RunRequest", "backbone_request", "take_data_root"]
 
 #: The override that says where a dataset's files lie: which copy of the data a run reads, not what it computes.
 DATA_ROOT = "--data.source.init_args.root="
@@ -143,3 +150,30 @@ class RunRequest:
     def args(self) -> tuple[str, ...]:
         """The full argument list: :meth:`computed`, then :meth:`volatile`."""
         return (*self.computed(), *self.volatile())
+
+
+def backbone_request(
+    split: ZeroShotSplit,
+    seed: int,
+    root_dir: Path,
+    pretrain: Sequence[str],
+    overrides: Sequence[str],
+    fold: int | None = None,
+    experiments: str | Path = EXPERIMENTS,
+    recipe: str | Path | None = None,
+) -> RunRequest:
+    """The stage-1 run whose backbone stage-2 runs with ``overrides`` read: stage 1's own ``pretrain``
+    overrides, then those of ``overrides`` that say which data a run reads (:func:`stage1_overrides`);
+    ``fold``: a selection fold's backbone, trained without its validation classes."""
+    args, data_root = take_data_root([*pretrain, *stage1_overrides(overrides)])
+    return RunRequest(
+        "backbone",
+        split,
+        seed,
+        root_dir,
+        args,
+        fold=fold,
+        data_root=data_root,
+        experiments=Path(experiments),
+        recipe=None if recipe is None else Path(recipe),
+    )

@@ -35,10 +35,10 @@ from typing import Any, Literal
 
 import yaml
 
-from purls_pl.apps.experiments import EXPERIMENTS, run_split, selection_file, stage1_overrides
+from purls_pl.apps.experiments import EXPERIMENTS, run_split, selection_file
 from purls_pl.apps.options import option, parse_options, positional, render_options
 from purls_pl.apps.run_pool import Job, PoolOptions, RunPool, exit_on_signals
-from purls_pl.apps.run_request import RunRequest, take_data_root
+from purls_pl.apps.run_request import RunRequest, backbone_request, take_data_root
 from purls_pl.apps.search import GAMMA, Trial, best_trial, coordinate_search, slug
 from purls_pl.data.splits import ZeroShotSplit
 from purls_pl.eval.metrics import VAL_CURVE_FILE
@@ -184,20 +184,18 @@ def plan_selection(options: SelectOptions, split: ZeroShotSplit | None = None) -
     split = split or run_split(options.split, options.recipe, options.set)
     search = dict(options.search or (GLOBAL_SEARCH if options.stage == "global" else PURLS_SEARCH))
     options = replace(options, split=split.name, name=options.name or options.stage, search=search)
-    stage1_args, stage1_root = take_data_root([*options.pretrain, *stage1_overrides(options.set)])
     stage1 = tuple(
-        RunRequest(
-            "backbone",
+        backbone_request(
             split,
             options.seed,
             Path(options.out),
-            stage1_args,
-            fold=fold,
-            data_root=stage1_root,
-            experiments=Path(options.experiments),
-            recipe=None if options.recipe is None else Path(options.recipe),
+            options.pretrain,
+            options.set,
+            f,
+            options.experiments,
+            options.recipe,
         )
-        for fold in range(options.folds)
+        for f in range(options.folds)
     )
     trial_overrides, data_root = take_data_root(options.set)
     return SelectionPlan(options, split, stage1, trial_overrides, data_root)

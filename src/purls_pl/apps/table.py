@@ -26,10 +26,15 @@ validation classes by :mod:`purls_pl.apps.select` unless ``experiments/selected/
 exists (``--reselect`` re-derives them); a row runs with its selection's method and settings plus its
 own ``args``. Then stage 1 runs per (split, seed) and every (split, row, seed) run writes its own
 directory, ``--jobs`` of them side by side with ``--threads`` torch threads each
-(:mod:`purls_pl.apps.run_pool`). A run whose request (its arguments, config files, backbone and the
-package's code) is unchanged is not repeated, so an interrupted table resumes; one whose request
-changed is moved aside (``*.stale-<time>``) and rerun. The aggregate is written by
-:mod:`purls_pl.apps.table_report`.
+(:mod:`purls_pl.apps.run_pool`). A run whose request (what it computes: its arguments without where it
+writes and where the data lie, its config files, backbone and the package's code) is unchanged is not
+repeated, so an interrupted table resumes; one whose request changed is moved aside
+(``*.stale-<time>``) and rerun. The aggregate is written by :mod:`purls_pl.apps.table_report`.
+
+A table is planned (:func:`plan_table`: its splits resolved once, its selections and the
+:class:`~purls_pl.apps.run_request.RunRequest` of every run), run (:func:`run_plan`) and collected
+(:func:`collect_records`); its command line is generated from :class:`TableOptions`
+(:mod:`purls_pl.apps.options`).
 
 Overrides (``common``, ``--set``) are stage 2's; those that say which data a run reads reach stage 1
 too (:data:`~purls_pl.apps.experiments.STAGE1_SHARED`); ``pretrain`` is stage 1's own. A signal (SIGTERM,
@@ -45,13 +50,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from purls_pl.apps.experiments import selection_file, stage1_overrides
+from purls_pl.apps.experiments import selection_file
 from purls_pl.apps.options import option, parse_options, positional
 from purls_pl.apps.run_pool import Job, PoolOptions, Progress, RunPool, exit_on_signals
-from purls_pl.apps.run_request import RunRequest, take_data_root
+from purls_pl.apps.run_request import RunRequest, backbone_request, take_data_root
 from purls_pl.apps.select import SelectOptions, select, write_selection
 from purls_pl.apps.table_report import aggregate, replace_block, summary
-from purls_pl.apps.table_spec import SplitUnit, TableSpec
+from purls_pl.apps.table_spec import Row, SplitUnit, TableSpec
 from purls_pl.data.splits import ZeroShotSplit
 from purls_pl.eval.metrics import TEST_TOP1
 from purls_pl.eval.results import latest_results
@@ -102,7 +107,8 @@ class TablePlan:
         spec: The table spec.
         units: Its splits, resolved once (:meth:`TableSpec.resolve`).
         out: Its run directory.
-        extra: Overrides for every stage-2 run (and, as :func:`stage1_overrides` picks, stage 1).
+        extra: Overrides for every stage-2 run (its data ones reach stage 1 too,
+            :func:`~purls_pl.apps.experiments.stage1_overrides`).
         selections: The selections to make first, each with its split resolved.
         stage1: A stage-1 request per (split, seed).
         runs: A stage-2 run per (split, row, seed); its selection's settings are composed when it runs.
@@ -123,7 +129,8 @@ def plan_table(spec: TableSpec, out: str | Path, extra: Sequence[str] = (), rese
     Args:
         spec: The table spec.
         out: Run directory.
-        extra: Overrides for every stage-2 run (those of :func:`stage1_overrides` reach stage 1 too).
+        extra: Overrides for every stage-2 run (its data ones reach stage 1 too,
+            :func:`~purls_pl.apps.experiments.stage1_overrides`).
         reselect: Re-derive selections that exist.
     """
     out = Path(out)
@@ -135,34 +142,44 @@ def plan_table(spec: TableSpec, out: str | Path, extra: Sequence[str] = (), rese
         for name in names
         if reselect or not selection_file(u.split.name, name, spec.experiments).is_file()
     )
-    stage1_args, stage1_root = take_data_root([*spec.pretrain, *stage1_overrides([*spec.common, *extra])])
-    files = {"experiments": Path(spec.experiments), "recipe": None if spec.recipe is None else Path(spec.recipe)}
     stage1 = {
-        (u.split.name, seed): RunRequest("backbone", u.split, seed, out, stage1_args, data_root=stage1_root, **files)
+        (u.split.name, seed): backbone_request(
+            u.split, seed, out, spec.pretrain, [*spec.common, *extra], None, spec.experiments, spec.recipe
+        )
         for u in units
         for seed in u.seeds
     }
-    runs = []
-    for u in units:
-        for seed in u.seeds:
-            for row in spec.rows:
-                stage, row_args = spec.stage_and_args(row)
-                overrides, data_root = take_data_root([*spec.common, *row_args, *extra])
-                directory = out / u.split.name / row.slug / f"seed{seed}"
-                backbone = stage1[u.split.name, seed].export_path
-                request = RunRequest(
-                    stage,  # type: ignore[arg-type]
-                    u.split,
-                    seed,
-                    directory,
-                    overrides,
-                    backbone=backbone,
-                    data_root=data_root,
-                    selected=row.select,
-                    **files,
-                )
-                runs.append(PlannedRun(u.split, row.name, seed, request))
-    return TablePlan(spec, tuple(units), out, tuple(extra), selections, stage1, tuple(runs))
+    runs = tuple(
+        PlannedRun(
+            u.split, row.name, seed, final_request(spec, row, u.split, seed, out, extra, stage1[u.split.name, seed])
+        )
+        for u in units
+        for seed in u.seeds
+        for row in spec.rows
+    )
+    return TablePlan(spec, tuple(units), out, tuple(extra), selections, stage1, runs)
+
+
+def final_request(
+    spec: TableSpec, row: Row, split: ZeroShotSplit, seed: int, out: Path, extra: Sequence[str], stage1: RunRequest
+) -> RunRequest:
+    """The stage-2 run of ``row`` on ``split`` with ``seed`` in ``<out>/<split>/<row slug>/seed<seed>``, reading
+    ``stage1``'s export: the row's selection's files and settings, the spec's ``common``, the row's and
+    the selection's ``args``, then ``extra``."""
+    stage, row_args = spec.stage_and_args(row)
+    overrides, data_root = take_data_root([*spec.common, *row_args, *extra])
+    return RunRequest(
+        stage,  # type: ignore[arg-type]
+        split,
+        seed,
+        out / split.name / row.slug / f"seed{seed}",
+        overrides,
+        backbone=stage1.export_path,
+        data_root=data_root,
+        experiments=Path(spec.experiments),
+        recipe=None if spec.recipe is None else Path(spec.recipe),
+        selected=row.select,
+    )
 
 
 def selection_options(spec: TableSpec, unit: SplitUnit, name: str, out: Path, extra: Sequence[str]) -> SelectOptions:
@@ -232,7 +249,8 @@ def run_table(
     Args:
         spec: The table spec.
         out: Run directory (resumable).
-        extra: Overrides for every stage-2 run (those of :func:`stage1_overrides` reach stage 1 too).
+        extra: Overrides for every stage-2 run (its data ones reach stage 1 too,
+            :func:`~purls_pl.apps.experiments.stage1_overrides`).
         reselect: Re-derive selections that exist.
         log: Progress lines.
         pool: Runs side by side (default: one at a time in this process, torch's default threads).
