@@ -247,11 +247,7 @@ def run_table(
     """Plan, run and collect a table (:func:`plan_table`, :func:`run_plan`, :func:`collect_records`).
 
     Args:
-        spec: The table spec.
-        out: Run directory (resumable).
-        extra: Overrides for every stage-2 run (its data ones reach stage 1 too,
-            :func:`~purls_pl.apps.experiments.stage1_overrides`).
-        reselect: Re-derive selections that exist.
+        spec, out, extra, reselect: As :func:`plan_table` takes them (``out`` is resumable).
         log: Progress lines.
         pool: Runs side by side (default: one at a time in this process, torch's default threads).
 
