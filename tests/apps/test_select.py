@@ -1,13 +1,29 @@
 """Model selection on validation classes: the coordinate search, the epoch and γ choice, the written
 config delta that make train and the table runner compose, and one real selection run on the demo."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import yaml
 
 from purls_pl.apps.experiments import experiment_files, selection_file
-from purls_pl.apps.select import Selection, Trial, best_trial, coordinate_search, nested, select, write_selection
+from purls_pl.apps.options import parse_options, render_options
+from purls_pl.apps.run_pool import PoolOptions
+from purls_pl.apps.select import (
+    PURLS_SEARCH,
+    Selection,
+    SelectOptions,
+    Trial,
+    best_trial,
+    coordinate_search,
+    nested,
+    plan_selection,
+    select,
+    write_selection,
+)
+from purls_pl.data.splits import get_split
+from purls_pl.train.paths import backbone_export_path
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -64,24 +80,24 @@ def test_written_selection_is_a_config_delta_that_runs_compose(tmp_path):
 def test_selection_on_the_demo(tmp_path, tiny_clip, monkeypatch):
     monkeypatch.chdir(REPO)
     lines: list[str] = []
-    chosen = select(
+    options = SelectOptions(
         "demo_15_5",
         search={"model.lr": [0.001, 0.01]},
         folds=2,
         max_epochs=2,
-        out=tmp_path,
-        extra=[
+        out=str(tmp_path),
+        set=(
             f"--data.text_encoder.model={tiny_clip}",
             "--data.source.init_args.samples_per_class=6",
             "--data.source.init_args.num_frames=12",
-        ],
-        pretrain_extra=[
+        ),
+        pretrain=(
             "--trainer.max_epochs=1",
             "--model.backbone.init_args.channels=[8,16]",
             "--model.backbone.init_args.strides=[1,2]",
-        ],
-        log=lines.append,
+        ),
     )
+    chosen = select(options, log=lines.append)
     assert set(chosen.overrides) == {"model.lr", "trainer.max_epochs", "gzsl.gamma"}
     assert chosen.overrides["model.lr"] in (0.001, 0.01) and chosen.overrides["trainer.max_epochs"] in (1, 2)
     assert len(chosen.trials) == 2 and all(len(t.curves) == 2 for t in chosen.trials)
@@ -89,3 +105,52 @@ def test_selection_on_the_demo(tmp_path, tiny_clip, monkeypatch):
     assert len(folds) == 2 and not set(folds[0]) & set(folds[1]), "disjoint validation folds"
     assert (tmp_path / "backbones" / "demo_15_5-val1" / "seed0.pt").is_file(), "a backbone per fold"
     assert sum("stage 1" in line for line in lines) == 2  # one line per fold's backbone
+    command = chosen.record["command"]
+    assert command[:5] == ["python", "-m", "purls_pl", "select", "demo_15_5"]
+    again = parse_options(command[4:], (SelectOptions,), "select", "")[0]
+    assert again == replace(options, name="purls"), "the recorded command parses back to the options"
+
+
+def test_the_select_command_line_is_generated_from_its_options(capsys):
+    argv = ["nw-ucla_8_2", "--stage", "global", "--max-epochs", "3", "--search", "{model.lr: [0.1, 0.2]}"]
+    argv += ["--set=--data.num_workers=0", "--set=--model.lr=1", "--pretrain=--trainer.max_epochs=1", "--jobs", "2"]
+    options, pool = parse_options(argv, (SelectOptions, PoolOptions), "select", "")
+    assert options == SelectOptions(
+        "nw-ucla_8_2",
+        stage="global",
+        max_epochs=3,
+        search={"model.lr": [0.1, 0.2]},
+        set=("--data.num_workers=0", "--model.lr=1"),
+        pretrain=("--trainer.max_epochs=1",),
+    )
+    assert (pool.jobs, pool.threads) == (2, 1)
+    assert parse_options(render_options(options), (SelectOptions,), "select", "")[0] == options
+    assert "--max-epochs" in render_options(options) and "--set=--model.lr=1" in render_options(options)
+    with pytest.raises(SystemExit):
+        parse_options(["--stage", "purls"], (SelectOptions,), "select", "")  # no split, no recipe
+    assert "name a split, or give --recipe" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_options(["x", "--stage", "backbone"], (SelectOptions,), "select", "")
+    assert "invalid choice: 'backbone'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_options(["--help"], (SelectOptions, PoolOptions), "select", "")
+    usage = capsys.readouterr().out
+    assert "--max-epochs MAX_EPOCHS" in usage and "epochs per trial" in usage and "(default: 20)" in usage
+
+
+def test_a_selection_plan_names_its_runs_before_running(tmp_path):
+    for name in ("purls.yaml", "demo.yaml", "backbone.yaml", "demo_backbone.yaml"):
+        (tmp_path / name).write_text("{}\n")
+    options = SelectOptions("demo_15_5", folds=2, experiments=str(tmp_path), out=str(tmp_path / "out"))
+    options = replace(options, set=("--data.source.init_args.root=/d", "--model.x=1"), pretrain=("--trainer.y=2",))
+    plan = plan_selection(options)
+    assert plan.options.name == "purls" and plan.search == PURLS_SEARCH and plan.split == get_split("demo_15_5")
+    assert [r.export_path for r in plan.stage1] == [
+        backbone_export_path(f"demo_15_5-val{f}", 0, tmp_path / "out") for f in (0, 1)
+    ]
+    assert all(r.overrides == ("--trainer.y=2",) and r.data_root == "/d" for r in plan.stage1)
+    trial = plan.trial({"model.lr": 0.1}, 1)
+    assert trial.backbone == plan.stage1[1].export_path and trial.overrides == ("--model.lr=0.1", "--model.x=1")
+    assert trial.data_root == "/d" and trial.fold == 1 and trial.max_epochs == 20 and trial.selected is None
+    moved = plan_selection(replace(options, set=("--data.source.init_args.root=/elsewhere", "--model.x=1")))
+    assert moved.trial({"model.lr": 0.1}, 1).root_dir == trial.root_dir, "trials are keyed by what they compute"

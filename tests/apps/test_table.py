@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from purls_pl.apps.run_pool import RunPool
-from purls_pl.apps.table import run_table
+from purls_pl.apps.options import parse_options, render_options
+from purls_pl.apps.run_pool import PoolOptions, RunPool
+from purls_pl.apps.table import TableOptions, plan_table, run_table
 from purls_pl.apps.table_report import aggregate, summary
 from purls_pl.apps.table_spec import TableSpec
+from purls_pl.data.splits import get_split
 from purls_pl.train import cli, pretrain
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,7 +64,11 @@ def _spec(tmp_path: Path, tiny_clip: Path) -> TableSpec:
 def test_table_selects_runs_resumes_and_aggregates(tmp_path, tiny_clip, monkeypatch):
     monkeypatch.chdir(REPO)
     spec = _spec(tmp_path, tiny_clip)
-    assert spec.units() == [("demo_15_5", [0, 1]), ("demo_random5_seed0", [0])]
+    units = spec.resolve(TINY_DATA)  # the splits, resolved once: paper splits, then their random class folds
+    assert [(u.split.name, u.seeds, u.fold_of) for u in units] == [
+        ("demo_15_5", (0, 1), None),
+        ("demo_random5_seed0", (0,), get_split("demo_15_5")),
+    ]
     out = tmp_path / "out"
     lines: list[str] = []
     records = run_table(spec, out, TINY_DATA, log=lines.append, pool=RunPool(jobs=2, threads=1))
@@ -90,7 +96,7 @@ def test_table_selects_runs_resumes_and_aggregates(tmp_path, tiny_clip, monkeypa
     alone = run_table(spec, tmp_path / "alone", TINY_DATA, log=lines.append, pool=RunPool(jobs=1, threads=1))
     assert [r["test/zsl_top1"] for r in alone] == [r["test/zsl_top1"] for r in records], "side by side = alone"
 
-    markdown, rows = aggregate(spec, again, out)
+    markdown, rows = aggregate(spec, units, again, out)
     assert "| *chance level* | 20.00 | 20.00 |" in markdown and "| *test samples* |" in markdown
     assert "5 unseen: demo_15_5 + 1 random folds" in markdown and "Not comparable" in markdown
     assert "± " in markdown and "[" in markdown and "Per run (top-1 %)" in markdown
@@ -124,7 +130,9 @@ def test_nw_ucla_table_spec_on_real_data(tmp_path, tiny_clip, monkeypatch):
     root = shared_path("data", "nw-ucla", "all_sqe")
     monkeypatch.chdir(REPO)
     spec = TableSpec.load(REPO / "experiments" / "tables" / "nw-ucla.yaml")
-    assert spec.units()[2:] == [(f"nw-ucla_random5_seed{f}", [0]) for f in range(3)]
+    assert [(u.split.name, u.seeds) for u in spec.resolve()[2:]] == [
+        (f"nw-ucla_random5_seed{f}", (0,)) for f in range(3)
+    ]
     spec.splits, spec.seeds, spec.folds = ["nw-ucla_8_2"], [0], {}
     spec.rows = [spec.rows[0], spec.rows[-1]]
     spec.experiments = str(tmp_path / "experiments")
@@ -146,14 +154,14 @@ def test_nw_ucla_table_spec_on_real_data(tmp_path, tiny_clip, monkeypatch):
     assert {(r["split"], r["row"]) for r in records} == {("nw-ucla_8_2", r.name) for r in spec.rows}
     for r in records:
         assert 0.0 <= r["test/zsl_top1"] <= 1.0 and r["num_unseen_classes"] == 2
-    markdown, _ = aggregate(spec, records, tmp_path / "out")
+    markdown, _ = aggregate(spec, spec.resolve(data), records, tmp_path / "out")
     assert "| *chance level* | 50.00 |" in markdown and "Not comparable with the paper" in markdown
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "experiments" / "tables").glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_committed_table_spec_loads(path):
     spec = TableSpec.load(path)
-    assert spec.rows and spec.units()
+    assert spec.rows and spec.resolve()
     for row in spec.rows:  # every row's stage and arguments resolve
         stage, _ = spec.stage_and_args(row)
         assert stage in ("purls", "global")
@@ -175,3 +183,38 @@ def test_extends_starts_from_another_spec(tmp_path):
     (tmp_path / "base.yaml").write_text(yaml.safe_dump({**base, "extends": "child.yaml"}))
     with pytest.raises(ValueError, match="cycle"):
         TableSpec.load(tmp_path / "child.yaml")
+
+
+def test_a_table_plan_names_its_runs_before_running(tmp_path, tiny_clip):
+    spec = _spec(tmp_path, tiny_clip)
+    data = ["--data.source.init_args.root=/d", "--data.num_workers=0"]
+    plan = plan_table(spec, tmp_path / "out", data)
+    assert [u.split.name for u in plan.units] == ["demo_15_5", "demo_random5_seed0"]
+    assert [(o.split, o.name, o.folds) for o, _ in plan.selections] == [
+        (s, n, 1) for s in ("demo_15_5", "demo_random5_seed0") for n in ("global", "purls")
+    ]
+    options, split = plan.selections[0]
+    assert split is plan.units[0].split and options.out == str(tmp_path / "out" / "select")
+    assert options.set == (*spec.common, *data) and options.pretrain == tuple(spec.pretrain)
+    assert list(plan.stage1) == [("demo_15_5", 0), ("demo_15_5", 1), ("demo_random5_seed0", 0)]
+    stage1 = plan.stage1["demo_15_5", 1]
+    assert stage1.data_root == "/d" and stage1.overrides == (*spec.pretrain, "--data.num_workers=0")
+    assert len(plan.runs) == 3 * 3 and plan.runs[1].what == "demo_15_5 | PURLS | seed 0"
+    static = plan.runs[2].request
+    assert static.backbone == plan.stage1["demo_15_5", 0].export_path and static.selected == "purls"
+    assert static.overrides == (*spec.common, *spec.rows[2].args, "--data.num_workers=0")
+    assert static.root_dir == tmp_path / "out" / "demo_15_5" / "static" / "seed0"
+    again = plan_table(spec, tmp_path / "out", data)
+    assert again == plan, "planning runs nothing and reads only the spec and the experiments folder"
+
+
+def test_the_table_command_line_is_generated_from_its_options(capsys):
+    argv = ["t.yaml", "--out", "o", "--set=--a=1", "--set=--b=2", "--reselect", "--publish", "results"]
+    options, pool = parse_options([*argv, "--threads", "0"], (TableOptions, PoolOptions), "table", "")
+    assert options == TableOptions("t.yaml", "o", ("--a=1", "--b=2"), True, "results", None)
+    assert pool.pool().threads is None, "0: torch's default"
+    assert render_options(options) == argv, "rendered as it was given"
+    assert parse_options(render_options(options), (TableOptions,), "table", "")[0] == options
+    with pytest.raises(SystemExit):
+        parse_options(["t.yaml"], (TableOptions,), "table", "")
+    assert "the following arguments are required: --out" in capsys.readouterr().err

@@ -76,6 +76,10 @@ def test_random_split_is_seeded_named_and_registered() -> None:
     assert random_split("nw-ucla", 2, seed=0).unseen == (0, 3)  # pinned: the ranking must never change
     with pytest.raises(ValueError, match=r"num_unseen must lie in 1\.\.9"):
         random_split("nw-ucla", 10)
+    fold = get_split("nw-ucla_5_5").random_fold(2)  # a table's random class fold beside a paper split
+    assert fold == get_split("nw-ucla_random5_seed2") and fold.name in available_splits()
+    custom = ZeroShotSplit.from_indices("mine_4_2", "mine", [0, 1], num_classes=6)  # no catalogued class list
+    assert custom.random_fold(0) == random_split("mine", 2, 0, classes=list("abcdef"))
 
 
 def test_random_split_names_work_from_configs() -> None:

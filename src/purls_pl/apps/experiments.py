@@ -28,16 +28,16 @@ import yaml
 
 from purls_pl.data.catalog import card, class_names
 from purls_pl.data.splits import ZeroShotSplit, get_split, resolve_split, split_value
-from purls_pl.train.paths import backbone_export_path
+from purls_pl.train.paths import VARIANTS, backbone_export_path, variant_file
 
 Stage = Literal["purls", "global", "backbone"]
 STAGES: tuple[str, ...] = ("purls", "global", "backbone")
 EXPERIMENTS = Path("experiments")
 
 
-def recipe_name(split: str) -> str:
-    """The recipe file stem of ``split``'s dataset (``ntu120`` for ``ntu60_55_5``)."""
-    entry = card(get_split(split).dataset)
+def recipe_name(split: str | ZeroShotSplit) -> str:
+    """The recipe file stem of ``split``'s dataset (``ntu120`` for ``ntu60_55_5``); a name is looked up."""
+    entry = card((get_split(split) if isinstance(split, str) else split).dataset)
     return entry.parent or entry.key
 
 
@@ -139,7 +139,9 @@ def selection_file(split: str, name: str, root: str | Path = EXPERIMENTS) -> Pat
     return Path(root) / "selected" / split / f"{name}.yaml"
 
 
-def recipe_files(split: str, recipe: str | Path | None = None, root: str | Path = EXPERIMENTS) -> tuple[Path, Path]:
+def recipe_files(
+    split: str | ZeroShotSplit, recipe: str | Path | None = None, root: str | Path = EXPERIMENTS
+) -> tuple[Path, Path]:
     """The stage-2 and stage-1 recipe files of ``split``: ``<root>/<recipe_name(split)>.yaml`` and its
     ``_backbone`` sibling, or, for a dataset of your own, the given stage-2 ``recipe`` file and the
     ``<stem>_backbone.yaml`` beside it."""
@@ -175,12 +177,12 @@ def experiment_files(
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
     root = Path(root)
-    split = split if isinstance(split, str) else split.name
     purls_recipe, backbone_recipe = recipe_files(split, recipe, root)
+    split = split if isinstance(split, str) else split.name
     if stage == "backbone":
         files = [root / "backbone.yaml", backbone_recipe]
     else:
-        files = [root / "purls.yaml", purls_recipe, *([root / "global.yaml"] if stage == "global" else [])]
+        files = [root / "purls.yaml", purls_recipe, *([variant_file(stage, root)] if stage in VARIANTS else [])]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise FileNotFoundError(f"experiment files {missing} of split {split!r} ({stage}) do not exist")

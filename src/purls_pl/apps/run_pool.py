@@ -1,11 +1,12 @@
 """Running many training runs: resumable by request hash, in parallel worker processes, with progress lines.
 
-A *job* is one ``python -m purls_pl [pretrain] fit ...`` invocation with its own directory. It runs
-unless the directory holds a finished run of the same *request*: its arguments (without the
-:data:`VOLATILE` ones), the contents of its ``--config`` files, the bytes of its backbone export and
-the package's own source (:func:`code_digest`), so a changed config, backbone or code reruns it and an
-unchanged one is never repeated. A run whose request changed is moved aside (``<dir>.stale-<time>``),
-never deleted.
+A *job* is one ``python -m purls_pl [pretrain] fit ...`` invocation, a
+:class:`~purls_pl.apps.run_request.RunRequest` rendered, with its own directory. It runs unless the
+directory holds a finished run of the same request: what it computes (its arguments without the
+request's volatile ones: where it writes, how it shows progress, where the data lie), the contents of
+its ``--config`` files, the bytes of its backbone export and the package's own source
+(:func:`code_digest`), so a changed config, backbone or code reruns it and an unchanged one is never
+repeated. A run whose request changed is moved aside (``<dir>.stale-<time>``), never deleted.
 
 :class:`RunPool` runs jobs in ``jobs`` spawned worker processes with ``threads`` torch threads each
 (or in this process for ``jobs=1``). A run's numbers depend on its thread count (float summation
@@ -29,19 +30,17 @@ import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Literal
 
 import torch
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from purls_pl.apps.run_request import RunRequest
 from purls_pl.storage import atomic_write_json, move_aside
 from purls_pl.train import cli, pretrain
 
-#: Overrides that change where a run writes or how it shows progress, not what it computes.
-VOLATILE = ("--trainer.default_root_dir=", "--trainer.enable_progress_bar=", "--data.source.init_args.root=")
 PACKAGE = Path(__file__).resolve().parents[1]
 
 
@@ -54,56 +53,57 @@ def code_digest() -> str:
     return h.hexdigest()[:20]
 
 
-def request_hash(args: Sequence[str], backbone: Path | None = None) -> str:
-    """What a run computes: its arguments (without :data:`VOLATILE` ones), the contents of its ``--config``
-    files, of its backbone export and of the package (:func:`code_digest`)."""
+def request_hash(computed: Sequence[str], backbone: Path | None = None) -> str:
+    """What a run computes: its computed arguments (:meth:`RunRequest.computed`), the contents of its
+    ``--config`` files, of its backbone export and of the package (:func:`code_digest`)."""
     h = hashlib.sha256(code_digest().encode())
-    args = list(args)
-    for i, a in enumerate(args):
-        if a.startswith(VOLATILE):
-            continue
+    computed = list(computed)
+    for i, a in enumerate(computed):
         h.update(a.encode() + b"\0")
-        if i > 0 and args[i - 1] == "--config":
+        if i > 0 and computed[i - 1] == "--config":
             h.update(Path(a).read_bytes())
     if backbone is not None:
         h.update(backbone.read_bytes())
     return h.hexdigest()[:20]
 
 
-def run_once(directory: Path, args: list[str], backbone: Path | None, run: Callable[[], object]) -> float | None:
-    """Run unless ``directory`` holds a finished run of the same request; return its seconds (None: reused)."""
-    request = request_hash(args, backbone)
+@dataclass(frozen=True)
+class Job:
+    """A :class:`RunRequest` to run, rendered once (its config files must exist by then), with its progress label.
+
+    Attributes:
+        request: The run.
+        what: Its progress label.
+        args: ``request.args()``: the full argument list (starting with ``fit``).
+        computed: ``request.computed()``: what its request hash reads.
+    """
+
+    request: RunRequest
+    what: str = ""
+    args: tuple[str, ...] = field(init=False)
+    computed: tuple[str, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "computed", self.request.computed())
+        object.__setattr__(self, "args", (*self.computed, *self.request.volatile()))
+
+
+def run_once(job: Job, run: Callable[[], object]) -> float | None:
+    """Run unless the request's directory holds a finished run of the same request; its seconds (None: reused)."""
+    directory = job.request.directory
+    request = request_hash(job.computed, job.request.backbone)
     record = directory / "request.json"
     if record.is_file() and json.loads(record.read_text()).get("hash") == request and (directory / "done").exists():
         return None
     if directory.exists():
         move_aside(directory)
     directory.mkdir(parents=True)
-    atomic_write_json(record, {"hash": request, "args": args})
+    atomic_write_json(record, {"hash": request, "args": list(job.args)})
     start = time.perf_counter()
     run()
     seconds = time.perf_counter() - start
     atomic_write_json(directory / "done", {"seconds": round(seconds, 2)})
     return seconds
-
-
-@dataclass(frozen=True)
-class Job:
-    """One run: ``python -m purls_pl pretrain fit <args>`` (``stage1``) or ``python -m purls_pl fit <args>``.
-
-    Attributes:
-        command: ``"pretrain"`` (stage 1) or ``"fit"`` (stage 2).
-        args: The full argument list (starting with ``fit``).
-        directory: The run's own directory (its request record and ``done`` marker live there).
-        backbone: The stage-1 export a stage-2 run reads (part of its request).
-        what: Its progress label.
-    """
-
-    command: Literal["pretrain", "fit"]
-    args: tuple[str, ...]
-    directory: Path
-    backbone: Path | None = None
-    what: str = ""
 
 
 def execute(job: Job) -> float | None:
@@ -113,9 +113,9 @@ def execute(job: Job) -> float | None:
         SystemExit: ``128 + SIGTERM`` when Lightning stopped the run on a SIGTERM (it raises a
             ``SystemExit`` with status 0, which would read as success).
     """
-    main = pretrain.main if job.command == "pretrain" else cli.main
+    main = pretrain.main if job.request.command == "pretrain" else cli.main
     try:
-        return run_once(job.directory, list(job.args), job.backbone, lambda: main(list(job.args)))
+        return run_once(job, lambda: main(list(job.args)))
     except SIGTERMException:
         raise SystemExit(128 + signal.SIGTERM) from None
 
@@ -188,6 +188,23 @@ def default_jobs() -> int:
     if torch.cuda.is_available():
         return 1
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class PoolOptions:
+    """How a command's runs share the machine (the ``--jobs`` and ``--threads`` of ``table`` and ``select``).
+
+    Attributes:
+        jobs: runs side by side (default: CPU cores; 1 on a GPU)
+        threads: torch threads per run (default: 1; numbers depend on it, not on --jobs; 0: torch's default)
+    """
+
+    jobs: int = field(default_factory=default_jobs)
+    threads: int = 1
+
+    def pool(self) -> RunPool:
+        """The :class:`RunPool` of these options."""
+        return RunPool(self.jobs, self.threads or None)
 
 
 class RunPool:

@@ -7,39 +7,58 @@ the validation classes of a fold, on training-protocol samples, with a stage-1 b
 without those classes, and measures zero-shot accuracy on the validation classes (also
 training-protocol samples) after every epoch. Unseen classes and test-protocol samples are never read.
 
-The search is a coordinate search in the given key order, starting from the recipe's values: each key
-in turn takes the value with the best validation accuracy, the others held at their current choice.
-A trial's score is the best epoch of its validation curve averaged over the folds; that epoch count is
-selected with it (ties: the earlier epoch, the earlier value). The generalised zero-shot calibration γ
+The search is a coordinate search in the given key order, starting from the recipe's values
+(:mod:`purls_pl.apps.search`): each key in turn takes the value with the best validation accuracy, the
+others held at their current choice. A trial's score is the best epoch of its validation curve averaged
+over the folds; that epoch count is selected with it (ties: the earlier epoch, the earlier value). The
+generalised zero-shot calibration γ
 is the selected trial's ``val/gzsl_gamma`` (best harmonic mean on the validation data) at that epoch,
 averaged over the folds.
 
 The choice is written as a config delta, ``experiments/selected/<split>/<name>.yaml``, which
 ``make train`` and the table runner compose after the recipe, with the whole search record in its
-comments and beside it in ``<name>.json``.
+comments and beside it in ``<name>.json``. A selection is planned (:func:`plan_selection`: its stage-1
+and trial requests), run (:func:`run_selection`: the search) and collected (:func:`collect_selection`: the
+choice and its record); its command line is generated from :class:`SelectOptions`
+(:mod:`purls_pl.apps.options`).
 """
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import json
 import shlex
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
-from purls_pl.apps.experiments import EXPERIMENTS, Stage, experiment_args, run_split, selection_file, stage1_overrides
-from purls_pl.apps.run_pool import VOLATILE, Job, RunPool, default_jobs, exit_on_signals
-from purls_pl.data.splits import ZeroShotSplit, selection_name
-from purls_pl.eval.metrics import VAL, VAL_CURVE_FILE, VAL_TOP1, key
+from purls_pl.apps.experiments import EXPERIMENTS, run_split, selection_file
+from purls_pl.apps.options import option, parse_options, positional, render_options
+from purls_pl.apps.run_pool import Job, PoolOptions, RunPool, exit_on_signals
+from purls_pl.apps.run_request import RunRequest, backbone_request, take_data_root
+from purls_pl.apps.search import GAMMA, Trial, best_trial, coordinate_search, slug
+from purls_pl.data.splits import ZeroShotSplit
+from purls_pl.eval.metrics import VAL_CURVE_FILE
 from purls_pl.storage import atomic_write_json, atomic_write_text
-from purls_pl.train.paths import backbone_export_path
 from purls_pl.train.provenance import git_state
+
+__all__ = [
+    "GAMMA",
+    "SelectOptions",
+    "Selection",
+    "SelectionPlan",
+    "Trial",
+    "best_trial",
+    "collect_selection",
+    "coordinate_search",
+    "plan_selection",
+    "run_selection",
+    "select",
+    "write_selection",
+]
 
 #: The default search of a PURLS (adaptive) run; a Global run searches the learning rate only.
 PURLS_SEARCH: dict[str, list[Any]] = {
@@ -50,34 +69,52 @@ PURLS_SEARCH: dict[str, list[Any]] = {
     "model.scoring": ["cosine", "eq5"],
 }
 GLOBAL_SEARCH: dict[str, list[Any]] = {"model.lr": [0.0003, 0.001, 0.003]}
-GAMMA = key(VAL, "gzsl_gamma")
 
 
-@dataclass
-class Trial:
-    """One setting evaluated on every fold: its validation curves (``val/…`` per epoch) per fold."""
+@dataclass(frozen=True)
+class SelectOptions:
+    """What a selection runs: the options of ``python -m purls_pl select`` (:mod:`purls_pl.apps.options`).
 
-    overrides: dict[str, Any]
-    curves: list[list[dict[str, float]]]
+    Attributes:
+        split: a registered split, e.g. nw-ucla_8_2 (default with --recipe: the recipe's data.split)
+        stage: which run: the experiment files the trials compose
+        name: the selection's name (its file under experiments/selected/<split>/); default the stage
+        folds: validation folds (class-level cross-validation: accuracy is averaged over them)
+        seed: seed of every trial and selection backbone
+        max_epochs: epochs per trial (the selected count is at most this)
+        search: YAML/JSON mapping {config key: [values]}, searched in its order (default: the stage's)
+        out: trial directory, resumable (trials and selection backbones)
+        experiments: experiments folder: the trials' files and where selected/ goes
+        recipe: stage-2 recipe of your own dataset (its _backbone.yaml beside it); its data.split is the default
+            split
+        set: override for every trial (repeatable), e.g. the data root
+        pretrain: override for every stage-1 run (repeatable)
+    """
 
-    def mean(self, metric: str = VAL_TOP1) -> list[float]:
-        """``metric`` per epoch, averaged over the folds (the shortest curve's length)."""
-        length = min(len(c) for c in self.curves)
-        # rounded: float32 metrics averaged in another order must not break ties between equal accuracies
-        return [round(sum(c[e][metric] for c in self.curves) / len(self.curves), 6) for e in range(length)]
+    split: str | None = positional(None)
+    stage: Literal["purls", "global"] = "purls"
+    name: str | None = None
+    folds: int = 1
+    seed: int = 0
+    max_epochs: int = 20
+    search: dict[str, list[Any]] | None = None
+    out: str = "lightning_logs/select"
+    experiments: str = str(EXPERIMENTS)
+    recipe: str | None = None
+    set: tuple[str, ...] = option((), metavar="--KEY=VALUE")
+    pretrain: tuple[str, ...] = option((), metavar="--KEY=VALUE")
 
-    @property
-    def best(self) -> tuple[int, float]:
-        """``(epochs, mean validation top-1)`` at the best epoch (the earliest of equal ones)."""
-        curve = self.mean()
-        epoch = max(range(len(curve)), key=lambda e: (curve[e], -e))
-        return epoch + 1, curve[epoch]
-
-    def gamma(self, epochs: int) -> float | None:
-        """The validation-chosen calibration γ after ``epochs``, averaged over the folds."""
-        values = [c[epochs - 1].get(GAMMA) for c in self.curves]
-        values = [v for v in values if v is not None and v == v]
-        return sum(values) / len(values) if values else None
+    def __post_init__(self) -> None:
+        if self.split is None and self.recipe is None:
+            raise ValueError("name a split, or give --recipe whose data.split to select on")
+        if self.stage not in ("purls", "global"):
+            raise ValueError(f"a selection's stage is purls or global, got {self.stage!r}")
+        for name in ("experiments", "recipe"):
+            value = getattr(self, name)
+            object.__setattr__(self, name, None if value is None else str(value))
+        object.__setattr__(self, "out", str(Path(self.out)))
+        object.__setattr__(self, "set", tuple(self.set))
+        object.__setattr__(self, "pretrain", tuple(self.pretrain))
 
 
 @dataclass
@@ -91,199 +128,162 @@ class Selection:
     record: dict[str, Any] = field(default_factory=dict)
 
 
-def _slug(overrides: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:12]
+@dataclass(frozen=True)
+class SelectionPlan:
+    """A selection's runs, before any runs (:func:`plan_selection`).
+
+    Attributes:
+        options: The selection's options with its split, name and search filled in (its record's command).
+        split: The split, resolved.
+        stage1: A stage-1 request per validation fold: a backbone trained without the fold's validation classes.
+        trial_overrides: Every trial's overrides after its setting (``set`` without the data root).
+        data_root: Where the data lie (the ``--data.source.init_args.root`` of ``set``), when given.
+    """
+
+    options: SelectOptions
+    split: ZeroShotSplit
+    stage1: tuple[RunRequest, ...]
+    trial_overrides: tuple[str, ...]
+    data_root: str | None
+
+    @property
+    def search(self) -> dict[str, list[Any]]:
+        """``{config key: values}`` in search order."""
+        return dict(self.options.search or {})
+
+    def trial(self, setting: dict[str, Any], fold: int) -> RunRequest:
+        """The trial of ``setting`` (``{config key: value}``) on validation fold ``fold``."""
+        o = self.options
+        # keyed by what the trial computes, so selections of one stage share their common trials
+        key = slug({**setting, "//args": list(self.trial_overrides)})
+        return RunRequest(
+            o.stage,
+            self.split,
+            o.seed,
+            Path(o.out) / self.split.name / o.stage / key / f"fold{fold}",
+            (*(f"--{k}={v}" for k, v in setting.items()), *self.trial_overrides),
+            fold=fold,
+            max_epochs=o.max_epochs,
+            backbone=self.stage1[fold].export_path,
+            data_root=self.data_root,
+            experiments=Path(o.experiments),
+            recipe=None if o.recipe is None else Path(o.recipe),
+            selected=None,
+        )
 
 
-def coordinate_search(
-    search: dict[str, list[Any]], evaluate: Callable[[list[dict[str, Any]]], list[Trial]]
-) -> list[Trial]:
-    """Trials of a one-pass coordinate search (module docstring); the last trial chosen is the selection.
+def plan_selection(options: SelectOptions, split: ZeroShotSplit | None = None) -> SelectionPlan:
+    """The stage-1 runs and the trials of a selection (nothing runs yet).
 
     Args:
-        search: Ordered ``{config key: candidate values}``; the first value is the starting point.
-        evaluate: Runs (or recalls) several settings, independent of each other (they may run side by
-            side), and returns their trials in the same order.
+        options: What to select (:class:`SelectOptions`); ``search`` defaults to :data:`PURLS_SEARCH`
+            (``purls``) or :data:`GLOBAL_SEARCH` (``global``), ``name`` to the stage.
+        split: ``options.split`` already resolved (a table resolves its splits once); default: resolved here,
+            with the recipe and ``set`` (:func:`~purls_pl.apps.experiments.run_split`).
+    """
+    split = split or run_split(options.split, options.recipe, options.set)
+    search = dict(options.search or (GLOBAL_SEARCH if options.stage == "global" else PURLS_SEARCH))
+    options = replace(options, split=split.name, name=options.name or options.stage, search=search)
+    stage1 = tuple(
+        backbone_request(
+            split,
+            options.seed,
+            Path(options.out),
+            options.pretrain,
+            options.set,
+            f,
+            options.experiments,
+            options.recipe,
+        )
+        for f in range(options.folds)
+    )
+    trial_overrides, data_root = take_data_root(options.set)
+    return SelectionPlan(options, split, stage1, trial_overrides, data_root)
+
+
+def run_selection(plan: SelectionPlan, pool: RunPool, log: Callable[[str], None] = print) -> list[Trial]:
+    """Run the plan's selection backbones, then its coordinate search (resumable: finished runs are reused).
 
     Returns:
-        Every distinct trial, in the order run; ``trials[-1]`` is not necessarily the best — see
-        :func:`best_trial`.
+        Every distinct trial, in the order run (:func:`~purls_pl.apps.search.coordinate_search`).
     """
-    current = {k: values[0] for k, values in search.items()}
-    seen: dict[str, Trial] = {}
-
-    def run(candidates: list[dict[str, Any]]) -> list[Trial]:
-        missing = list({_slug(o): dict(o) for o in candidates if _slug(o) not in seen}.values())
-        if missing:
-            seen.update({_slug(o): t for o, t in zip(missing, evaluate(missing), strict=True)})
-        return [seen[_slug(o)] for o in candidates]
-
-    for name, values in search.items():
-        trials = run([{**current, name: v} for v in values])
-        scores = [(t.best[1], -i, v) for i, (t, v) in enumerate(zip(trials, values, strict=True))]
-        current[name] = max(scores, key=lambda s: (s[0], s[1]))[2]
-    run([current])
-    return list(seen.values())
-
-
-def best_trial(trials: Sequence[Trial], search: dict[str, list[Any]]) -> Trial:
-    """The coordinate search's final choice: the trial whose overrides equal the settled setting."""
-    current = {k: values[0] for k, values in search.items()}
-    by_slug = {_slug(t.overrides): t for t in trials}
-    for name, values in search.items():
-        scored = [(by_slug[_slug({**current, name: v})].best[1], -i, v) for i, v in enumerate(values)]
-        current[name] = max(scored, key=lambda s: (s[0], s[1]))[2]
-    return by_slug[_slug(current)]
-
-
-def selection_backbone(
-    split: ZeroShotSplit,
-    fold: int,
-    seed: int,
-    out: Path,
-    extra: Sequence[str],
-    recipe: str | Path | None = None,
-    root: str | Path = EXPERIMENTS,
-) -> Job:
-    """The stage-1 run of a selection fold: a backbone trained without the fold's validation classes, at
-    ``backbone_export_path(<split>-val<fold>, seed, out)``."""
-    path = backbone_export_path(selection_name(split.name, fold), seed, out)
-    args = (
-        "fit",
-        *experiment_args(split, "backbone", root, recipe=recipe),
-        "--data.protocol=select",
-        f"--data.val_fold={fold}",
-        f"--seed_everything={seed}",
-        *extra,
-        f"--export.path={path}",
-        f"--trainer.default_root_dir={out}",
-        "--trainer.enable_progress_bar=false",
+    folds, name = plan.options.folds, plan.options.name
+    pool.run(
+        [Job(r, f"[select] {plan.split.name} fold {r.fold}: stage 1") for r in plan.stage1],
+        lambda what, seconds: log(f"{what} ({'done before' if seconds is None else f'{seconds:.0f} s'})"),
     )
-    return Job("pretrain", args, path.with_suffix(""), what=f"[select] {split.name} fold {fold}: stage 1")
-
-
-def select(
-    split: str | ZeroShotSplit | None,
-    stage: Stage = "purls",
-    search: dict[str, list[Any]] | None = None,
-    name: str | None = None,
-    folds: int = 1,
-    seed: int = 0,
-    max_epochs: int = 20,
-    out: str | Path = "lightning_logs/select",
-    extra: Sequence[str] = (),
-    pretrain_extra: Sequence[str] = (),
-    log: Callable[[str], None] = print,
-    recipe: str | Path | None = None,
-    pool: RunPool | None = None,
-    root: str | Path = EXPERIMENTS,
-) -> Selection:
-    """Choose ``stage``'s settings for ``split`` on validation classes (module docstring).
-
-    Args:
-        split: A registered split, or with ``recipe`` a split of its dataset (``None``: the recipe's own
-            ``data.split``), as :func:`~purls_pl.apps.experiments.run_split` resolves it.
-        stage: ``purls`` or ``global`` (the experiment files the trials compose).
-        search: ``{config key: values}`` in search order; default :data:`PURLS_SEARCH` (``purls``) or
-            :data:`GLOBAL_SEARCH` (``global``).
-        name: The selection's name (its file); default the stage.
-        folds: Validation folds (class-level cross-validation); accuracy is averaged over them.
-        seed: Seed of every trial and selection backbone.
-        max_epochs: Epochs each trial runs; the selected count is at most this.
-        out: Where trials and selection backbones are written (resumable).
-        extra: Overrides for every trial (e.g. the data root).
-        pretrain_extra: Overrides for the selection backbones' stage 1.
-        log: Progress lines.
-        recipe: The stage-2 recipe file of a dataset the catalog does not know (see
-            :func:`~purls_pl.apps.experiments.experiment_files`).
-        pool: Runs side by side (default: one at a time in this process, torch's default threads). Trials
-            and backbones are resumable by request (:func:`~purls_pl.apps.run_pool.run_once`).
-        root: The experiments folder the trials compose (bases and recipes), as the final runs do.
-    """
-    search = dict(search or (GLOBAL_SEARCH if stage == "global" else PURLS_SEARCH))
-    name = name or stage
-    out = Path(out)
-    pool = pool or RunPool(1, threads=None)
-    resolved = split if isinstance(split, ZeroShotSplit) else run_split(split, recipe, extra)
-    split = resolved.name
-    stage1 = [
-        selection_backbone(resolved, f, seed, out, [*pretrain_extra, *stage1_overrides(extra)], recipe, root)
-        for f in range(folds)
-    ]
-    pool.run(stage1, lambda what, seconds: log(f"{what} ({'done before' if seconds is None else f'{seconds:.0f} s'})"))
-    backbones = [job.directory.with_suffix(".pt") for job in stage1]
     count = 0
-
-    computed = [a for a in extra if not a.startswith(VOLATILE)]
-
-    def trial_job(overrides: dict[str, Any], fold: int) -> Job:
-        # keyed by what the trial computes, so selections of one stage share their common trials
-        run_dir = out / split / stage / _slug({**overrides, "//args": computed}) / f"fold{fold}"
-        args = (
-            "fit",
-            *experiment_args(resolved, stage, root, selected=None, recipe=recipe),
-            "--data.protocol=select",
-            f"--data.val_fold={fold}",
-            f"--seed_everything={seed}",
-            f"--trainer.max_epochs={max_epochs}",
-            *(f"--{k}={v}" for k, v in overrides.items()),
-            *extra,
-            f"--model.backbone.checkpoint={backbones[fold]}",
-            f"--trainer.default_root_dir={run_dir}",
-            "--trainer.enable_progress_bar=false",
-        )
-        return Job("fit", args, run_dir, backbones[fold], f"{overrides} fold {fold}")
 
     def evaluate(settings: list[dict[str, Any]]) -> list[Trial]:
         nonlocal count
-        jobs = [trial_job(o, fold) for o in settings for fold in range(folds)]
+        jobs = [Job(plan.trial(s, fold), f"{s} fold {fold}") for s in settings for fold in range(folds)]
         seconds = pool.run(jobs, lambda what, s: None)
         trials = []
-        for i, overrides in enumerate(settings):
+        for i, setting in enumerate(settings):
             mine = jobs[i * folds : (i + 1) * folds]
-            curves = [json.loads(next(iter(sorted(j.directory.rglob(VAL_CURVE_FILE)))).read_text()) for j in mine]
-            trial = Trial(overrides, curves)
+            curves = [
+                json.loads(next(iter(sorted(j.request.directory.rglob(VAL_CURVE_FILE)))).read_text()) for j in mine
+            ]
+            trial = Trial(setting, curves)
             took = [t for t in seconds[i * folds : (i + 1) * folds] if t is not None]
             status = f"{sum(took):.0f} s" if took else "done before"
             epochs, top1 = trial.best
             count += 1
-            log(f"[select] {split} {name} #{count} {overrides}: val top-1 {100 * top1:.2f} at {epochs} ep. ({status})")
+            score = f"val top-1 {100 * top1:.2f} at {epochs} ep. ({status})"
+            log(f"[select] {plan.split.name} {name} #{count} {setting}: {score}")
             trials.append(trial)
         return trials
 
-    trials = coordinate_search(search, evaluate)
-    chosen = best_trial(trials, search)
+    return coordinate_search(plan.search, evaluate)
+
+
+def collect_selection(plan: SelectionPlan, trials: Sequence[Trial], threads: int | None = None) -> Selection:
+    """The choice of a finished search and its record (``threads``: the runs' torch threads, for its command)."""
+    o = plan.options
+    chosen = best_trial(trials, plan.search)
     epochs, top1 = chosen.best
     overrides = {**chosen.overrides, "trainer.max_epochs": epochs}
     gamma = chosen.gamma(epochs)
     if gamma is not None:
         overrides["gzsl.gamma"] = round(gamma, 6)
+    threads_args = render_options(PoolOptions(1, threads), fields=["threads"]) if threads else []
     record = {
-        "split": split,
-        "name": name,
-        "stage": stage,
-        "folds": [list(resolved.selection(fold=f).unseen) for f in range(folds)],
-        "seed": seed,
-        "max_epochs": max_epochs,
-        "search": search,
+        "split": plan.split.name,
+        "name": o.name,
+        "stage": o.stage,
+        "folds": [list(plan.split.selection(fold=f).unseen) for f in range(o.folds)],
+        "seed": o.seed,
+        "max_epochs": o.max_epochs,
+        "search": plan.search,
         "selected": overrides,
         "val_top1": top1,
         "trials": [{"overrides": t.overrides, "val_top1": t.mean(), "best": list(t.best)} for t in trials],
-        "recipe": None if recipe is None else str(recipe),
-        "command": [
-            *("python", "-m", "purls_pl", "select", split, "--stage", stage, "--name", name),
-            *("--folds", str(folds), "--seed", str(seed), "--max-epochs", str(max_epochs)),
-            *("--search", yaml.safe_dump(search, default_flow_style=True, width=1 << 20).strip()),
-            *("--out", str(out), "--experiments", str(root)),
-            *(("--recipe", str(recipe)) if recipe is not None else ()),
-            *(f"--set={a}" for a in extra),
-            *(f"--pretrain={a}" for a in pretrain_extra),
-            *(("--threads", str(pool.threads)) if pool.threads else ()),
-        ],
+        "recipe": o.recipe,
+        "command": ["python", "-m", "purls_pl", "select", *render_options(o), *threads_args],
         **git_state(),
         "date": time.strftime("%Y-%m-%d"),
     }
-    return Selection(split, name, overrides, list(trials), record)
+    return Selection(plan.split.name, str(o.name), overrides, list(trials), record)
+
+
+def select(
+    options: SelectOptions,
+    split: ZeroShotSplit | None = None,
+    pool: RunPool | None = None,
+    log: Callable[[str], None] = print,
+) -> Selection:
+    """Choose a stage's settings for a split on validation classes (module docstring): plan, run, collect.
+
+    Args:
+        options: What to select (:class:`SelectOptions`, :func:`plan_selection`).
+        split: ``options.split`` already resolved (default: resolved here).
+        pool: Runs side by side (default: one at a time in this process, torch's default threads). Trials
+            and backbones are resumable by request (:func:`~purls_pl.apps.run_pool.run_once`).
+        log: Progress lines.
+    """
+    pool = pool or RunPool(1, threads=None)
+    plan = plan_selection(options, split)
+    return collect_selection(plan, run_selection(plan, pool, log), pool.threads)
 
 
 def nested(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -317,52 +317,14 @@ def write_selection(selection: Selection, root: str | Path = EXPERIMENTS) -> Pat
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
-    """``python -m purls_pl select [<split>] [--recipe FILE] [--stage purls|global] [--folds N] ...``; a signal
-    (SIGTERM, SIGINT) stops it with exit status 128 + its number (:func:`~purls_pl.apps.run_pool.exit_on_signals`)."""
-    parser = argparse.ArgumentParser(prog="python -m purls_pl select", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "split", nargs="?", help="a registered split, e.g. nw-ucla_8_2 (default with --recipe: the recipe's data.split)"
+    """``python -m purls_pl select [<split>] [--recipe FILE] [--stage purls|global] [--folds N] ...`` (the options
+    of :class:`SelectOptions` and :class:`~purls_pl.apps.run_pool.PoolOptions`); a signal (SIGTERM, SIGINT) stops
+    it with exit status 128 + its number (:func:`~purls_pl.apps.run_pool.exit_on_signals`)."""
+    options, pool = parse_options(
+        argv, (SelectOptions, PoolOptions), "python -m purls_pl select", __doc__.splitlines()[0]
     )
-    parser.add_argument(
-        "--recipe",
-        help="stage-2 recipe of your own dataset (its _backbone.yaml beside it); its data.split is the default split",
-    )
-    parser.add_argument("--stage", choices=("purls", "global"), default="purls", help="which run (default: purls)")
-    parser.add_argument("--name", help="the selection's name (its file under experiments/selected/<split>/)")
-    parser.add_argument("--folds", type=int, default=1, help="validation folds (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of every trial (default: %(default)s)")
-    parser.add_argument("--max-epochs", type=int, default=20, help="epochs per trial (default: %(default)s)")
-    parser.add_argument("--search", help="YAML/JSON mapping {config key: [values]} (default: the stage's)")
-    parser.add_argument("--out", default="lightning_logs/select", help="trial directory (default: %(default)s)")
-    parser.add_argument(
-        "--experiments", default=str(EXPERIMENTS), help="experiments folder: the trials' files and where selected/ goes"
-    )
-    parser.add_argument("--set", action="append", default=[], metavar="--KEY=VALUE", help="override for every trial")
-    parser.add_argument(
-        "--pretrain", action="append", default=[], metavar="--KEY=VALUE", help="override for every stage-1 run"
-    )
-    parser.add_argument("--jobs", type=int, default=default_jobs(), help="runs side by side (default: CPU cores)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default: %(default)s)")
-    args = parser.parse_args(argv)
-    if args.split is None and args.recipe is None:
-        parser.error("name a split, or give --recipe whose data.split to select on")
-    search = yaml.safe_load(args.search) if args.search else None
     with exit_on_signals():
-        selection = select(
-            args.split,
-            args.stage,
-            search,
-            args.name,
-            args.folds,
-            args.seed,
-            args.max_epochs,
-            args.out,
-            args.set,
-            args.pretrain,
-            recipe=args.recipe,
-            pool=RunPool(args.jobs, args.threads or None),
-            root=args.experiments,
-        )
-        path = write_selection(selection, args.experiments)
+        selection = select(options, pool=pool.pool())
+        path = write_selection(selection, options.experiments)
     print(f"selected {selection.overrides} -> {path}")
     return path

@@ -26,10 +26,15 @@ validation classes by :mod:`purls_pl.apps.select` unless ``experiments/selected/
 exists (``--reselect`` re-derives them); a row runs with its selection's method and settings plus its
 own ``args``. Then stage 1 runs per (split, seed) and every (split, row, seed) run writes its own
 directory, ``--jobs`` of them side by side with ``--threads`` torch threads each
-(:mod:`purls_pl.apps.run_pool`). A run whose request (its arguments, config files, backbone and the
-package's code) is unchanged is not repeated, so an interrupted table resumes; one whose request
-changed is moved aside (``*.stale-<time>``) and rerun. The aggregate is written by
-:mod:`purls_pl.apps.table_report`.
+(:mod:`purls_pl.apps.run_pool`). A run whose request (what it computes: its arguments without where it
+writes and where the data lie, its config files, backbone and the package's code) is unchanged is not
+repeated, so an interrupted table resumes; one whose request changed is moved aside
+(``*.stale-<time>``) and rerun. The aggregate is written by :mod:`purls_pl.apps.table_report`.
+
+A table is planned (:func:`plan_table`: its splits resolved once, its selections and the
+:class:`~purls_pl.apps.run_request.RunRequest` of every run), run (:func:`run_plan`) and collected
+(:func:`collect_records`); its command line is generated from :class:`TableOptions`
+(:mod:`purls_pl.apps.options`).
 
 Overrides (``common``, ``--set``) are stage 2's; those that say which data a run reads reach stage 1
 too (:data:`~purls_pl.apps.experiments.STAGE1_SHARED`); ``pretrain`` is stage 1's own. A signal (SIGTERM,
@@ -38,53 +43,197 @@ SIGINT) stops the table with exit status 128 + its number and stops its workers;
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from purls_pl.apps.experiments import experiment_args, selection_file, stage1_overrides
-from purls_pl.apps.run_pool import Job, Progress, RunPool, default_jobs, exit_on_signals
-from purls_pl.apps.select import select, write_selection
+from purls_pl.apps.experiments import selection_file
+from purls_pl.apps.options import option, parse_options, positional
+from purls_pl.apps.run_pool import Job, PoolOptions, Progress, RunPool, exit_on_signals
+from purls_pl.apps.run_request import RunRequest, backbone_request, take_data_root
+from purls_pl.apps.select import SelectOptions, select, write_selection
 from purls_pl.apps.table_report import aggregate, replace_block, summary
-from purls_pl.apps.table_spec import TableSpec
-from purls_pl.data.splits import get_split
+from purls_pl.apps.table_spec import Row, SplitUnit, TableSpec
+from purls_pl.data.splits import ZeroShotSplit
 from purls_pl.eval.metrics import TEST_TOP1
 from purls_pl.eval.results import latest_results
 from purls_pl.models.features import load_backbone
-from purls_pl.train.paths import backbone_export_path
 
 
-def ensure_selections(
-    spec: TableSpec, out: Path, extra: Sequence[str], reselect: bool, log: Callable, pool: RunPool | None = None
-) -> None:
-    """Select (on validation classes) every setting a row needs that is not yet in ``experiments/selected``."""
-    opts = spec.select
-    for split, _ in spec.units():
-        folds = int(opts.get("folds", 1)) if split in spec.splits else int(opts.get("fold_split_folds", 1))
-        for name in dict.fromkeys(r.select for r in spec.rows if r.select):
-            if selection_file(split, name, spec.experiments).is_file() and not reselect:
-                continue
-            method = spec.selections[name]
-            chosen = select(
-                split,
-                method.stage,  # type: ignore[arg-type]
-                method.search or None,
-                name,
-                folds,
-                int(opts.get("seed", 0)),
-                int(opts.get("max_epochs", 20)),
-                out / "select",
-                [*spec.common, *method.args, *extra],
-                spec.pretrain,  # select adds the data.source ones of extra
-                log,
-                spec.recipe,
-                pool,
-                spec.experiments,
-            )
-            write_selection(chosen, spec.experiments)
+@dataclass(frozen=True)
+class TableOptions:
+    """What ``python -m purls_pl table`` runs and where it publishes (with :class:`PoolOptions`).
+
+    Attributes:
+        spec: table spec YAML, e.g. experiments/tables/nw-ucla.yaml
+        out: run directory (resumable), e.g. lightning_logs/tables/nw-ucla
+        set: extra CLI override for every run (repeatable), e.g. --set=--data.source.init_args.root=DIR
+        reselect: re-derive the selections even where they exist
+        publish: also copy table.md/.csv to DIR/<spec name>.{md,csv}
+        readme: replace the README block between <!-- table:NAME --> and <!-- /table:NAME -->
+    """
+
+    spec: str = positional()
+    out: str
+    set: tuple[str, ...] = option((), metavar="--KEY=VALUE")
+    reselect: bool = False
+    publish: str | None = option(None, metavar="DIR")
+    readme: str | None = None
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """A stage-2 run of the table: its cell (split, row), its seed and its request."""
+
+    split: ZeroShotSplit
+    row: str
+    seed: int
+    request: RunRequest
+
+    @property
+    def what(self) -> str:
+        """Its progress label."""
+        return f"{self.split.name} | {self.row} | seed {self.seed}"
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    """Everything a table runs, before anything runs (:func:`plan_table`).
+
+    Attributes:
+        spec: The table spec.
+        units: Its splits, resolved once (:meth:`TableSpec.resolve`).
+        out: Its run directory.
+        extra: Overrides for every stage-2 run (its data ones reach stage 1 too,
+            :func:`~purls_pl.apps.experiments.stage1_overrides`).
+        selections: The selections to make first, each with its split resolved.
+        stage1: A stage-1 request per (split, seed).
+        runs: A stage-2 run per (split, row, seed); its selection's settings are composed when it runs.
+    """
+
+    spec: TableSpec
+    units: tuple[SplitUnit, ...]
+    out: Path
+    extra: tuple[str, ...]
+    selections: tuple[tuple[SelectOptions, ZeroShotSplit], ...]
+    stage1: dict[tuple[str, int], RunRequest]
+    runs: tuple[PlannedRun, ...]
+
+
+def plan_table(spec: TableSpec, out: str | Path, extra: Sequence[str] = (), reselect: bool = False) -> TablePlan:
+    """The selections, stage-1 and stage-2 runs of ``spec``, its splits resolved once (nothing runs yet).
+
+    Args:
+        spec: The table spec.
+        out: Run directory.
+        extra: Overrides for every stage-2 run (its data ones reach stage 1 too,
+            :func:`~purls_pl.apps.experiments.stage1_overrides`).
+        reselect: Re-derive selections that exist.
+    """
+    out = Path(out)
+    units = spec.resolve(extra)
+    names = list(dict.fromkeys(r.select for r in spec.rows if r.select))
+    selections = tuple(
+        (selection_options(spec, u, name, out, extra), u.split)
+        for u in units
+        for name in names
+        if reselect or not selection_file(u.split.name, name, spec.experiments).is_file()
+    )
+    stage1 = {
+        (u.split.name, seed): backbone_request(
+            u.split, seed, out, spec.pretrain, [*spec.common, *extra], None, spec.experiments, spec.recipe
+        )
+        for u in units
+        for seed in u.seeds
+    }
+    runs = tuple(
+        PlannedRun(
+            u.split, row.name, seed, final_request(spec, row, u.split, seed, out, extra, stage1[u.split.name, seed])
+        )
+        for u in units
+        for seed in u.seeds
+        for row in spec.rows
+    )
+    return TablePlan(spec, tuple(units), out, tuple(extra), selections, stage1, runs)
+
+
+def final_request(
+    spec: TableSpec, row: Row, split: ZeroShotSplit, seed: int, out: Path, extra: Sequence[str], stage1: RunRequest
+) -> RunRequest:
+    """The stage-2 run of ``row`` on ``split`` with ``seed`` in ``<out>/<split>/<row slug>/seed<seed>``, reading
+    ``stage1``'s export: the row's selection's files and settings, the spec's ``common``, the row's and
+    the selection's ``args``, then ``extra``."""
+    stage, row_args = spec.stage_and_args(row)
+    overrides, data_root = take_data_root([*spec.common, *row_args, *extra])
+    return RunRequest(
+        stage,  # type: ignore[arg-type]
+        split,
+        seed,
+        out / split.name / row.slug / f"seed{seed}",
+        overrides,
+        backbone=stage1.export_path,
+        data_root=data_root,
+        experiments=Path(spec.experiments),
+        recipe=None if spec.recipe is None else Path(spec.recipe),
+        selected=row.select,
+    )
+
+
+def selection_options(spec: TableSpec, unit: SplitUnit, name: str, out: Path, extra: Sequence[str]) -> SelectOptions:
+    """The selection ``name`` of the spec on ``unit``'s split: its method, the spec's ``select`` settings (a
+    random class fold runs ``fold_split_folds`` validation folds), trials under ``<out>/select``."""
+    method, opts = spec.selections[name], spec.select
+    return SelectOptions(
+        split=unit.split.name,
+        stage=method.stage,  # type: ignore[arg-type]
+        name=name,
+        folds=int(opts.get("folds" if unit.fold_of is None else "fold_split_folds", 1)),
+        seed=int(opts.get("seed", 0)),
+        max_epochs=int(opts.get("max_epochs", 20)),
+        search=method.search or None,
+        out=str(out / "select"),
+        experiments=spec.experiments,
+        recipe=spec.recipe,
+        set=(*spec.common, *method.args, *extra),
+        pretrain=tuple(spec.pretrain),  # select adds the data.source ones of set
+    )
+
+
+def run_plan(plan: TablePlan, log: Callable[[str], None], pool: RunPool) -> None:
+    """Make (and write) the plan's selections, then run its stage-1 runs, then its stage-2 runs (finished ones
+    are reused)."""
+    for options, split in plan.selections:
+        write_selection(select(options, split, pool, log), options.experiments)
+    progress = Progress(len(plan.stage1) + len(plan.runs), log, pool.jobs)
+    pool.run([Job(r, f"{split} | stage 1 | seed {seed}") for (split, seed), r in plan.stage1.items()], progress)
+    directories = {run.what: run.request.directory for run in plan.runs}
+
+    def report(what: str, seconds: float | None) -> None:
+        result = latest_results(directories[what])
+        progress(what + (f": top-1 {100 * result[TEST_TOP1]:.2f}" if result is not None else ""), seconds)
+
+    pool.run([Job(run.request, run.what) for run in plan.runs], report)
+
+
+def collect_records(plan: TablePlan) -> list[dict[str, Any]]:
+    """One record per finished stage-2 run: its split, row, seed, seconds, stage-1 export record and results."""
+    stage1 = {unit: load_backbone(r.export_path)[1] for unit, r in plan.stage1.items()}
+    records: list[dict[str, Any]] = []
+    for run in plan.runs:
+        directory = run.request.directory
+        result = latest_results(directory)
+        if result is None:
+            raise RuntimeError(f"run {directory} finished without results.json")
+        done = json.loads((directory / "done").read_text())
+        meta = stage1[run.split.name, run.seed]
+        records.append(
+            {"split": run.split.name, "row": run.row, "seed": run.seed, "seconds": done["seconds"], "stage1": meta}
+            | result
+        )
+    return records
 
 
 def run_table(
@@ -92,123 +241,48 @@ def run_table(
     out: str | Path,
     extra: Sequence[str] = (),
     reselect: bool = False,
-    log: Callable = print,
+    log: Callable[[str], None] = print,
     pool: RunPool | None = None,
 ) -> list[dict[str, Any]]:
-    """Select where needed, then run every missing stage-1 and (split, row, seed) run; one record per run.
+    """Plan, run and collect a table (:func:`plan_table`, :func:`run_plan`, :func:`collect_records`).
 
     Args:
-        spec: The table spec (its splits are resolved here, :meth:`TableSpec.resolved`).
-        out: Run directory (resumable).
-        extra: Overrides for every stage-2 run (those of :func:`stage1_overrides` reach stage 1 too).
-        reselect: Re-derive selections that exist.
+        spec, out, extra, reselect: As :func:`plan_table` takes them (``out`` is resumable).
         log: Progress lines.
         pool: Runs side by side (default: one at a time in this process, torch's default threads).
+
+    Returns:
+        One record per (split, row, seed) run.
     """
-    out = Path(out)
-    pool = pool or RunPool(1, threads=None)
-    spec = spec.resolved(extra)
-    ensure_selections(spec, out, extra, reselect, log, pool)
-    units = [(split, seed) for split, seeds in spec.units() for seed in seeds]
-    progress = Progress(len(units) * (1 + len(spec.rows)), log, pool.jobs)
-    backbones = {unit: backbone_export_path(unit[0], unit[1], out) for unit in units}
-    stage1 = [
-        Job(
-            "pretrain",
-            (
-                "fit",
-                *experiment_args(get_split(split), "backbone", spec.experiments, recipe=spec.recipe),
-                f"--seed_everything={seed}",
-                *spec.pretrain,
-                *stage1_overrides([*spec.common, *extra]),
-                f"--export.path={backbones[split, seed]}",
-                f"--trainer.default_root_dir={out}",
-                "--trainer.enable_progress_bar=false",
-            ),
-            backbones[split, seed].with_suffix(""),
-            what=f"{split} | stage 1 | seed {seed}",
-        )
-        for split, seed in units
-    ]
-    pool.run(stage1, progress)
-    runs: list[tuple[str, int, str, Job]] = []
-    for split, seed in units:
-        for row in spec.rows:
-            run_dir = out / split / row.slug / f"seed{seed}"
-            stage, row_args = spec.stage_and_args(row)
-            args = (
-                "fit",
-                *experiment_args(get_split(split), stage, spec.experiments, row.select, spec.recipe),  # type: ignore[arg-type]
-                *spec.common,
-                *row_args,
-                *extra,
-                f"--seed_everything={seed}",
-                f"--model.backbone.checkpoint={backbones[split, seed]}",
-                f"--trainer.default_root_dir={run_dir}",
-                "--trainer.enable_progress_bar=false",
-            )
-            job = Job("fit", args, run_dir, backbones[split, seed], f"{split} | {row.name} | seed {seed}")
-            runs.append((split, seed, row.name, job))
-
-    def report(what: str, seconds: float | None) -> None:
-        result = latest_results(next(j.directory for *_, j in runs if j.what == what))
-        top1 = f": top-1 {100 * result[TEST_TOP1]:.2f}" if result is not None else ""
-        progress(what + top1, seconds)
-
-    pool.run([job for *_, job in runs], report)
-    stage1_meta = {unit: load_backbone(path)[1] for unit, path in backbones.items()}
-    records: list[dict[str, Any]] = []
-    for split, seed, row, job in runs:
-        result = latest_results(job.directory)
-        if result is None:
-            raise RuntimeError(f"run {job.directory} finished without results.json")
-        done = json.loads((job.directory / "done").read_text())
-        meta = stage1_meta[split, seed]
-        records.append({"split": split, "row": row, "seed": seed, "seconds": done["seconds"], "stage1": meta, **result})
-    return records
+    plan = plan_table(spec, out, extra, reselect)
+    run_plan(plan, log, pool or RunPool(1, threads=None))
+    return collect_records(plan)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m purls_pl table <spec> --out DIR ...`` (module docstring); a signal exits with 128 + its number."""
-    parser = argparse.ArgumentParser(prog="python -m purls_pl table", description=__doc__.splitlines()[0])
-    parser.add_argument("spec", help="table spec YAML, e.g. experiments/tables/nw-ucla.yaml")
-    parser.add_argument("--out", required=True, help="run directory (resumable), e.g. lightning_logs/tables/nw-ucla")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="--KEY=VALUE",
-        help="extra CLI override for every run (repeatable), e.g. --set=--data.source.init_args.root=DIR",
+    """``python -m purls_pl table <spec> --out DIR ...`` (module docstring; the options of :class:`TableOptions`
+    and :class:`PoolOptions`); a signal exits with 128 + its number."""
+    options, pool = parse_options(
+        argv, (TableOptions, PoolOptions), "python -m purls_pl table", __doc__.splitlines()[0]
     )
-    parser.add_argument("--reselect", action="store_true", help="re-derive the selections even where they exist")
-    parser.add_argument(
-        "--jobs", type=int, default=default_jobs(), help="runs side by side (default: CPU cores; 1 on a GPU)"
-    )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch threads per run (default: %(default)s; numbers depend on it, not on --jobs; 0: torch's default)",
-    )
-    parser.add_argument("--publish", metavar="DIR", help="also copy table.md/.csv to DIR/<spec name>.{md,csv}")
-    parser.add_argument(
-        "--readme", help="replace the README block between <!-- table:NAME --> and <!-- /table:NAME -->"
-    )
-    args = parser.parse_args(argv)
     start = time.perf_counter()
-    pool = RunPool(args.jobs, args.threads or None)
     with exit_on_signals():
-        spec = TableSpec.load(args.spec).resolved(args.set)
-        records = run_table(spec, args.out, args.set, args.reselect, pool=pool)
-        markdown, _ = aggregate(spec, records, args.out)
+        plan = plan_table(TableSpec.load(options.spec), options.out, options.set, options.reselect)
+        run_plan(plan, print, pool.pool())
+        markdown, _ = aggregate(plan.spec, plan.units, collect_records(plan), options.out)
     print("\n" + markdown)
-    print(f"total wall time {time.perf_counter() - start:.0f} s; written to {Path(args.out) / 'table.md'}")
-    stem = Path(args.spec).stem
-    if args.publish:
-        target = Path(args.publish)
+    print(f"total wall time {time.perf_counter() - start:.0f} s; written to {Path(options.out) / 'table.md'}")
+    publish(options, markdown)
+
+
+def publish(options: TableOptions, markdown: str) -> None:
+    """Copy the table to ``--publish DIR`` and its means into the ``--readme`` block, as the options ask."""
+    stem = Path(options.spec).stem
+    if options.publish:
+        target = Path(options.publish)
         target.mkdir(parents=True, exist_ok=True)
         (target / f"{stem}.md").write_text(markdown)
-        (target / f"{stem}.csv").write_text((Path(args.out) / "table.csv").read_text())
-    if args.readme:  # the means only; the per-run listing stays in the published (or --out) table.md
-        listing = Path(args.publish) / f"{stem}.md" if args.publish else Path(args.out) / "table.md"
-        replace_block(Path(args.readme), f"table:{stem}", summary(markdown) + f"\nPer-run values: `{listing}`.\n")
+        (target / f"{stem}.csv").write_text((Path(options.out) / "table.csv").read_text())
+    if options.readme:  # the means only; the per-run listing stays in the published (or --out) table.md
+        listing = Path(options.publish) / f"{stem}.md" if options.publish else Path(options.out) / "table.md"
+        replace_block(Path(options.readme), f"table:{stem}", summary(markdown) + f"\nPer-run values: `{listing}`.\n")

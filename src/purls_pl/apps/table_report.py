@@ -12,13 +12,13 @@ the spec's ``note`` says how.
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from purls_pl.apps.table_spec import TableSpec
-from purls_pl.data.splits import get_split
+from purls_pl.apps.table_spec import SplitUnit, TableSpec
 from purls_pl.eval.metrics import TEST_MEAN_CLASS, TEST_TOP1, TEST_TOP5, reports_top5
 from purls_pl.eval.stats import bootstrap_interval, mean_std
 
@@ -26,14 +26,14 @@ from purls_pl.eval.stats import bootstrap_interval, mean_std
 PER_RUN_HEADING = "Per run (top-1 %):"
 
 
-def columns(spec: TableSpec) -> list[tuple[str, list[str]]]:
+def columns(units: Sequence[SplitUnit]) -> list[tuple[str, list[str]]]:
     """``(heading, member splits)``: every paper split, then its fold group (paper split + folds)."""
-    out = [(s, [s]) for s in spec.splits]
-    for s in spec.splits:
-        folds = spec.fold_splits(s)
+    papers = [u.split for u in units if u.fold_of is None]
+    out = [(p.name, [p.name]) for p in papers]
+    for paper in papers:
+        folds = [u.split.name for u in units if u.fold_of == paper]
         if folds:
-            k = len(get_split(s).unseen)
-            out.append((f"{k} unseen: {s} + {len(folds)} random folds", [s, *folds]))
+            out.append((f"{len(paper.unseen)} unseen: {paper.name} + {len(folds)} random folds", [paper.name, *folds]))
     return out
 
 
@@ -53,79 +53,119 @@ def cell(records: list[dict[str, Any]], metric: str = TEST_TOP1) -> dict[str, An
     return out
 
 
-def aggregate(spec: TableSpec, records: list[dict[str, Any]], out: str | Path) -> tuple[str, list[dict[str, Any]]]:
-    """Write ``table.md`` / ``table.csv`` under ``out``; return the Markdown and the CSV rows."""
-    out = Path(out)
-    cols = columns(spec)
+def aggregate(
+    spec: TableSpec, units: Sequence[SplitUnit], records: list[dict[str, Any]], out: str | Path
+) -> tuple[str, list[dict[str, Any]]]:
+    """Write ``table.md`` / ``table.csv`` under ``out``; return the Markdown and the CSV rows.
+
+    Args:
+        spec: The table spec (its name, seeds, rows and note).
+        units: Its splits, resolved (:meth:`TableSpec.resolve`): the columns.
+        records: One per run (:func:`purls_pl.apps.table.collect_records`).
+        out: Where the table files go.
+    """
+    cols = columns(units)
     by_split: dict[str, list[dict[str, Any]]] = {}
     for r in records:
         by_split.setdefault(r["split"], []).append(r)
-    title = (
+    chance, counts = column_heads(cols, by_split)
+    lines = [_title(spec), "", "| row | " + " | ".join(h for h, _ in cols) + " |", "|---|" + "---:|" * len(cols)]
+    lines.append("| *chance level* | " + " | ".join(chance) + " |")
+    lines.append("| *test samples* | " + " | ".join(counts) + " |")
+    rows_csv: list[dict[str, Any]] = []
+    for row in spec.rows:
+        cells = []
+        for (heading, members), k, n in zip(cols, chance, counts, strict=True):
+            mine = [r for s in members for r in by_split.get(s, []) if r["row"] == row.name]
+            if not mine:
+                cells.append("–")
+                continue
+            top1 = cell(mine)
+            cells.append(_cell_text(top1))
+            rows_csv.append(_csv_row(heading, row.name, mine, top1, k, n))
+        lines.append(f"| {row.name} | " + " | ".join(cells) + " |")
+    lines += _timing(records)
+    if spec.note:
+        lines += ["", spec.note.strip()]
+    markdown = "\n".join(lines + _per_run(spec, records)) + "\n"
+    _write(Path(out), markdown, rows_csv)
+    return markdown, rows_csv
+
+
+def _title(spec: TableSpec) -> str:
+    return (
         f"**{spec.name}** — zero-shot top-1 (%) on the unseen classes: mean ± std over runs (seeds {spec.seeds}"
         + (f"; fold splits: seeds {spec.fold_seeds}" if spec.folds else "")
         + "; a seed drives both stages), [95% bootstrap interval over test samples]"
     )
-    lines = [title, "", "| row | " + " | ".join(h for h, _ in cols) + " |", "|---|" + "---:|" * len(cols)]
+
+
+def column_heads(
+    cols: Sequence[tuple[str, list[str]]], by_split: dict[str, list[dict[str, Any]]]
+) -> tuple[list[str], list[str]]:
+    """Per column, its chance level (% of one unseen class, "–" when its splits differ) and its test sample
+    counts (``"+"``-joined over its splits)."""
     chance, counts = [], []
     for _, members in cols:
         first = [by_split[s][0] for s in members if by_split.get(s)]
         k = [r["num_unseen_classes"] for r in first]
         chance.append(f"{100 / k[0]:.2f}" if k and len(set(k)) == 1 else "–")
         counts.append("+".join(str(r.get("num_test_samples", "?")) for r in first) or "–")
-    lines.append("| *chance level* | " + " | ".join(chance) + " |")
-    lines.append("| *test samples* | " + " | ".join(counts) + " |")
-    rows_csv: list[dict[str, Any]] = []
-    per_run = ["", PER_RUN_HEADING, "", "| row | split | seed | top-1 | mean-class | stage-1 seen top-1 |"]
-    per_run.append("|---|---|---:|---:|---:|---:|")
+    return chance, counts
+
+
+def _cell_text(c: dict[str, Any]) -> str:
+    ci = f" [{c['ci'][0]:.1f}–{c['ci'][1]:.1f}]" if "ci" in c else ""
+    return f"{c['mean']:.2f} ± {c['std']:.2f}{ci}"
+
+
+def _csv_row(
+    heading: str, row: str, mine: list[dict[str, Any]], c: dict[str, Any], chance: str, counts: str
+) -> dict[str, Any]:
+    """The CSV line of one cell (its runs ``mine``, their top-1 :func:`cell` ``c``): top-1 (mean, std,
+    interval, per run), mean-class, top-5 and timing."""
+    mean_class = cell(mine, TEST_MEAN_CLASS)
+    top5 = cell(mine, TEST_TOP5) if reports_top5(min(r["num_unseen_classes"] for r in mine)) else None
+    return {
+        "column": heading,
+        "row": row,
+        "runs": c["runs"],
+        "top1_mean": round(c["mean"], 3),
+        "top1_std": round(c["std"], 3),
+        "top1_ci_low": round(c["ci"][0], 3) if "ci" in c else None,
+        "top1_ci_high": round(c["ci"][1], 3) if "ci" in c else None,
+        "top1_runs": " ".join(f"{v:.2f}" for v in c["values"]),
+        "mean_class_mean": round(mean_class["mean"], 3),
+        "mean_class_std": round(mean_class["std"], 3),
+        "top5_mean": round(top5["mean"], 3) if top5 else None,
+        "chance": chance,
+        "test_samples": counts,
+        "seconds_per_run": round(sum(r["seconds"] for r in mine) / len(mine), 1),
+    }
+
+
+def _per_run(spec: TableSpec, records: list[dict[str, Any]]) -> list[str]:
+    """The per-run listing that follows the table (row by row, each sorted by split and seed)."""
+    lines = ["", PER_RUN_HEADING, "", "| row | split | seed | top-1 | mean-class | stage-1 seen top-1 |"]
+    lines.append("|---|---|---:|---:|---:|---:|")
     for row in spec.rows:
-        cells = []
-        for heading, members in cols:
-            mine = [r for s in members for r in by_split.get(s, []) if r["row"] == row.name]
-            if not mine:
-                cells.append("–")
-                continue
-            c = cell(mine)
-            ci = f" [{c['ci'][0]:.1f}–{c['ci'][1]:.1f}]" if "ci" in c else ""
-            cells.append(f"{c['mean']:.2f} ± {c['std']:.2f}{ci}")
-            mean_class = cell(mine, TEST_MEAN_CLASS)
-            top5 = cell(mine, TEST_TOP5) if reports_top5(min(r["num_unseen_classes"] for r in mine)) else None
-            rows_csv.append(
-                {
-                    "column": heading,
-                    "row": row.name,
-                    "runs": c["runs"],
-                    "top1_mean": round(c["mean"], 3),
-                    "top1_std": round(c["std"], 3),
-                    "top1_ci_low": round(c["ci"][0], 3) if "ci" in c else None,
-                    "top1_ci_high": round(c["ci"][1], 3) if "ci" in c else None,
-                    "top1_runs": " ".join(f"{v:.2f}" for v in c["values"]),
-                    "mean_class_mean": round(mean_class["mean"], 3),
-                    "mean_class_std": round(mean_class["std"], 3),
-                    "top5_mean": round(top5["mean"], 3) if top5 else None,
-                    "chance": chance[cols.index((heading, members))],
-                    "test_samples": counts[cols.index((heading, members))],
-                    "seconds_per_run": round(sum(r["seconds"] for r in mine) / len(mine), 1),
-                }
-            )
-        lines.append(f"| {row.name} | " + " | ".join(cells) + " |")
         for r in sorted((r for r in records if r["row"] == row.name), key=lambda r: (r["split"], r["seed"])):
             stage1 = r.get("stage1", {}).get("seen_test_top1")
             s1 = f"{100 * stage1:.2f}" if stage1 is not None else "–"
-            per_run.append(
+            lines.append(
                 f"| {row.name} | {r['split']} | {r['seed']} | {100 * r[TEST_TOP1]:.2f} | "
                 f"{100 * r[TEST_MEAN_CLASS]:.2f} | {s1} |"
             )
-    lines += _timing(records)
-    if spec.note:
-        lines += ["", spec.note.strip()]
-    markdown = "\n".join(lines + per_run) + "\n"
+    return lines
+
+
+def _write(out: Path, markdown: str, rows_csv: list[dict[str, Any]]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.md").write_text(markdown)
     with open(out / "table.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows_csv[0]) if rows_csv else ["column"])
         writer.writeheader()
         writer.writerows(rows_csv)
-    return markdown, rows_csv
 
 
 def summary(markdown: str) -> str:

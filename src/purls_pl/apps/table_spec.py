@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from purls_pl.apps.experiments import EXPERIMENTS, run_split
-from purls_pl.data.splits import get_split, random_split_name
+from purls_pl.data.splits import ZeroShotSplit
 
-__all__ = ["Row", "SelectionSpec", "TableSpec"]
+__all__ = ["Row", "SelectionSpec", "SplitUnit", "TableSpec"]
 
 
 def read_spec(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -52,6 +52,21 @@ class Row:
     @property
     def slug(self) -> str:
         return "".join(c if c.isascii() and c.isalnum() else "_" for c in self.name.lower()).strip("_")
+
+
+@dataclass(frozen=True)
+class SplitUnit:
+    """A split a table runs, resolved: its seeds and, for a random class fold, the paper split it goes with.
+
+    Attributes:
+        split: The split (rendered into each run's ``--data.split``).
+        seeds: The seeds of its runs (a seed drives both stages).
+        fold_of: The paper split whose random class fold this is (``None``: a paper split).
+    """
+
+    split: ZeroShotSplit
+    seeds: tuple[int, ...]
+    fold_of: ZeroShotSplit | None = None
 
 
 @dataclass
@@ -115,30 +130,22 @@ class TableSpec:
             note=str(raw.get("note", "")),
         )
 
-    def resolved(self, overrides: Sequence[str] = ()) -> TableSpec:
-        """This spec with every split it runs resolved, and registered by name, in this process
-        (:func:`~purls_pl.apps.experiments.run_split`): without ``splits``, the recipe's ``data.split``.
+    def resolve(self, overrides: Sequence[str] = ()) -> list[SplitUnit]:
+        """Every split the table runs, resolved (and registered by name) once, in this process
+        (:func:`~purls_pl.apps.experiments.run_split`; without ``splits``, the recipe's ``data.split``): the
+        paper splits with ``seeds``, then the random class folds of each (``folds``) with ``fold_seeds``.
 
         Args:
             overrides: The table's ``--set`` overrides (``common`` ones are added), e.g. the data root.
         """
         options = [*self.common, *overrides]
-        spec = replace(self, splits=[run_split(s, self.recipe, options).name for s in self.splits or [None]])
-        for split, _ in spec.units():
-            run_split(split, self.recipe, options)
-        return spec
-
-    def fold_splits(self, split: str) -> list[str]:
-        """The random class folds of ``split``: ``<dataset>_random<K>_seed<f>`` for ``f < folds[split]``."""
-        if not self.folds.get(split):
-            return []
-        parent = get_split(split)
-        return [random_split_name(parent.dataset, len(parent.unseen), f) for f in range(self.folds[split])]
-
-    def units(self) -> list[tuple[str, list[int]]]:
-        """``(split, seeds)`` of every split that runs: the paper splits, then their folds."""
-        folds = [(f, self.fold_seeds) for s in self.splits for f in self.fold_splits(s)]
-        return [(s, self.seeds) for s in self.splits] + folds
+        papers = [run_split(s, self.recipe, options) for s in self.splits or [None]]
+        folds = [
+            SplitUnit(paper.random_fold(f), tuple(self.fold_seeds), paper)
+            for paper in papers
+            for f in range(self.folds.get(paper.name, 0))
+        ]
+        return [SplitUnit(paper, tuple(self.seeds)) for paper in papers] + folds
 
     def stage_and_args(self, row: Row) -> tuple[str, list[str]]:
         """A row's experiment stage and overrides: its selection's, then its own."""

@@ -247,6 +247,11 @@ class ZeroShotSplit:
             selection_name(self.name, fold), self.dataset, self.num_classes, val, tuple({*self.unseen, *self.excluded})
         )
 
+    def random_fold(self, seed: int) -> ZeroShotSplit:
+        """A random class fold beside this split: the seeded random split of its dataset with as many unseen
+        classes (:func:`random_split`, ``<dataset>_random<K>_seed<seed>``), registered by name."""
+        return random_split(self.dataset, len(self.unseen), seed, num_classes=self.num_classes)
+
     @classmethod
     def from_indices(cls, name: str, dataset: str, unseen: Iterable[int], num_classes: int = 0) -> ZeroShotSplit:
         """A split from class indices (every other class is seen).
@@ -340,7 +345,9 @@ def random_split_name(dataset: str, num_unseen: int, seed: int) -> str:
     return f"{dataset}_random{num_unseen}_seed{seed}"
 
 
-def random_split(dataset: str, num_unseen: int, seed: int = 0, classes: Sequence[str] | None = None) -> ZeroShotSplit:
+def random_split(
+    dataset: str, num_unseen: int, seed: int = 0, classes: Sequence[str] | None = None, num_classes: int = 0
+) -> ZeroShotSplit:
     """A seeded random split of ``dataset`` with ``num_unseen`` unseen classes, registered by name.
 
     The unseen classes are the ``num_unseen`` indices with the smallest
@@ -351,11 +358,12 @@ def random_split(dataset: str, num_unseen: int, seed: int = 0, classes: Sequence
         num_unseen: ``K``, between 1 and the class count - 1.
         seed: ``S``.
         classes: The class list, for a custom dataset (default: :func:`class_names` of ``dataset``).
+        num_classes: The class count instead of ``classes`` (0: from ``classes`` or the catalog).
 
     Returns:
         The split, also registered as :func:`random_split_name` ``(dataset, num_unseen, seed)``.
     """
-    n = len(classes) if classes is not None else len(class_names(dataset))
+    n = len(classes) if classes is not None else num_classes or len(class_names(dataset))
     if not 1 <= num_unseen < n:
         raise ValueError(f"num_unseen must lie in 1..{n - 1} for {dataset!r} ({n} classes), got {num_unseen}")
     if seed < 0:

@@ -32,7 +32,7 @@ from purls_pl.train.checkpoint_io import use_atomic_checkpoint_io
 from purls_pl.train.datamodule import ZeroShotDataModule
 from purls_pl.train.guards import FiniteLoss
 from purls_pl.train.log_progress import use_log_progress
-from purls_pl.train.paths import AUTO, backbone_export_path
+from purls_pl.train.paths import AUTO, backbone_export_path, variant_of
 from purls_pl.train.provenance import RunProvenance
 from purls_pl.train.ranges import check_ranges
 from purls_pl.train.wiring import FinalCheckpoint, attach_wiring
@@ -53,8 +53,6 @@ CLI_OPTIONS: dict[str, Any] = {
     "trainer_defaults": TRAINER_DEFAULTS,
     "auto_configure_optimizers": False,
 }
-#: Experiment files that name a variant of a run (its directory gets the suffix), not a recipe.
-VARIANTS: frozenset[str] = frozenset({"global"})
 
 
 # Expected with a frozen backbone inside the module, and a Lightning-internal deprecation.
@@ -152,8 +150,8 @@ def check_description_file(config: Namespace) -> None:
 def run_name(config: Namespace, prefix: str = "") -> str:
     """``<prefix><run split>``, with the name of the last ``--config`` file appended when it is a variant
     (e.g. ``nw-ucla_8_2-global``) rather than a base, a recipe or a selection."""
-    configs = [Path(str(c)).stem for c in (config.get("config") or []) if c is not None]
-    variant = next((c for c in reversed(configs) if c in VARIANTS), "")
+    configs = [str(c) for c in (config.get("config") or []) if c is not None]
+    variant = next((v for c in reversed(configs) if (v := variant_of(c))), "")
     return prefix + run_split_name(config) + (f"-{variant}" if variant else "")
 
 
