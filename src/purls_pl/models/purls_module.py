@@ -10,7 +10,6 @@ label information is used at test time.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -21,15 +20,14 @@ from purls_pl.data.batch import SkeletonBatch
 from purls_pl.data.layouts import SkeletonLayout
 from purls_pl.eval.outputs import ZeroShotScores
 from purls_pl.eval.zero_shot import Scoring, field_similarities, mix_scores, with_local_fields, zero_shot_scores
-from purls_pl.models.checkpoint import SPEC_KEY, module_from_checkpoint, module_spec, plain
+from purls_pl.models.checkpoint import partitioner_from_spec, partitioner_spec, uses_labels
 from purls_pl.models.features import FrozenBackbone
 from purls_pl.models.label_field import LabelField
 from purls_pl.models.losses import AlphaMode, PartAwareContrastiveLoss
-from purls_pl.models.method import LeakageError, ZeroShotMethod
+from purls_pl.models.method import LeakageError, LinkedClassText, ZeroShotMethod
 from purls_pl.models.partition import AdaptivePartitioner, Partitioner, PartitionerFactory
 from purls_pl.models.projector import SkeletonProjector
 from purls_pl.models.regularizers import drop_nodes, text_noise
-from purls_pl.text.encoder import ClassText
 from purls_pl.text.fields import FIELDS
 
 __all__ = ["LeakageError", "PurlsModule"]
@@ -87,7 +85,7 @@ class PurlsModule(ZeroShotMethod):
 
     def __init__(
         self,
-        class_text: ClassText,
+        class_text: LinkedClassText,
         layout: str | SkeletonLayout,
         backbone: FrozenBackbone,
         partitioner: PartitionerFactory = AdaptivePartitioner,
@@ -109,7 +107,7 @@ class PurlsModule(ZeroShotMethod):
         node_dropout: float = 0.0,
         label_field: float = 0.0,
     ) -> None:
-        super().__init__(class_text, backbone)
+        super().__init__(class_text, layout, backbone)
         if scoring not in ("cosine", "eq5"):
             raise ValueError(f"model.scoring must be 'cosine' or 'eq5', got {scoring!r}")
         if not all(0.0 <= w <= 1.0 for w in (label_fusion, field_weight, label_field)) or not 0 <= node_dropout < 1:
@@ -304,9 +302,6 @@ class PurlsModule(ZeroShotMethod):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # ------------------------------------------------------------------ self-contained checkpoints
-    #: The ``checkpoint["purls"]`` record the module was rebuilt from by :meth:`from_checkpoint` (else None).
-    checkpoint_spec: dict[str, Any] | None = None
-
     def full_class_text(self) -> Tensor:
         """``(K, len(FIELDS), m)`` text holding what the module was built with: the seen classes' and the
         candidates' active fields (zeros elsewhere)."""
@@ -319,16 +314,12 @@ class PurlsModule(ZeroShotMethod):
             text[cls, fields] = self.candidate_fields[row].detach().cpu()
         return text
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store what rebuilding and open-vocabulary prediction need under ``checkpoint["purls"]`` (see
-        :mod:`purls_pl.models.checkpoint`; the data side's entries, added by the training wiring, are kept)
-        and keep the hyper-parameters plain data, so the file loads with ``torch.load(..., weights_only=True)``."""
-        checkpoint[SPEC_KEY] = {**checkpoint.get(SPEC_KEY, {}), **module_spec(self)}
-        if "hyper_parameters" in checkpoint:
-            checkpoint["hyper_parameters"] = plain(checkpoint["hyper_parameters"])
+    def spec_extra(self) -> dict[str, Any]:
+        """PURLS' own checkpoint entries: its partitioner, and the label embeddings when it scores with them."""
+        labels = self.class_labels.detach().cpu() if uses_labels(self.hparams) else None
+        return {"partitioner": partitioner_spec(self.partitioner), "class_labels": labels}
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, map_location: str | torch.device = "cpu") -> PurlsModule:
-        """Rebuild a trained module from its checkpoint alone (no config, data or backbone export needed;
-        loaded with ``weights_only=True``), in eval mode, with :attr:`checkpoint_spec` set."""
-        return module_from_checkpoint(cls, path, map_location)
+    def init_args_from_spec(cls, spec: dict[str, Any]) -> dict[str, Any]:
+        """The partitioner factory of a checkpoint's record (:meth:`spec_extra`)."""
+        return {"partitioner": partitioner_from_spec(spec["partitioner"])}
