@@ -17,6 +17,7 @@ from conftest import shared_path
 
 from purls_pl.apps import recognize as predict
 from purls_pl.apps.experiments import experiment_args
+from purls_pl.data.batch import SkeletonBatch
 from purls_pl.data.readers import Conversion, PennActionSource
 from purls_pl.integrity import seal
 from purls_pl.models.purls_module import PurlsModule
@@ -72,9 +73,9 @@ def test_a_penn_clip_is_recognised_as_its_test_loop_scores_it(penn_checkpoint: P
     names = [module.class_names[c] for c in unseen]
     tests = [i for i in range(len(data)) if data.partition[i] == "test"]
     picks = [next(i for i in tests if data.labels[i] == c) for c in unseen]  # a test clip of each unseen class
-    batch = {"x": torch.from_numpy(np.asarray(data.data[picks])), "y": torch.from_numpy(data.labels[picks])}
+    batch = SkeletonBatch(torch.from_numpy(np.asarray(data.data[picks])), torch.from_numpy(data.labels[picks]))
     with torch.no_grad():
-        loop = module.test_step(batch, 0)["zsl_scores"]  # (B, K_u): the unseen classes, in ``unseen`` order
+        loop = module.test_step(batch, 0).zsl_scores  # (B, K_u): the unseen classes, in ``unseen`` order
     files = [labels / f"{data.sample_ids[i]}.mat" for i in picks]
     ranked = predict.recognize(penn_checkpoint, files, names, REPO / "descriptions" / "penn-action.json")
     for path, row, ranking in zip(files, loop, ranked, strict=True):

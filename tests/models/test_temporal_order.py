@@ -104,10 +104,10 @@ def test_only_the_phase_fields_learn_the_order(tiny_backbone):
     labels = torch.arange(2 * PAIRS).repeat(50)
     with torch.no_grad():
         out = module.candidate_scores(_nodes(labels, dim, seed=7), module.seen_text)
-    with_phases = (out["scores"].argmax(-1) == labels).float().mean().item()
-    global_only = (out["global"].argmax(-1) == labels).float().mean().item()
-    same_pair = (out["global"].argmax(-1) // 2 == labels // 2).float().mean().item()
-    per_field = (out["fields"].argmax(1) == labels[:, None]).float().mean(0)  # (D,): each field's own ranking
+    with_phases = (out.scores.argmax(-1) == labels).float().mean().item()
+    global_only = (out.global_scores.argmax(-1) == labels).float().mean().item()
+    same_pair = (out.global_scores.argmax(-1) // 2 == labels // 2).float().mean().item()
+    per_field = (out.fields.argmax(1) == labels[:, None]).float().mean(0)  # (D,): each field's own ranking
     assert per_field[START] > 0.95 and per_field[END] > 0.95, per_field
     assert with_phases > 0.95, with_phases
     assert same_pair > 0.95 and global_only < 0.7, (same_pair, global_only)  # right pair, coin-flip direction

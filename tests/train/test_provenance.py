@@ -166,7 +166,7 @@ def test_sweep_trials_parse_with_the_cli(sweep_file, capsys, monkeypatch):
         for name, value in values.items():
             node = printed
             for key in name.split("."):
-                node = node[key]
+                node = node[key] if key in node else node["init_args"][key]  # a method's own arguments
             node = node["class_path"] if isinstance(node, dict) else node
             assert node == value or math.isclose(float(node), float(value)), (name, node, value)
 

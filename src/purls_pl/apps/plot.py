@@ -28,6 +28,7 @@ from purls_pl.eval.figures import (
     save_figure,
 )
 from purls_pl.eval.metrics import TEST_TOP1
+from purls_pl.models.method import ZeroShotMethod
 from purls_pl.models.purls_module import PurlsModule
 from purls_pl.train.cli import PurlsCLI
 from purls_pl.train.datamodule import ZeroShotDataModule
@@ -48,11 +49,12 @@ def load_datamodule(args: Sequence[str]) -> ZeroShotDataModule:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python")
         cli = _DataOnly(
-            PurlsModule,
+            ZeroShotMethod,
             ZeroShotDataModule,
             args=list(args),
             run=False,
             save_config_callback=None,
+            subclass_mode_model=True,
         )
     return cli.datamodule
 

@@ -43,8 +43,7 @@ import torch
 from purls_pl.data.preprocessing import Preprocessing
 from purls_pl.data.readers import file_readers, recorded_preprocessing
 from purls_pl.data.readers import prepare_sample as read_and_prepare
-from purls_pl.models.checkpoint import uses_labels
-from purls_pl.models.purls_module import PurlsModule
+from purls_pl.models.method import ZeroShotMethod
 from purls_pl.text.descriptions import DescriptionSet, load_descriptions
 from purls_pl.text.encoder import TextEncoder
 from purls_pl.text.fields import FIELDS
@@ -129,10 +128,10 @@ def candidate_text(
 
 
 # ------------------------------------------------------------------ recognition
-def _load(checkpoint: str | Path | PurlsModule, device: str) -> PurlsModule:
-    if isinstance(checkpoint, PurlsModule):
+def _load(checkpoint: str | Path | ZeroShotMethod, device: str) -> ZeroShotMethod:
+    if isinstance(checkpoint, ZeroShotMethod):
         return checkpoint.eval()
-    return PurlsModule.from_checkpoint(checkpoint, map_location=device)
+    return ZeroShotMethod.from_checkpoint(checkpoint, map_location=device)
 
 
 @torch.no_grad()
@@ -150,7 +149,7 @@ def recognize(
     """Rank ``candidates`` for each sample.
 
     Args:
-        checkpoint: A PURLS checkpoint path (or a :class:`~purls_pl.models.purls_module.PurlsModule`
+        checkpoint: A checkpoint path of any method (or a :class:`~purls_pl.models.method.ZeroShotMethod`
             rebuilt by ``from_checkpoint``).
         samples: Skeleton files (of any reader's format, e.g. ``.skeleton``, ``.json``, ``.mat``, ``.npy``) or
             arrays.
@@ -174,17 +173,16 @@ def recognize(
             "the checkpoint records no preprocessing (saved without a datamodule): recognise with a checkpoint "
             "written by `python -m purls_pl fit`"
         )
-    fields = list(module.partitioner.field_index)  # the active fields' text (global last)
+    fields = list(module.text_fields)  # the fields' text the method scores with (global last)
     text = candidate_text(candidates, spec, descriptions, text_model, templates)[:, fields]
-    if text.shape[-1] != module.candidate_text.shape[-1]:
+    if text.shape[-1] != module.text_dim:
         raise ValueError(
-            f"the text tower gives {text.shape[-1]}-d embeddings; "
-            f"the model was trained on {module.candidate_text.shape[-1]}-d ones"
+            f"the text tower gives {text.shape[-1]}-d embeddings; the model was trained on {module.text_dim}-d ones"
         )
-    device_ = module.candidate_text.device
+    device_ = module.device
     text = text.to(device_)
     labels = None
-    if uses_labels(module.hparams):  # label fusion or the label field score candidates with their labels
+    if module.uses_label_embeddings:  # e.g. PURLS' label fusion or label field
         labels = label_embeddings(checkpoint_encoder(spec, text_model), list(candidates)).to(device_)
     preprocessing = recorded_preprocessing(spec["preprocess"], spec.get("source"))
     x = torch.from_numpy(np.stack([prepare_sample(s, preprocessing) for s in samples]))

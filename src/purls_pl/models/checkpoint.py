@@ -1,14 +1,15 @@
-"""Self-contained PURLS checkpoints: what rebuilding the module and open-vocabulary prediction need.
+"""Self-contained checkpoints: what rebuilding a method and open-vocabulary prediction need.
 
 Every checkpoint holds, under ``checkpoint["purls"]``, plain data only (safe for
-``torch.load(..., weights_only=True)``). :meth:`PurlsModule.on_save_checkpoint` writes what the model
+``torch.load(..., weights_only=True)``). :meth:`ZeroShotMethod.on_save_checkpoint` writes what the method
 itself knows (:func:`module_spec`)::
 
-    {"format": 1,
+    {"format": 1, "method": "purls_pl.models.purls_module.PurlsModule",
      "class_names": [...], "seen": [...], "unseen": [...], "gzsl": bool,
      "class_text": (K, 8, m) tensor,          # the text the module was built with (seen fields, candidates' global)
      "layout": {"name", "joint_names", "edges", "center", "parts", "align_axes"},
-     "partitioner": {"class_path", "init_args"}, "hparams": {proj_hidden, alpha, lr, ...},
+     "hparams": {proj_hidden, alpha, lr, ...},
+     "partitioner": {"class_path", "init_args"}, "class_labels": (K, m) | None,  # PURLS' own entries
      "backbone": {"class_path", "init_args", "pool_frames", "checkpoint", "meta"}}
      # the backbone's weights: state_dict["backbone.encoder.*"]
 
@@ -49,6 +50,8 @@ SPEC_KEY = "purls"
 SPEC_FORMAT = 1
 #: The entries the data side adds (``None`` until a datamodule records them).
 DATA_KEYS: tuple[str, ...] = ("text", "templates", "descriptions", "split", "source", "preprocess")
+#: The method of a checkpoint that records none (written before methods were recorded).
+PURLS_METHOD = "purls_pl.models.purls_module.PurlsModule"
 
 
 def class_path(obj: Any) -> str:
@@ -108,24 +111,26 @@ def uses_labels(hparams: Any) -> bool:
 
 
 def module_spec(module: Any) -> dict[str, Any]:
-    """The model's part of the ``checkpoint["purls"]`` record of a :class:`PurlsModule` (module docstring).
+    """The model's part of the ``checkpoint["purls"]`` record of a zero-shot method (module docstring).
 
     Args:
-        module: The module; it provides ``class_names``, ``seen``, ``unseen``, ``gzsl``,
-            ``full_class_text()``, ``partitioner``, ``backbone`` and ``hparams``.
+        module: The method (a :class:`~purls_pl.models.method.ZeroShotMethod`); it provides
+            ``class_names``, ``seen``, ``unseen``, ``gzsl``, ``layout``, ``full_class_text()``, ``backbone``,
+            ``hparams`` and ``spec_extra()``: its own entries (PURLS: the partitioner, the label embeddings),
+            whose keys are left out of ``hparams``.
     """
     encoder = module.backbone.encoder
-    hparams = {k: v for k, v in module.hparams.items() if k != "partitioner" and not k.startswith("_")}
+    extra = module.spec_extra()
+    hparams = {k: v for k, v in module.hparams.items() if k not in extra and not k.startswith("_")}
     spec: dict[str, Any] = {
         "format": SPEC_FORMAT,
+        "method": class_path(module),
         "class_names": list(module.class_names),
         "seen": list(module.seen),
         "unseen": list(module.unseen),
         "gzsl": bool(module.gzsl),
         "class_text": module.full_class_text(),
-        "class_labels": module.class_labels.detach().cpu() if uses_labels(module.hparams) else None,
-        "layout": module.partitioner.layout.to_mapping(),
-        "partitioner": partitioner_spec(module.partitioner),
+        "layout": module.layout.to_mapping(),
         "hparams": hparams,
         "backbone": {
             "class_path": class_path(encoder),
@@ -134,6 +139,7 @@ def module_spec(module: Any) -> dict[str, Any]:
             "checkpoint": str(module.backbone.checkpoint),
             "meta": dict(module.backbone.meta),  # what stage 1 recorded: its seen classes, its accuracies
         },
+        **extra,
     }
     return plain(spec)
 
@@ -149,8 +155,9 @@ def _restore_backbone(spec: dict[str, Any]) -> FrozenBackbone:
 
 
 def module_from_checkpoint(cls: type[Any], path: str | Path, map_location: Any = "cpu") -> Any:
-    """Rebuild a module of class ``cls`` (:class:`PurlsModule`) from a checkpoint alone (``weights_only=True``
-    loading), in eval mode, with ``checkpoint_spec`` set to the stored record."""
+    """Rebuild the method a checkpoint holds (its ``"method"``, a subclass of ``cls``; PURLS for checkpoints
+    written before methods were recorded) from the checkpoint alone (``weights_only=True`` loading), in eval
+    mode, with ``checkpoint_spec`` set to the stored record."""
     checkpoint = load_torch_file(path, what="checkpoint")
     spec = checkpoint.get(SPEC_KEY)
     if not isinstance(spec, dict) or spec.get("format") != SPEC_FORMAT:
@@ -159,6 +166,9 @@ def module_from_checkpoint(cls: type[Any], path: str | Path, map_location: Any =
             "self-contained checkpoints. Use it with its experiment config instead "
             "(python -m purls_pl test --config <experiment yaml> --ckpt_path <ckpt>), or retrain."
         )
+    method = import_class(spec.get("method", PURLS_METHOD))
+    if not (isinstance(method, type) and issubclass(method, cls)):
+        raise ValueError(f"{path}: its method {spec.get('method')} is not a {class_path(cls)}")
     layout = restore_layout(spec["layout"])
     text = ClassText(
         tuple(spec["class_names"]),
@@ -168,11 +178,14 @@ def module_from_checkpoint(cls: type[Any], path: str | Path, map_location: Any =
         gzsl=bool(spec.get("gzsl", True)),
         labels=spec.get("class_labels"),
     )
-    part = spec["partitioner"]
-    partitioner = functools.partial(import_class(part["class_path"]), **part["init_args"])
-    accepted = inspect.signature(cls.__init__).parameters
+    accepted = inspect.signature(method.__init__).parameters
     hparams = {k: v for k, v in spec["hparams"].items() if k in accepted}
-    module = cls(text, layout, _restore_backbone(spec["backbone"]), partitioner, **hparams)
+    module = method(text, layout, _restore_backbone(spec["backbone"]), **method.init_args_from_spec(spec), **hparams)
     module.load_state_dict(checkpoint["state_dict"])
     module.checkpoint_spec = {**dict.fromkeys(DATA_KEYS), **spec}
     return module.to(map_location).eval()
+
+
+def partitioner_from_spec(spec: dict[str, Any]) -> Any:
+    """The partitioner factory a :func:`partitioner_spec` record describes."""
+    return functools.partial(import_class(spec["class_path"]), **spec["init_args"])

@@ -16,17 +16,25 @@ refuses a checkpoint trained on another split.
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 from pytorch_lightning import LightningModule
 from torch import Tensor
 
 from purls_pl.data.batch import SkeletonBatch
+from purls_pl.data.layouts import SkeletonLayout, get_layout
 from purls_pl.eval.outputs import ZeroShotScores
-from purls_pl.models.checkpoint import SPEC_KEY
+from purls_pl.models.checkpoint import SPEC_KEY, module_from_checkpoint, module_spec, plain
 from purls_pl.models.features import FrozenBackbone, check_backbone_classes
-from purls_pl.text.encoder import ClassText
+from purls_pl.text.fields import FIELDS, GLOBAL
+
+Method = TypeVar("Method", bound="ZeroShotMethod")
+#: How a method annotates its ``class_text`` argument (a :class:`~purls_pl.text.encoder.ClassText`). The
+#: CLI links it from the datamodule; annotated as the dataclass itself, jsonargparse would ask for the
+#: dataclass's fields in every config of a method chosen by ``model.class_path``.
+LinkedClassText = Any
 
 
 class LeakageError(RuntimeError):
@@ -37,11 +45,16 @@ class ZeroShotMethod(LightningModule):
     """Classes and backbone of a zero-shot method (module docstring).
 
     Args:
-        class_text: The dataset's classes and the seen/unseen split (their text is the method's to use).
+        class_text: The dataset's classes and the seen/unseen split, a
+            :class:`~purls_pl.text.encoder.ClassText` (their text is the method's to use).
+        layout: The skeleton layout of the node grid (a registered name or the layout itself).
         backbone: The frozen stage-1 encoder; its recorded seen classes must be the split's.
+
+    ``class_text`` and ``layout`` come from the datamodule (linked by the CLI; never set in configs).
 
     Attributes:
         class_names: Every class, in class-id order.
+        layout: The :class:`~purls_pl.data.layouts.SkeletonLayout`.
         seen, unseen, candidates: Dataset class ids (:class:`~purls_pl.eval.outputs.ScoredClasses`).
         zsl_columns: Positions of ``unseen`` among ``candidates``.
         gzsl: Whether the seen classes are candidates too.
@@ -49,10 +62,13 @@ class ZeroShotMethod(LightningModule):
     """
 
     fields: tuple[str, ...] = ()
+    #: The ``checkpoint["purls"]`` record the method was rebuilt from by :meth:`from_checkpoint` (else None).
+    checkpoint_spec: dict[str, Any] | None = None
 
-    def __init__(self, class_text: ClassText, backbone: FrozenBackbone) -> None:
+    def __init__(self, class_text: LinkedClassText, layout: str | SkeletonLayout, backbone: FrozenBackbone) -> None:
         super().__init__()
         check_backbone_classes(backbone.meta, class_text)
+        self.layout = get_layout(layout)
         self.backbone = backbone
         self.class_names = class_text.class_names
         self.seen = tuple(class_text.seen)
@@ -63,6 +79,22 @@ class ZeroShotMethod(LightningModule):
         position = torch.full((len(class_text.class_names),), -1, dtype=torch.long)
         position[list(self.seen)] = torch.arange(len(self.seen))
         self.register_buffer("seen_position", position, persistent=False)
+
+    @property
+    def text_fields(self) -> tuple[int, ...]:
+        """Which fields of a class's text (indices into :data:`~purls_pl.text.fields.FIELDS`, global last)
+        :meth:`score` takes; the global field alone by default."""
+        return (FIELDS.index(GLOBAL),)
+
+    @property
+    def text_dim(self) -> int:
+        """``m``: the size of the text embeddings the method was trained with."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement text_dim")
+
+    @property
+    def uses_label_embeddings(self) -> bool:
+        """Whether :meth:`score` needs the candidates' label embeddings."""
+        return False
 
     def node_features(self, x: Tensor, index: Tensor | None = None) -> Tensor:
         """``(B, S, n)`` node features of skeletons ``x`` ``(B, M, T, J, C)``; ``index`` ``(B,)``: their
@@ -92,6 +124,35 @@ class ZeroShotMethod(LightningModule):
 
     def test_step(self, batch: SkeletonBatch, batch_idx: int) -> ZeroShotScores:
         return self.evaluate(batch)
+
+    # ------------------------------------------------------------------ self-contained checkpoints
+    def full_class_text(self) -> Tensor:
+        """``(K, len(FIELDS), m)`` the class text the method was built with, for its checkpoint (rows or
+        fields it never uses may be zeros)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement full_class_text()")
+
+    def spec_extra(self) -> dict[str, Any]:
+        """The method's own entries of its checkpoint record (plain data; keys left out of ``hparams``)."""
+        return {}
+
+    @classmethod
+    def init_args_from_spec(cls, spec: dict[str, Any]) -> dict[str, Any]:
+        """Constructor arguments rebuilt from :meth:`spec_extra`'s entries of a checkpoint record."""
+        return {}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store what rebuilding and open-vocabulary prediction need under ``checkpoint["purls"]`` (see
+        :mod:`purls_pl.models.checkpoint`; the data side's entries, added by the training wiring, are kept)
+        and keep the hyper-parameters plain data, so the file loads with ``torch.load(..., weights_only=True)``."""
+        checkpoint[SPEC_KEY] = {**checkpoint.get(SPEC_KEY, {}), **module_spec(self)}
+        if "hyper_parameters" in checkpoint:
+            checkpoint["hyper_parameters"] = plain(checkpoint["hyper_parameters"])
+
+    @classmethod
+    def from_checkpoint(cls: type[Method], path: str | Path, map_location: str | torch.device = "cpu") -> Method:
+        """Rebuild the method a checkpoint holds from the checkpoint alone (no config, data or backbone
+        export needed; loaded with ``weights_only=True``), in eval mode, with :attr:`checkpoint_spec` set."""
+        return module_from_checkpoint(cls, path, map_location)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse a checkpoint trained on another class list or seen/unseen split (e.g. resuming elsewhere)."""

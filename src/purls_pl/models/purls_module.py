@@ -10,7 +10,7 @@ label information is used at test time.
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -20,19 +20,34 @@ from torch import Tensor
 from purls_pl.data.batch import SkeletonBatch
 from purls_pl.data.layouts import SkeletonLayout
 from purls_pl.eval.outputs import ZeroShotScores
-from purls_pl.eval.zero_shot import Scoring, field_similarities, mix_scores, with_local_fields, zero_shot_scores
-from purls_pl.models.checkpoint import SPEC_KEY, module_from_checkpoint, module_spec, plain
+from purls_pl.eval.zero_shot import Scoring, field_similarities
+from purls_pl.models.checkpoint import partitioner_from_spec, partitioner_spec, uses_labels
 from purls_pl.models.features import FrozenBackbone
 from purls_pl.models.label_field import LabelField
 from purls_pl.models.losses import AlphaMode, PartAwareContrastiveLoss
-from purls_pl.models.method import LeakageError, ZeroShotMethod
+from purls_pl.models.method import LeakageError, LinkedClassText, ZeroShotMethod
 from purls_pl.models.partition import AdaptivePartitioner, Partitioner, PartitionerFactory
 from purls_pl.models.projector import SkeletonProjector
-from purls_pl.models.regularizers import drop_nodes, text_noise
-from purls_pl.text.encoder import ClassText
 from purls_pl.text.fields import FIELDS
 
-__all__ = ["LeakageError", "PurlsModule"]
+__all__ = ["CandidateScores", "LeakageError", "PurlsModule"]
+
+
+@dataclass(frozen=True)
+class CandidateScores:
+    """PURLS' scores of candidates and their parts (for scoring a subset of the candidates).
+
+    Attributes:
+        scores: ``(B, K)`` the scores (``scoring``, ``label_fusion``, ``field_weight``, ``label_field``).
+        global_scores: ``(B, K)`` the global field's alone.
+        fields: ``(B, K, D)`` per-field similarities when the partitioner has local fields, else ``None``.
+        label: ``(B, K)`` the label field's similarities under ``label_field``, else ``None``.
+    """
+
+    scores: Tensor
+    global_scores: Tensor
+    fields: Tensor | None
+    label: Tensor | None
 
 
 class PurlsModule(ZeroShotMethod):
@@ -87,7 +102,7 @@ class PurlsModule(ZeroShotMethod):
 
     def __init__(
         self,
-        class_text: ClassText,
+        class_text: LinkedClassText,
         layout: str | SkeletonLayout,
         backbone: FrozenBackbone,
         partitioner: PartitionerFactory = AdaptivePartitioner,
@@ -109,7 +124,7 @@ class PurlsModule(ZeroShotMethod):
         node_dropout: float = 0.0,
         label_field: float = 0.0,
     ) -> None:
-        super().__init__(class_text, backbone)
+        super().__init__(class_text, layout, backbone)
         if scoring not in ("cosine", "eq5"):
             raise ValueError(f"model.scoring must be 'cosine' or 'eq5', got {scoring!r}")
         if not all(0.0 <= w <= 1.0 for w in (label_fusion, field_weight, label_field)) or not 0 <= node_dropout < 1:
@@ -147,6 +162,20 @@ class PurlsModule(ZeroShotMethod):
             head = SkeletonProjector(backbone.out_channels, class_text.embed_dim, proj_hidden, proj_dropout)
             self.label_head = LabelField(head, temperature_init, learn_temperature, global_negatives)
 
+    # ------------------------------------------------------------------ what recognize asks
+    @property
+    def text_fields(self) -> tuple[int, ...]:
+        """The partitioner's active fields (global last)."""
+        return tuple(self.partitioner.field_index)
+
+    @property
+    def text_dim(self) -> int:
+        return int(self.seen_text.shape[-1])
+
+    @property
+    def uses_label_embeddings(self) -> bool:
+        return uses_labels(self.hparams)
+
     # ------------------------------------------------------------------ forward pieces
     def forward(self, nodes: Tensor, text: Tensor) -> tuple[Tensor, Tensor]:
         """``nodes (B, S, n)``, ``text (B, D, m)`` -> ``V (B, D, m)`` unit vectors and attention ``(B, D, S)``."""
@@ -178,88 +207,20 @@ class PurlsModule(ZeroShotMethod):
         v, _ = self(nodes, fields_text[:1].expand(b, -1, -1))
         return v.unsqueeze(1).expand(b, k, d, m)
 
-    def candidate_scores(self, nodes: Tensor, fields_text: Tensor, labels: Tensor | None = None) -> dict[str, Tensor]:
+    def candidate_scores(self, nodes: Tensor, fields_text: Tensor, labels: Tensor | None = None) -> CandidateScores:
         """Scores of candidates with active-field text ``fields_text`` ``(K, D, m)`` (global last) and label
-        embeddings ``labels`` ``(K, m)`` (``label_fusion``, ``label_field``).
-
-        Returns:
-            ``{"scores": (B, K), "global": (B, K)}``: the scores (``hparams.scoring``, ``label_fusion``,
-            ``field_weight``, ``label_field``) and the global field's alone, plus ``"fields": (B, K, D)``
-            per-field similarities when the partitioner has local fields and ``"label": (B, K)`` the label
-            field's similarities under ``label_field`` (the parts, for scoring a subset of the candidates).
-        """
+        embeddings ``labels`` ``(K, m)`` (``label_fusion``, ``label_field``), with their parts."""
         target = self.fused(fields_text[:, -1], labels)
-        out: dict[str, Tensor] = {}
+        fields = None
         if len(self.fields) == 1:
-            out["global"] = self.scores_of(self.global_embedding(nodes, fields_text[:, -1]), target)
+            global_scores = self.scores_of(self.global_embedding(nodes, fields_text[:, -1]), target)
         else:
             v = self.field_embeddings(nodes, fields_text)
-            out["fields"] = field_similarities(v, fields_text)
+            fields = field_similarities(v, fields_text)
             own = v[:, :, -1] if self.partitioner.text_conditioned else v[:, 0, -1]
-            out["global"] = self.scores_of(own, target)
-        if self.label_head is not None:
-            out["label"] = self.label_similarities(nodes, labels)
-        out["scores"] = self.combine(out["global"], out.get("fields"), out.get("label"))
-        return out
-
-    def label_similarities(self, nodes: Tensor, labels: Tensor | None) -> Tensor:
-        """``(B, K)`` the label field's cosine with candidates' label embeddings ``(K, m)``."""
-        if self.label_head is None or labels is None:
-            raise ValueError("model.label_field needs a label head and the candidates' label embeddings")
-        return self.label_head.similarities(nodes, labels)
-
-    def combine(self, global_scores: Tensor, fields: Tensor | None = None, label: Tensor | None = None) -> Tensor:
-        """``(1 - λ)·S_global + λ·S_local`` of global scores ``(B, K)`` and per-field similarities ``(B, K, D)``,
-        then ``(1 - μ)·S + μ·S_label`` with the label field's similarities ``(B, K)`` (each when given)."""
-        hp, scale = self.hparams, self.criterion.logit_scale()[-1]
-        scores = global_scores
-        if fields is not None:
-            scores = with_local_fields(scores, fields[..., :-1], hp.field_weight, hp.scoring, scale)
-        if label is not None:  # only a label head gives label similarities
-            scores = mix_scores(scores, label, hp.label_field, hp.scoring, self.label_head.logit_scale())
-        return scores
-
-    def score(self, nodes: Tensor, candidates: Tensor, labels: Tensor | None = None) -> Tensor:
-        """Zero-shot scores ``(B, K)`` of candidates with text ``(K, m)`` (their global field) or ``(K, D, m)``
-        (the active fields, global last; ``field_weight`` needs them); ``labels`` ``(K, m)``: their label
-        embeddings (``label_fusion``, ``label_field``)."""
-        if candidates.dim() == 2:
-            if self.hparams.field_weight > 0:
-                raise ValueError("model.field_weight needs every active field's text of the candidates")
-            scores = self.scores_of(self.global_embedding(nodes, candidates), self.fused(candidates, labels))
-            label = self.label_similarities(nodes, labels) if self.label_head is not None else None
-            return self.combine(scores, None, label)
-        return self.candidate_scores(nodes, candidates, labels)["scores"]
-
-    def scores_of(self, v: Tensor, candidates: Tensor) -> Tensor:
-        """Scores ``(B, K)`` of global embeddings ``v`` (``(B, m)`` or ``(B, K, m)``) against ``(K, m)`` text."""
-        scale = self.criterion.logit_scale()[-1]  # the global field's 1/τ (global is the last field)
-        return zero_shot_scores(v, candidates, self.hparams.scoring, scale)
-
-    # ------------------------------------------------------------------ training
-    def training_step(self, batch: SkeletonBatch, batch_idx: int) -> Tensor:
-        targets = self.seen_targets(batch.y)
-        nodes = drop_nodes(self.node_features(batch.x, batch.index), self.hparams.node_dropout)
-        text = text_noise(self.seen_text, self.hparams.text_noise)
-        if self.partitioner.text_conditioned and self.hparams.queries == "candidates":
-            k, d, m = text.shape
-            v, _ = self(nodes, text.reshape(1, k * d, m).expand(len(targets), -1, -1))
-            v = v.view(len(targets), k, d, m)  # (B, K_seen, D, m): V queried by every seen class
-        else:
-            v, _ = self(nodes, text[targets])  # (B, D, m): V queried by the true class
-        terms = self.criterion(v, text, targets)
-        if self.label_head is not None:
-            label_terms = self.label_head.loss(nodes, self.seen_labels, targets)
-            terms = {**terms, **label_terms, "loss": terms["loss"] + label_terms["loss"]}
-        size = len(targets)
-        self.log("train/loss", terms["loss"], prog_bar=True, batch_size=size)
-        self.log_dict(
-            {f"train/{k}": val for k, val in terms.items() if k != "loss"},
-            on_step=False,
-            on_epoch=True,
-            batch_size=size,
-        )
-        return terms["loss"]
+            global_scores = self.scores_of(own, target)
+        label = self.label_similarities(nodes, labels) if self.label_head is not None else None
+        return CandidateScores(self.combine(global_scores, fields, label), global_scores, fields, label)
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, batch: SkeletonBatch) -> ZeroShotScores:
@@ -267,18 +228,17 @@ class PurlsModule(ZeroShotMethod):
         the zero-shot scores' softmax runs over the zero-shot classes alone, as Eq. 5's Y_uc)."""
         nodes = self.node_features(batch.x, batch.index)
         out = self.candidate_scores(nodes, self.candidate_fields, self.class_labels[list(self.candidates)])
-        fields = out.get("fields")
         if not self.gzsl:
-            return ZeroShotScores(out["scores"], out["scores"], batch.y, fields)
+            return ZeroShotScores(out.scores, out.scores, batch.y, out.fields)
         columns = self.zsl_columns
-        parts = [out[k][:, columns] if k in out else None for k in ("fields", "label")]
-        zsl = self.combine(self._zsl_global(nodes, out, columns), *parts)
-        return ZeroShotScores(out["scores"], zsl, batch.y, None if fields is None else fields[:, columns])
+        fields, label = (None if t is None else t[:, columns] for t in (out.fields, out.label))
+        zsl = self.combine(self._zsl_global(nodes, out, columns), fields, label)
+        return ZeroShotScores(out.scores, zsl, batch.y, fields)
 
-    def _zsl_global(self, nodes: Tensor, out: dict[str, Tensor], columns: list[int]) -> Tensor:
+    def _zsl_global(self, nodes: Tensor, out: CandidateScores, columns: list[int]) -> Tensor:
         """Global scores against the zero-shot classes alone (``eq5``'s softmax runs over them)."""
         if self.hparams.scoring == "cosine":
-            return out["global"][:, columns]
+            return out.global_scores[:, columns]
         target = self.fused(self.candidate_text, self.class_labels[list(self.candidates)])[columns]
         v = self.global_embedding(nodes, self.candidate_text)
         return self.scores_of(v[:, columns] if v.dim() == 3 else v, target)
@@ -304,9 +264,6 @@ class PurlsModule(ZeroShotMethod):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # ------------------------------------------------------------------ self-contained checkpoints
-    #: The ``checkpoint["purls"]`` record the module was rebuilt from by :meth:`from_checkpoint` (else None).
-    checkpoint_spec: dict[str, Any] | None = None
-
     def full_class_text(self) -> Tensor:
         """``(K, len(FIELDS), m)`` text holding what the module was built with: the seen classes' and the
         candidates' active fields (zeros elsewhere)."""
@@ -319,16 +276,12 @@ class PurlsModule(ZeroShotMethod):
             text[cls, fields] = self.candidate_fields[row].detach().cpu()
         return text
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store what rebuilding and open-vocabulary prediction need under ``checkpoint["purls"]`` (see
-        :mod:`purls_pl.models.checkpoint`; the data side's entries, added by the training wiring, are kept)
-        and keep the hyper-parameters plain data, so the file loads with ``torch.load(..., weights_only=True)``."""
-        checkpoint[SPEC_KEY] = {**checkpoint.get(SPEC_KEY, {}), **module_spec(self)}
-        if "hyper_parameters" in checkpoint:
-            checkpoint["hyper_parameters"] = plain(checkpoint["hyper_parameters"])
+    def spec_extra(self) -> dict[str, Any]:
+        """PURLS' own checkpoint entries: its partitioner, and the label embeddings when it scores with them."""
+        labels = self.class_labels.detach().cpu() if uses_labels(self.hparams) else None
+        return {"partitioner": partitioner_spec(self.partitioner), "class_labels": labels}
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, map_location: str | torch.device = "cpu") -> PurlsModule:
-        """Rebuild a trained module from its checkpoint alone (no config, data or backbone export needed;
-        loaded with ``weights_only=True``), in eval mode, with :attr:`checkpoint_spec` set."""
-        return module_from_checkpoint(cls, path, map_location)
+    def init_args_from_spec(cls, spec: dict[str, Any]) -> dict[str, Any]:
+        """The partitioner factory of a checkpoint's record (:meth:`spec_extra`)."""
+        return {"partitioner": partitioner_from_spec(spec["partitioner"])}

@@ -26,7 +26,7 @@ from purls_pl.eval.callbacks import GeneralizedZeroShotEvaluation, ZeroShotEvalu
 from purls_pl.eval.metrics import VAL_TOP1
 from purls_pl.eval.results import read_results, results_path, summary_lines
 from purls_pl.models.checkpoint import import_class
-from purls_pl.models.purls_module import PurlsModule
+from purls_pl.models.method import ZeroShotMethod
 from purls_pl.text.descriptions import load_descriptions
 from purls_pl.train.checkpoint_io import use_atomic_checkpoint_io
 from purls_pl.train.datamodule import ZeroShotDataModule
@@ -53,6 +53,8 @@ CLI_OPTIONS: dict[str, Any] = {
     "trainer_defaults": TRAINER_DEFAULTS,
     "auto_configure_optimizers": False,
 }
+#: The method a ``model:`` section without ``class_path`` configures (its keys are that class's arguments).
+DEFAULT_METHOD = "purls_pl.models.purls_module.PurlsModule"
 
 
 # Expected with a frozen backbone inside the module, and a Lightning-internal deprecation.
@@ -128,7 +130,9 @@ def resolve_data_derived(config: Namespace) -> None:
         args.dataset = get_split(split).dataset
     seed = config.get("seed_everything")
     path = str(backbone_export_path(run_split_name(config), int(seed or 0), config.trainer.get("default_root_dir")))
-    backbone = config.get("model.backbone")
+    model = config.get("model")
+    model = model.get("init_args", model) if isinstance(model, Namespace) else None
+    backbone = model.get("backbone") if isinstance(model, Namespace) else None
     backbone = backbone.get("init_args", backbone) if isinstance(backbone, Namespace) else None
     if isinstance(backbone, Namespace) and backbone.get("checkpoint") == AUTO:
         backbone.checkpoint = path
@@ -274,8 +278,9 @@ class PurlsCLI(LightningCLI):
     """LightningCLI for PURLS with argument links and zero-shot evaluation always attached."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.link_arguments("data.class_text", "model.class_text", apply_on="instantiate")
-        parser.link_arguments("data.layout", "model.layout", apply_on="instantiate")
+        parser.link_arguments("data.class_text", "model.init_args.class_text", apply_on="instantiate")
+        parser.link_arguments("data.layout", "model.init_args.layout", apply_on="instantiate")
+        parser.set_defaults({"model": {"class_path": DEFAULT_METHOD}})
         parser.add_lightning_class_args(ZeroShotEvaluation, "zero_shot")
         parser.add_lightning_class_args(GeneralizedZeroShotEvaluation, "gzsl")
         add_final_run_args(
@@ -322,4 +327,10 @@ def main(args: Sequence[str] | None = None) -> PurlsCLI:
     The command-line entry point is :func:`purls_pl.apps.commands.main`, which also dispatches the other
     commands (``pretrain``, ``report``, ``describe`` ...).
     """
-    return PurlsCLI(PurlsModule, ZeroShotDataModule, args=None if args is None else list(args), **CLI_OPTIONS)
+    return PurlsCLI(
+        ZeroShotMethod,
+        ZeroShotDataModule,
+        args=None if args is None else list(args),
+        subclass_mode_model=True,
+        **CLI_OPTIONS,
+    )

@@ -100,6 +100,16 @@ VOLATILE_KEYS: tuple[str, ...] = (
 )
 
 
+def _child(node: Any, key: str) -> Any:
+    """``node[key]``, looking through a class's ``init_args`` (``model.backbone`` is
+    ``model.init_args.backbone``); ``None`` when absent."""
+    if not isinstance(node, dict):
+        return None
+    if key not in node and isinstance(node.get("init_args"), dict):
+        node = node["init_args"]
+    return node.get(key)
+
+
 def config_hash(config: dict[str, Any]) -> str:
     """A hash of what a run computes: the resolved config without :data:`VOLATILE_KEYS`, with the backbone
     export's path replaced by the hash of its bytes (a retrained backbone at the same path changes it)."""
@@ -108,10 +118,10 @@ def config_hash(config: dict[str, Any]) -> str:
         *parents, leaf = dotted.split(".")
         node = config
         for part in parents:
-            node = node.get(part) if isinstance(node, dict) else None
+            node = _child(node, part)
         if isinstance(node, dict):
             node.pop(leaf, None)
-    backbone = ((config.get("model") or {}).get("backbone") or {}).get("init_args") or {}
+    backbone = _child(_child(_child(config, "model"), "backbone"), "init_args") or {}
     checkpoint = backbone.get("checkpoint")
     if isinstance(checkpoint, str) and Path(checkpoint).is_file():
         backbone["checkpoint"] = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()
