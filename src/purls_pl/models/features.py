@@ -104,17 +104,22 @@ def export_backbone(backbone: nn.Module, path: str | Path, meta: dict[str, Any] 
     return atomic_torch_save(seal(payload), path)
 
 
-def load_backbone(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild an exported backbone. Only plain data is unpickled (``weights_only=True``); the file's seal
-    and finite weights are checked (:func:`purls_pl.integrity.load_torch_file`), and the skeleton layout it
-    records is registered when this process does not know it (a dataset's own ``layout.json``)."""
-    path = Path(path)
-    if not path.is_file():
+def require_backbone(path: str | Path) -> None:
+    """Refuse a backbone export that does not exist, saying how to make one."""
+    if not Path(path).is_file():
         raise FileNotFoundError(
             f"backbone checkpoint {path} does not exist. Pre-train one on the split's seen classes first: "
             "`make backbone SPLIT=<split>` (`make train` does this automatically), or "
             "`python -m purls_pl pretrain fit $(python -m purls_pl configs <split> --stage backbone)`."
         )
+
+
+def load_backbone(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild an exported backbone. Only plain data is unpickled (``weights_only=True``); the file's seal
+    and finite weights are checked (:func:`purls_pl.integrity.load_torch_file`), and the skeleton layout it
+    records is registered when this process does not know it (a dataset's own ``layout.json``)."""
+    path = Path(path)
+    require_backbone(path)
     payload = load_torch_file(path, what="backbone export")
     if not isinstance(payload, dict) or payload.get("format") != EXPORT_FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__

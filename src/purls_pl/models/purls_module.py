@@ -20,7 +20,7 @@ from torch import Tensor
 from purls_pl.data.batch import SkeletonBatch
 from purls_pl.data.layouts import SkeletonLayout
 from purls_pl.eval.outputs import ZeroShotScores
-from purls_pl.eval.zero_shot import Scoring, field_similarities
+from purls_pl.eval.zero_shot import Scoring, field_similarities, mix_scores, with_local_fields, zero_shot_scores
 from purls_pl.models.checkpoint import partitioner_from_spec, partitioner_spec, uses_labels
 from purls_pl.models.features import FrozenBackbone
 from purls_pl.models.label_field import LabelField
@@ -28,6 +28,7 @@ from purls_pl.models.losses import AlphaMode, PartAwareContrastiveLoss
 from purls_pl.models.method import LeakageError, LinkedClassText, ZeroShotMethod
 from purls_pl.models.partition import AdaptivePartitioner, Partitioner, PartitionerFactory
 from purls_pl.models.projector import SkeletonProjector
+from purls_pl.models.regularizers import drop_nodes, text_noise
 from purls_pl.text.fields import FIELDS
 
 __all__ = ["CandidateScores", "LeakageError", "PurlsModule"]
@@ -221,6 +222,65 @@ class PurlsModule(ZeroShotMethod):
             global_scores = self.scores_of(own, target)
         label = self.label_similarities(nodes, labels) if self.label_head is not None else None
         return CandidateScores(self.combine(global_scores, fields, label), global_scores, fields, label)
+
+    def label_similarities(self, nodes: Tensor, labels: Tensor | None) -> Tensor:
+        """``(B, K)`` the label field's cosine with candidates' label embeddings ``(K, m)``."""
+        if self.label_head is None or labels is None:
+            raise ValueError("model.label_field needs a label head and the candidates' label embeddings")
+        return self.label_head.similarities(nodes, labels)
+
+    def combine(self, global_scores: Tensor, fields: Tensor | None = None, label: Tensor | None = None) -> Tensor:
+        """``(1 - λ)·S_global + λ·S_local`` of global scores ``(B, K)`` and per-field similarities ``(B, K, D)``,
+        then ``(1 - μ)·S + μ·S_label`` with the label field's similarities ``(B, K)`` (each when given)."""
+        hp, scale = self.hparams, self.criterion.logit_scale()[-1]
+        scores = global_scores
+        if fields is not None:
+            scores = with_local_fields(scores, fields[..., :-1], hp.field_weight, hp.scoring, scale)
+        if label is not None:  # only a label head gives label similarities
+            scores = mix_scores(scores, label, hp.label_field, hp.scoring, self.label_head.logit_scale())
+        return scores
+
+    def score(self, nodes: Tensor, candidates: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Zero-shot scores ``(B, K)`` of candidates with text ``(K, m)`` (their global field) or ``(K, D, m)``
+        (the active fields, global last; ``field_weight`` needs them); ``labels`` ``(K, m)``: their label
+        embeddings (``label_fusion``, ``label_field``)."""
+        if candidates.dim() == 2:
+            if self.hparams.field_weight > 0:
+                raise ValueError("model.field_weight needs every active field's text of the candidates")
+            scores = self.scores_of(self.global_embedding(nodes, candidates), self.fused(candidates, labels))
+            label = self.label_similarities(nodes, labels) if self.label_head is not None else None
+            return self.combine(scores, None, label)
+        return self.candidate_scores(nodes, candidates, labels).scores
+
+    def scores_of(self, v: Tensor, candidates: Tensor) -> Tensor:
+        """Scores ``(B, K)`` of global embeddings ``v`` (``(B, m)`` or ``(B, K, m)``) against ``(K, m)`` text."""
+        scale = self.criterion.logit_scale()[-1]  # the global field's 1/τ (global is the last field)
+        return zero_shot_scores(v, candidates, self.hparams.scoring, scale)
+
+    # ------------------------------------------------------------------ training
+    def training_step(self, batch: SkeletonBatch, batch_idx: int) -> Tensor:
+        targets = self.seen_targets(batch.y)
+        nodes = drop_nodes(self.node_features(batch.x, batch.index), self.hparams.node_dropout)
+        text = text_noise(self.seen_text, self.hparams.text_noise)
+        if self.partitioner.text_conditioned and self.hparams.queries == "candidates":
+            k, d, m = text.shape
+            v, _ = self(nodes, text.reshape(1, k * d, m).expand(len(targets), -1, -1))
+            v = v.view(len(targets), k, d, m)  # (B, K_seen, D, m): V queried by every seen class
+        else:
+            v, _ = self(nodes, text[targets])  # (B, D, m): V queried by the true class
+        terms = self.criterion(v, text, targets)
+        if self.label_head is not None:
+            label_terms = self.label_head.loss(nodes, self.seen_labels, targets)
+            terms = {**terms, **label_terms, "loss": terms["loss"] + label_terms["loss"]}
+        size = len(targets)
+        self.log("train/loss", terms["loss"], prog_bar=True, batch_size=size)
+        self.log_dict(
+            {f"train/{k}": val for k, val in terms.items() if k != "loss"},
+            on_step=False,
+            on_epoch=True,
+            batch_size=size,
+        )
+        return terms["loss"]
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, batch: SkeletonBatch) -> ZeroShotScores:

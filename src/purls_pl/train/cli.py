@@ -26,6 +26,7 @@ from purls_pl.eval.callbacks import GeneralizedZeroShotEvaluation, ZeroShotEvalu
 from purls_pl.eval.metrics import VAL_TOP1
 from purls_pl.eval.results import read_results, results_path, summary_lines
 from purls_pl.models.checkpoint import import_class
+from purls_pl.models.features import require_backbone
 from purls_pl.models.method import ZeroShotMethod
 from purls_pl.text.descriptions import load_descriptions
 from purls_pl.train.checkpoint_io import use_atomic_checkpoint_io
@@ -136,6 +137,8 @@ def resolve_data_derived(config: Namespace) -> None:
     backbone = backbone.get("init_args", backbone) if isinstance(backbone, Namespace) else None
     if isinstance(backbone, Namespace) and backbone.get("checkpoint") == AUTO:
         backbone.checkpoint = path
+    if isinstance(backbone, Namespace) and backbone.get("checkpoint"):
+        require_backbone(backbone.checkpoint)  # before the datamodule loads data and text
     export = config.get("export")
     if isinstance(export, Namespace) and export.get("path") == AUTO:
         export.path = path
@@ -274,6 +277,20 @@ def pair_wandb_logger(config: Namespace, prefix: str = "") -> None:
     trainer.logger = [tensorboard, logger]
 
 
+#: How jsonargparse starts the error that wraps an exception raised by a subclass's constructor.
+_UNION_ERROR = "Does not validate against any of the Union subtypes"
+
+
+def constructor_error(err: BaseException) -> BaseException:
+    """The exception a constructor raised, out of jsonargparse's wrapping of it (else ``err`` itself)."""
+    if not str(err).startswith(_UNION_ERROR):
+        return err
+    inner: BaseException = err
+    while (inner.__cause__ or inner.__context__) is not None:
+        inner = inner.__cause__ or inner.__context__  # type: ignore[assignment]
+    return inner
+
+
 class PurlsCLI(LightningCLI):
     """LightningCLI for PURLS with argument links and zero-shot evaluation always attached."""
 
@@ -307,6 +324,14 @@ class PurlsCLI(LightningCLI):
         except Exception as err:  # provenance must never stop a run
             warnings.warn(f"could not dump the resolved config for the loggers: {err}", stacklevel=2)
             return {}
+
+    def instantiate_classes(self) -> None:
+        """Lightning's, with a method's own constructor error (a refused backbone, an impossible option)
+        raised as itself: jsonargparse wraps it in "Does not validate against any of the Union subtypes"."""
+        try:
+            super().instantiate_classes()
+        except ValueError as err:
+            raise constructor_error(err) from None
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The trainer, with :class:`RunProvenance` recording the resolved config and the git commit, the
