@@ -69,3 +69,16 @@ def test_make_train_print_config_resolves(split):
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.count("seed_everything: 4") == 3  # stage 1, PURLS, Global
     assert run.stdout.count(f"split: {split}") == 3
+
+
+def test_every_stage_list_names_the_same_stages():
+    """The stages are spelled as Literals for the command lines; they all follow VARIANTS."""
+    import typing
+
+    from purls_pl.apps import select
+    from purls_pl.apps.experiments import STAGE2, STAGES, Stage
+    from purls_pl.train.paths import VARIANTS
+
+    assert STAGE2 == ("purls", *VARIANTS) and set(STAGES) == {*STAGE2, "backbone"} == set(typing.get_args(Stage))
+    hints = typing.get_type_hints(select.SelectOptions)
+    assert set(typing.get_args(hints["stage"])) == set(STAGE2) == set(select.SEARCHES)

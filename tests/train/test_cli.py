@@ -131,7 +131,9 @@ def test_a_run_composing_a_variant_file_is_named_after_it():
     from purls_pl.apps.experiments import experiment_files
     from purls_pl.train.paths import VARIANTS, variant_file, variant_of
 
-    assert VARIANTS == ("global",) and variant_file("global", "experiments") == Path("experiments/global.yaml")
+    assert VARIANTS == ("global", "cada_vae") and variant_file("global", "experiments") == Path(
+        "experiments/global.yaml"
+    )
     files = experiment_files("nw-ucla_8_2", "global", REPO / "experiments", selected=None)
     assert files[-1] == variant_file("global", REPO / "experiments") and variant_of(files[-1]) == "global"
     assert variant_of(files[0]) is None and variant_of("elsewhere/purls.yaml") is None

@@ -30,8 +30,10 @@ from purls_pl.data.catalog import card, class_names
 from purls_pl.data.splits import ZeroShotSplit, get_split, resolve_split, split_value
 from purls_pl.train.paths import VARIANTS, backbone_export_path, variant_file
 
-Stage = Literal["purls", "global", "backbone"]
-STAGES: tuple[str, ...] = ("purls", "global", "backbone")
+Stage = Literal["purls", "global", "cada_vae", "backbone"]
+STAGES: tuple[str, ...] = ("purls", "global", "cada_vae", "backbone")
+#: The stage-2 stages: PURLS and its variants (:data:`~purls_pl.train.paths.VARIANTS`).
+STAGE2: tuple[str, ...] = ("purls", *VARIANTS)
 EXPERIMENTS = Path("experiments")
 
 
@@ -164,7 +166,7 @@ def experiment_files(
     Args:
         split: A registered split (or, with ``recipe``, any split the recipe's data resolve, as
             :func:`run_split` gives it).
-        stage: ``purls``, ``global`` or ``backbone``.
+        stage: ``purls``, a variant (``global``, ``cada_vae``: :data:`~purls_pl.train.paths.VARIANTS`) or ``backbone``.
         root: The experiments folder (bases, recipes, selections).
         selected: The selection whose settings come last, when its file exists (default: the one named
             after the stage); ``None``: none (what a selection trial itself runs).

@@ -1,4 +1,4 @@
-"""Model selection on validation classes: ``python -m purls_pl select <split> [--stage purls|global]``.
+"""Model selection on validation classes: ``python -m purls_pl select <split> [--stage purls|global|cada_vae]``.
 
 Settings that matter for zero-shot accuracy (learning rate, query mode, α mode, temperature, scoring,
 and the number of epochs) are chosen here, **on validation classes only**: every trial is a
@@ -69,6 +69,14 @@ PURLS_SEARCH: dict[str, list[Any]] = {
     "model.scoring": ["cosine", "eq5"],
 }
 GLOBAL_SEARCH: dict[str, list[Any]] = {"model.lr": [0.0003, 0.001, 0.003]}
+#: CADA-VAE: its learning rate around the paper's 1.5e-4 and the latent size (the paper's 64, or 16).
+CADA_VAE_SEARCH: dict[str, list[Any]] = {"model.lr": [0.00015, 0.0005, 0.0015], "model.latent_dim": [16, 64]}
+#: The default search of each stage-2 stage.
+SEARCHES: dict[str, dict[str, list[Any]]] = {
+    "purls": PURLS_SEARCH,
+    "global": GLOBAL_SEARCH,
+    "cada_vae": CADA_VAE_SEARCH,
+}
 
 
 @dataclass(frozen=True)
@@ -92,7 +100,7 @@ class SelectOptions:
     """
 
     split: str | None = positional(None)
-    stage: Literal["purls", "global"] = "purls"
+    stage: Literal["purls", "global", "cada_vae"] = "purls"
     name: str | None = None
     folds: int = 1
     seed: int = 0
@@ -107,8 +115,8 @@ class SelectOptions:
     def __post_init__(self) -> None:
         if self.split is None and self.recipe is None:
             raise ValueError("name a split, or give --recipe whose data.split to select on")
-        if self.stage not in ("purls", "global"):
-            raise ValueError(f"a selection's stage is purls or global, got {self.stage!r}")
+        if self.stage not in SEARCHES:
+            raise ValueError(f"a selection's stage is one of {sorted(SEARCHES)}, got {self.stage!r}")
         for name in ("experiments", "recipe"):
             value = getattr(self, name)
             object.__setattr__(self, name, None if value is None else str(value))
@@ -176,13 +184,13 @@ def plan_selection(options: SelectOptions, split: ZeroShotSplit | None = None) -
     """The stage-1 runs and the trials of a selection (nothing runs yet).
 
     Args:
-        options: What to select (:class:`SelectOptions`); ``search`` defaults to :data:`PURLS_SEARCH`
-            (``purls``) or :data:`GLOBAL_SEARCH` (``global``), ``name`` to the stage.
+        options: What to select (:class:`SelectOptions`); ``search`` defaults to the stage's
+            (:data:`SEARCHES`), ``name`` to the stage.
         split: ``options.split`` already resolved (a table resolves its splits once); default: resolved here,
             with the recipe and ``set`` (:func:`~purls_pl.apps.experiments.run_split`).
     """
     split = split or run_split(options.split, options.recipe, options.set)
-    search = dict(options.search or (GLOBAL_SEARCH if options.stage == "global" else PURLS_SEARCH))
+    search = dict(options.search or SEARCHES[options.stage])
     options = replace(options, split=split.name, name=options.name or options.stage, search=search)
     stage1 = tuple(
         backbone_request(

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from purls_pl.apps.experiments import EXPERIMENTS, run_split
+from purls_pl.apps.experiments import EXPERIMENTS, STAGE2, run_split
 from purls_pl.data.splits import ZeroShotSplit
 
 __all__ = ["Row", "SelectionSpec", "SplitUnit", "TableSpec"]
@@ -99,7 +99,7 @@ class TableSpec:
         selections = {}
         for name, s in (raw.get("selections") or {}).items():
             unknown = sorted(set(s) - {"stage", "args", "search"})
-            if unknown or s.get("stage", "purls") not in ("purls", "global"):
+            if unknown or s.get("stage", "purls") not in STAGE2:
                 raise ValueError(f"table spec {path}: selections.{name} has unknown keys {unknown} or a bad stage")
             selections[str(name)] = SelectionSpec(
                 str(s.get("stage", "purls")), list(s.get("args", [])), s.get("search", {})

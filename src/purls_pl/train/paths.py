@@ -11,7 +11,7 @@ __all__ = ["AUTO", "VARIANTS", "backbone_export_path", "variant_file", "variant_
 AUTO = "auto"
 #: Variants of a stage-2 run: each is the experiment file :func:`variant_file` names, composed after the
 #: recipe; a run composing it is named ``<split>-<variant>`` (the paper's Global baseline: ``global``).
-VARIANTS: tuple[str, ...] = ("global",)
+VARIANTS: tuple[str, ...] = ("global", "cada_vae")
 
 
 def variant_file(variant: str, root: str | Path) -> Path:
