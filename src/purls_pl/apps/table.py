@@ -16,6 +16,7 @@ A table spec (YAML) names the splits, the seeds, random class folds, the selecti
     common: [--data.text_encoder.model=minilm]  # every stage-2 run
     pretrain: [--trainer.max_epochs=30]          # every stage-1 run
     note: "The paper's numbers (different setup: ...)"
+    reference: Global (label-only text)         # optional: every row's paired difference to this row
     rows:
       - {name: Global (label-only text), select: global}
       - {name: PURLS (selected), select: purls}

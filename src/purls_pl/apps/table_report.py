@@ -5,7 +5,10 @@ the paper split + ``N`` random folds" averaging all of them. A cell is the mean 
 top-1 over its runs (seeds, and folds) with a 95% bootstrap interval over test samples
 (:mod:`purls_pl.eval.stats`); the chance level and the number of test samples head each column, the
 per-run values follow in their own table, and mean-class accuracy (and top-5, when a column has more
-than 5 candidates) in the CSV. Numbers from papers are never put beside these: their setups differ, and
+than 5 candidates) in the CSV. With a ``reference`` row in the spec, a second table gives every other
+row's paired difference to it: the mean per-run difference of top-1 (runs paired by split and seed) with
+a 95% t-interval over runs (:func:`~purls_pl.eval.stats.paired_difference`), which compares rows despite
+the wide spread of each cell over folds. Numbers from papers are never put beside these: their setups differ, and
 the spec's ``note`` says how.
 """
 
@@ -20,7 +23,7 @@ import numpy as np
 
 from purls_pl.apps.table_spec import SplitUnit, TableSpec
 from purls_pl.eval.metrics import TEST_MEAN_CLASS, TEST_TOP1, TEST_TOP5, reports_top5
-from purls_pl.eval.stats import bootstrap_interval, mean_std
+from purls_pl.eval.stats import bootstrap_interval, mean_std, paired_difference
 
 #: Heads the per-run listing that follows the table of means (the README shows the means only).
 PER_RUN_HEADING = "Per run (top-1 %):"
@@ -84,12 +87,66 @@ def aggregate(
             cells.append(_cell_text(top1))
             rows_csv.append(_csv_row(heading, row.name, mine, top1, k, n))
         lines.append(f"| {row.name} | " + " | ".join(cells) + " |")
+    if spec.reference is not None:
+        lines += paired_lines(spec, cols, by_split, rows_csv)
     lines += _timing(records)
     if spec.note:
         lines += ["", spec.note.strip()]
     markdown = "\n".join(lines + _per_run(spec, records)) + "\n"
     _write(Path(out), markdown, rows_csv)
     return markdown, rows_csv
+
+
+def paired(mine: list[dict[str, Any]], reference: list[dict[str, Any]]) -> tuple[float, float, float, int] | None:
+    """Top-1 points of runs ``mine`` minus the ``reference`` row's, paired by (split, seed): the mean
+    difference, its 95% interval over runs and the number of pairs (``None`` without a pair)."""
+    ref = {(r["split"], r["seed"]): 100 * r[TEST_TOP1] for r in reference}
+    pairs = [(100 * r[TEST_TOP1], ref[(r["split"], r["seed"])]) for r in mine if (r["split"], r["seed"]) in ref]
+    if not pairs:
+        return None
+    mean, low, high = paired_difference([a for a, _ in pairs], [b for _, b in pairs])
+    return mean, low, high, len(pairs)
+
+
+def paired_lines(
+    spec: TableSpec,
+    cols: Sequence[tuple[str, list[str]]],
+    by_split: dict[str, list[dict[str, Any]]],
+    rows_csv: list[dict[str, Any]],
+) -> list[str]:
+    """The table of paired differences to ``spec.reference`` (each cell: mean [95% t-interval] over the
+    ``n`` paired runs), adding ``diff_*`` fields to the cells' CSV rows."""
+    lines = [
+        "",
+        f"Paired difference to *{spec.reference}* (top-1 points; runs paired by split and seed; "
+        "mean [95% t-interval over runs], n pairs):",
+        "",
+        "| row | " + " | ".join(h for h, _ in cols) + " |",
+        "|---|" + "---:|" * len(cols),
+    ]
+    csv_rows = {(c["column"], c["row"]): c for c in rows_csv}
+    for row in spec.rows:
+        if row.name == spec.reference:
+            continue
+        cells = []
+        for heading, members in cols:
+            runs = [r for s in members for r in by_split.get(s, [])]
+            diff = paired([r for r in runs if r["row"] == row.name], [r for r in runs if r["row"] == spec.reference])
+            if diff is None:
+                cells.append("–")
+                continue
+            mean, low, high, n = diff
+            interval = f" [{low:+.1f}, {high:+.1f}]" if np.isfinite(low) else ""
+            cells.append(f"{mean:+.2f}{interval} (n={n})")
+            if (heading, row.name) in csv_rows:
+                csv_rows[(heading, row.name)].update(
+                    diff_mean=round(mean, 3),
+                    diff_ci_low=round(low, 3) if np.isfinite(low) else None,
+                    diff_ci_high=round(high, 3) if np.isfinite(high) else None,
+                    diff_pairs=n,
+                )
+        lines.append(f"| {row.name} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _title(spec: TableSpec) -> str:
@@ -163,7 +220,8 @@ def _write(out: Path, markdown: str, rows_csv: list[dict[str, Any]]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.md").write_text(markdown)
     with open(out / "table.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows_csv[0]) if rows_csv else ["column"])
+        fields = list(dict.fromkeys(k for row in rows_csv for k in row)) or ["column"]
+        writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows_csv)
 

@@ -86,6 +86,7 @@ class TableSpec:
     experiments: str = str(EXPERIMENTS)
     recipe: str | None = None
     note: str = ""
+    reference: str | None = None
 
     @classmethod
     def load(cls, path: str | Path) -> TableSpec:
@@ -114,6 +115,11 @@ class TableSpec:
                     f"table spec {path}: rows[{i}] selects {r['select']!r}, not one of {sorted(selections)}"
                 )
             rows.append(Row(str(r["name"]), r.get("select"), list(r.get("args", []))))
+        reference = raw.get("reference")
+        if reference is not None and reference not in [r.name for r in rows]:
+            raise ValueError(
+                f"table spec {path}: reference {reference!r} is not a row; name one of {[r.name for r in rows]}"
+            )
         return cls(
             name=str(raw["name"]),
             splits=list(raw.get("splits") or []),
@@ -128,6 +134,7 @@ class TableSpec:
             experiments=str(raw.get("experiments", EXPERIMENTS)),
             recipe=raw.get("recipe"),
             note=str(raw.get("note", "")),
+            reference=None if reference is None else str(reference),
         )
 
     def resolve(self, overrides: Sequence[str] = ()) -> list[SplitUnit]:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["bootstrap_interval", "mean_std", "top1"]
+__all__ = ["bootstrap_interval", "mean_std", "paired_difference", "top1"]
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -29,6 +29,25 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     if len(values) == 1:
         return mean, 0.0
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def paired_difference(values: Sequence[float], reference: Sequence[float]) -> tuple[float, float, float]:
+    """Mean of the per-run differences ``values[i] - reference[i]`` (runs paired: the same split and seed)
+    and its 95% Student-t interval over runs, ``(mean, low, high)``; the interval is NaN for one pair.
+
+    Pairing removes what both rows share (the fold's classes, the stage-1 backbone of the seed), so two
+    rows can differ reliably although each cell's spread over runs is wide.
+    """
+    if len(values) != len(reference) or not values:
+        raise ValueError(f"paired_difference needs equally many values, got {len(values)} and {len(reference)}")
+    diffs = np.asarray(values, dtype=float) - np.asarray(reference, dtype=float)
+    mean = float(diffs.mean())
+    if len(diffs) == 1:
+        return mean, math.nan, math.nan
+    from scipy.stats import t
+
+    half = float(t.ppf(0.975, len(diffs) - 1)) * float(diffs.std(ddof=1)) / math.sqrt(len(diffs))
+    return mean, mean - half, mean + half
 
 
 def top1(labels: Sequence[int], predictions: Sequence[int]) -> float:
