@@ -247,6 +247,13 @@ class PysklSource(SourceBase):
         joints = get_layout(prep.layout).num_joints
         channels = 3 if self.three_d else 2
         kp = ann.get("keypoint")
+        if {"raw_file", "frame_inds", "anno_inds"} & set(ann):
+            raise SampleError(
+                where,
+                "is in pyskl's compressed form ('raw_file' / 'frame_inds' / 'anno_inds': keypoints per detection, "
+                "decompressed by pyskl's DecompressPose), which this reader does not read",
+                "decompress the annotations to 'keypoint' (M, T, V, C) and 'keypoint_score' first",
+            )
         if not isinstance(kp, np.ndarray):
             state = "has no 'keypoint'" if kp is None else f"has a {type(kp).__name__} 'keypoint'"
             raise SampleError(where, f"{state}; expected an array (M, T, {joints}, {channels})", PYSKL_FIX)
