@@ -322,3 +322,25 @@ def test_stage1_fast_dev_run_from_a_pyskl_file(tmp_path):
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "b.pt").is_file()
+
+
+def test_conversion_fills_the_memory_mapped_cache_so_peak_memory_stays_near_the_file_size(tmp_path):
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    anns = [
+        {"frame_dir": f"s{i:03d}", "label": i % 60, "keypoint": rng.normal(0, 1, (2, 300, 25, 3)).astype(np.float32)}
+        for i in range(120)
+    ]
+    path = write_pyskl(tmp_path / "big.pkl", anns, {"train": [a["frame_dir"] for a in anns]})
+    del anns
+    size = path.stat().st_size  # ~21.6 MB; the converted set is as large again
+    source = PysklSource(str(path), dataset="ntu60", conversion=Conversion(cache_dir=str(tmp_path / "cache")))
+    tracemalloc.start()
+    try:
+        s = source.load()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert s.data.shape == (120, 2, 300, 25, 3) and isinstance(s.data, np.memmap)
+    assert peak < 1.4 * size, f"peak {peak / 1e6:.1f} MB for a {size / 1e6:.1f} MB file"
