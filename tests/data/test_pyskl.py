@@ -344,3 +344,15 @@ def test_conversion_fills_the_memory_mapped_cache_so_peak_memory_stays_near_the_
         tracemalloc.stop()
     assert s.data.shape == (120, 2, 300, 25, 3) and isinstance(s.data, np.memmap)
     assert peak < 1.4 * size, f"peak {peak / 1e6:.1f} MB for a {size / 1e6:.1f} MB file"
+
+
+def test_class_names_from_a_file_the_longest_sample_as_frame_count_and_a_missing_file(tmp_path):
+    (tmp_path / "classes.txt").write_text("wave\nclap\n\njump\n")
+    anns = [_ann("a", 2, frames=4), _ann("b", 0, frames=9)]
+    path = write_pyskl(tmp_path / "own.pkl", anns, {"train": ["a"], "test": ["b"]})
+    s = _plain(path, class_names_file=str(tmp_path / "classes.txt"), num_frames=None)
+    assert s.class_names == ["wave", "clap", "jump"] and s.labels.tolist() == [2, 0]
+    assert s.data.shape[2] == 9 and s.lengths.tolist() == [4, 9] and s.partition.tolist() == ["train", "test"]
+    np.testing.assert_array_equal(s.data[0, :, :4], anns[0]["keypoint"])
+    with pytest.raises(FileNotFoundError, match=r"pyskl annotation file .*none\.pkl does not exist"):
+        PysklSource(str(tmp_path / "none.pkl"), dataset="ntu60").load()

@@ -69,7 +69,8 @@ class PysklSource(SourceBase):
             and ``_val`` lists) or ``None``: every annotation (partitioned by the file's lists when they form
             one protocol, else all ``"train"``).
         dataset: Catalogued dataset whose class names the labels index (``ntu60``, ``ntu120``,
-            ``kinetics400`` ...); ``None`` with ``class_names_file`` unset: the CLI takes it from the split.
+            ``kinetics400`` ...); ``None``: the CLI takes it from the split; elsewhere ``ntu60`` (``"custom"``
+            with ``class_names_file``).
         class_names_file: A text file of class names, one per line in label order (instead of ``dataset``).
         layout: Skeleton layout; ``None``: from the joint count of the first keypoint (25: ``ntu25``,
             17: ``coco17``).
