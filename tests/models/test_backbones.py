@@ -28,7 +28,7 @@ from purls_pl.models.backbones.shift_gcn import (
 )
 
 TINY = {"channels": (8, 16, 16), "strides": (1, 2, 2)}
-LAYOUTS = [("ntu25", 2), ("openpose18", 2), ("kinect20", 1)]
+LAYOUTS = [("ntu25", 2), ("openpose18", 2), ("kinect20", 1), ("coco17", 2)]
 
 
 def _tiny(name: str, layout: str, persons: int, **kw: object) -> NodeEncoder:

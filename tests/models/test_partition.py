@@ -45,7 +45,7 @@ def test_adaptive_global_representation_queries_each_candidate():
     torch.testing.assert_close(out[:, 2], one)
 
 
-@pytest.mark.parametrize("layout", ["ntu25", "openpose18", "kinect20"])
+@pytest.mark.parametrize("layout", ["ntu25", "openpose18", "kinect20", "coco17"])
 def test_static_groups_follow_the_layout(layout):
     lay = get_layout(layout)
     frames = 7

@@ -340,6 +340,50 @@ PENN13 = SkeletonLayout(
     align_axes=None,  # 2-D image coordinates: no 3-D view alignment
 )
 
+#: COCO's 17 keypoints (the HRNet / pyskl 2-D annotations, any COCO-format pose estimator), in COCO's order.
+COCO17 = SkeletonLayout(
+    name="coco17",
+    joint_names=(
+        "nose",
+        "left_eye",
+        "right_eye",
+        "left_ear",
+        "right_ear",
+        "left_shoulder",
+        "right_shoulder",
+        "left_elbow",
+        "right_elbow",
+        "left_wrist",
+        "right_wrist",
+        "left_hip",
+        "right_hip",
+        "left_knee",
+        "right_knee",
+        "left_ankle",
+        "right_ankle",
+    ),
+    # pyskl's coco graph (pyskl/utils/graph.py, layout 'coco'): a tree rooted at the nose, the shoulders
+    # hanging from it and the hips from the shoulders (child -> parent pairs); there is no neck or pelvis joint.
+    edges=tuple(
+        zip(
+            (15, 13, 16, 14, 11, 12, 9, 7, 10, 8, 5, 6, 1, 3, 2, 4),
+            (13, 11, 14, 12, 5, 6, 7, 5, 8, 6, 0, 0, 0, 1, 0, 2),
+        )
+    ),
+    # The nose: pyskl's graph center, and (as penn13's head) the one midline joint, so rooting the spatial
+    # graph partition there keeps it left/right symmetric.
+    center=0,
+    # As openpose18 and penn13 group theirs: the face is the head, the arms below the shoulders the hands,
+    # the shoulders and hips (the only trunk joints) the torso, the knees and ankles the legs.
+    parts={
+        "head": (0, 1, 2, 3, 4),
+        "hands": (7, 8, 9, 10),
+        "torso": (5, 6, 11, 12),
+        "legs": (13, 14, 15, 16),
+    },
+    align_axes=None,  # 2-D image coordinates, and no spine joint: no 3-D view alignment
+)
+
 _REGISTRY: dict[str, SkeletonLayout] = {}
 
 
@@ -374,5 +418,5 @@ def restore_layout(spec: Mapping[str, Any]) -> SkeletonLayout:
     return known if known.to_mapping() == stored.to_mapping() else stored
 
 
-for _layout in (NTU25, OPENPOSE18, KINECT20, PENN13):
+for _layout in (NTU25, OPENPOSE18, KINECT20, PENN13, COCO17):
     register_layout(_layout)

@@ -9,6 +9,7 @@ cache in ``$PURLS_CACHE_DIR`` or ``~/.cache/purls_pl``).
 ``KineticsProcessedSource``  st-gcn ``train_data.npy`` ``(N, 3, 300, 18, 2)`` + ``train_label.pkl``
 ``UCLASource``             NW-UCLA ``all_sqe`` json files
 ``PennActionSource``       Penn Action ``labels/NNNN.mat`` files (2-D, 13 joints)
+``PysklSource``            a pyskl annotation ``.pkl`` (NTU 3-D / HRNet 2-D, Kinetics-400 HRNet; any split)
 ``CustomSource``           your own ``.npy`` per sample + ``index.csv`` (format in :mod:`.custom`)
 =========================  ==========================================================================
 
@@ -31,6 +32,7 @@ from purls_pl.data.readers.kinetics_processed import KineticsProcessedSource
 from purls_pl.data.readers.ntu import NTUSkeletonSource
 from purls_pl.data.readers.ntu_processed import NTUProcessedSource
 from purls_pl.data.readers.penn import PennActionSource
+from purls_pl.data.readers.pyskl import PysklSource
 from purls_pl.data.readers.ucla import UCLASource
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "NTUProcessedSource",
     "NTUSkeletonSource",
     "PennActionSource",
+    "PysklSource",
     "SampleError",
     "SkippedSample",
     "UCLASource",
