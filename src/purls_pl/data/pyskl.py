@@ -47,6 +47,7 @@ PYSKL_FIX = (
     "written by purls_pl.data.pyskl.write_pyskl"
 )
 _NUMPY = ("numpy.core", "numpy._core")
+_NUMPY_2 = int(np.__version__.split(".")[0]) >= 2
 #: ``(module, name)`` pairs a pyskl pickle may name: containers and numbers, numpy arrays (protocol 2-4
 #: ``_reconstruct`` + ``ndarray``; protocol 5 ``_frombuffer``), dtypes and scalars, and ``_codecs.encode``
 #: (how protocol 2 stores bytes). numpy 1 files say ``numpy.core``, numpy 2 files ``numpy._core``.
@@ -82,8 +83,10 @@ class RestrictedUnpickler(pickle.Unpickler):
                 "builtins and numpy arrays, and a data file must never run code, so the file was not loaded. "
                 f"Check where it came from, then {PYSKL_FIX}"
             )
-        if module.startswith("numpy.core."):  # numpy 1's name; numpy 2 keeps the functions in numpy._core
+        if module.startswith("numpy.core.") and _NUMPY_2:  # numpy 1's name; numpy 2 keeps them in numpy._core
             module = "numpy._core." + module.removeprefix("numpy.core.")
+        elif module.startswith("numpy._core.") and not _NUMPY_2:  # a numpy 2 file read with numpy 1
+            module = "numpy.core." + module.removeprefix("numpy._core.")
         return super().find_class(module, name)
 
 
