@@ -63,6 +63,11 @@ def ramp(progress: float, start: float, end: float) -> float:
     return min(1.0, max(0.0, (progress - start) / (end - start)))
 
 
+def l1_distance(a: Tensor, b: Tensor) -> Tensor:
+    """``()`` the L1 distance of ``(B, d)`` rows, averaged over the batch (the paper's reconstruction error)."""
+    return (a - b).abs().sum(-1).mean()
+
+
 def kl_to_standard(mu: Tensor, logvar: Tensor) -> Tensor:
     """``(B,)`` KL(N(μ, σ²) || N(0, I)) of diagonal Gaussians ``(B, latent)``."""
     return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(-1)
@@ -165,11 +170,10 @@ class CadaVae(ZeroShotMethod):
         mu_t, logvar_t = self.text_encoder(t)
         z_x = mu_x + torch.randn_like(mu_x) * (0.5 * logvar_x).exp()
         z_t = mu_t + torch.randn_like(mu_t) * (0.5 * logvar_t).exp()
-        l1 = lambda a, b: (a - b).abs().sum(-1).mean()  # noqa: E731
         terms = {
-            "reconstruction": l1(self.skeleton_decoder(z_x), x) + l1(self.text_decoder(z_t), t),
+            "reconstruction": l1_distance(self.skeleton_decoder(z_x), x) + l1_distance(self.text_decoder(z_t), t),
             "kl": (kl_to_standard(mu_x, logvar_x) + kl_to_standard(mu_t, logvar_t)).mean(),
-            "cross_reconstruction": l1(self.skeleton_decoder(z_t), x) + l1(self.text_decoder(z_x), t),
+            "cross_reconstruction": l1_distance(self.skeleton_decoder(z_t), x) + l1_distance(self.text_decoder(z_x), t),
             "alignment": wasserstein(mu_x, logvar_x, mu_t, logvar_t).mean(),
         }
         terms["loss"] = (
