@@ -13,6 +13,19 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("PURLS_SHARED_DIR", REPO.parent / "shared"))
 
 
+#: Stage-2 overrides that stand random NW-UCLA-shaped skeletons (kinect20, 1 person, 12 frames) in for the
+#: dataset: a fast, data-free run of an NW-UCLA split.
+NW_UCLA_STAND_IN: tuple[str, ...] = (
+    "--data.source=purls_pl.data.random_source.RandomSkeletonSource",
+    "--data.source.init_args.dataset=nw-ucla",
+    "--data.source.init_args.layout=kinect20",
+    "--data.source.init_args.num_persons=1",
+    "--data.source.init_args.num_frames=12",
+    "--data.source.init_args.samples_per_class=4",
+    "--data.num_workers=0",
+)
+
+
 def shared_path(*parts: str) -> Path:
     """A path under ../shared, skipping the test cleanly when it is absent."""
     path = SHARED.joinpath(*parts)

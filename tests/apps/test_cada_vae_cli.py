@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from conftest import NW_UCLA_STAND_IN
 
 from purls_pl.models.cada_vae import CadaVae
 from purls_pl.models.method import ZeroShotMethod
@@ -37,13 +38,7 @@ def test_cada_vae_fits_tests_and_recognises_from_its_experiment_file(tmp_path, t
         "fit",
         *("--config", str(experiments / "purls.yaml"), "--config", str(experiments / "nw-ucla.yaml")),
         *("--config", str(experiments / "cada_vae.yaml"), "--data.split=nw-ucla_8_2"),
-        "--data.source=purls_pl.data.random_source.RandomSkeletonSource",
-        "--data.source.init_args.dataset=nw-ucla",
-        "--data.source.init_args.layout=kinect20",
-        "--data.source.init_args.num_persons=1",
-        "--data.source.init_args.num_frames=12",
-        "--data.source.init_args.samples_per_class=4",
-        "--data.num_workers=0",
+        *NW_UCLA_STAND_IN,
         f"--data.text_encoder.model={tiny_clip}",
         f"--model.backbone.checkpoint={export}",
         "--model.samples_per_class=20",

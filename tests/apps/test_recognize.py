@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import shared_path
+from conftest import NW_UCLA_STAND_IN, shared_path
 
 from purls_pl.apps import plot
 from purls_pl.apps import recognize as predict
@@ -23,15 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 SPLIT = "nw-ucla_8_2"
 #: Names the model never trained on: a foreign action and nw-ucla_8_2's two unseen classes.
 NEW_NAMES = ["drink water", "pick up with two hands", "sit down"]
-DATA = [
-    "--data.source=purls_pl.data.random_source.RandomSkeletonSource",
-    "--data.source.init_args.dataset=nw-ucla",
-    "--data.source.init_args.layout=kinect20",
-    "--data.source.init_args.num_persons=1",
-    "--data.source.init_args.num_frames=12",
-    "--data.source.init_args.samples_per_class=4",
-    "--data.num_workers=0",
-]
+DATA = list(NW_UCLA_STAND_IN)
 
 
 @pytest.fixture(scope="module")

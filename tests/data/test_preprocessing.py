@@ -213,3 +213,9 @@ def test_an_older_record_is_completed_by_the_reader_that_made_the_data() -> None
     assert kept == Preprocessing.from_mapping(flat)
     new = SOURCES["penn-action"]().preprocessing.to_mapping()
     assert recorded_preprocessing(new, {"class_path": "gone.Reader"}) == Preprocessing.from_mapping(new)  # not asked
+
+
+def test_a_reader_of_whole_dataset_arrays_refuses_a_single_file(tmp_path):
+    path = tmp_path / "clip.npy"
+    with pytest.raises(SampleError, match=r"clip\.npy: NTUProcessedSource reads whole-dataset files, not one sample"):
+        NTUProcessedSource.read_file(path, Preprocessing("ntu25"))

@@ -58,8 +58,10 @@ RECORD_FORMAT = 2
 _VISIBLE = 1.0 - 1e-4
 
 
-def class_path(cls: type) -> str:
-    """``module.QualName`` of a class (how :attr:`Preprocessing.reader` names a reader)."""
+def class_path(obj: Any) -> str:
+    """``module.QualName`` of a class, or of an instance's class (how :attr:`Preprocessing.reader` names a
+    reader, and checkpoints their method and backbone)."""
+    cls = obj if isinstance(obj, type) else type(obj)
     return f"{cls.__module__}.{cls.__qualname__}"
 
 

@@ -33,7 +33,6 @@ import dataclasses
 import functools
 import importlib
 import inspect
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +41,9 @@ import torch
 from torch import nn
 
 from purls_pl.data.layouts import restore_layout
+from purls_pl.data.preprocessing import class_path
 from purls_pl.integrity import load_torch_file
-from purls_pl.models.features import FrozenBackbone, export_backbone, init_args_of
+from purls_pl.models.features import FrozenBackbone, init_args_of
 from purls_pl.text.encoder import ClassText
 
 SPEC_KEY = "purls"
@@ -52,12 +52,6 @@ SPEC_FORMAT = 1
 DATA_KEYS: tuple[str, ...] = ("text", "templates", "descriptions", "split", "source", "preprocess")
 #: The method of a checkpoint that records none (written before methods were recorded).
 PURLS_METHOD = "purls_pl.models.purls_module.PurlsModule"
-
-
-def class_path(obj: Any) -> str:
-    """``module.QualName`` of a class (or of an instance's class)."""
-    cls = obj if isinstance(obj, type) else type(obj)
-    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def import_class(path: str) -> Any:
@@ -147,11 +141,8 @@ def module_spec(module: Any) -> dict[str, Any]:
 def _restore_backbone(spec: dict[str, Any]) -> FrozenBackbone:
     """A FrozenBackbone of the stored architecture (weights come with the module's state dict)."""
     encoder: nn.Module = import_class(spec["class_path"])(**spec["init_args"])
-    with tempfile.TemporaryDirectory() as tmp:
-        export = export_backbone(encoder, Path(tmp) / "backbone.pt", spec.get("meta"))
-        backbone = FrozenBackbone(str(export), spec["pool_frames"])
-    backbone.checkpoint = spec.get("checkpoint", "<from PURLS checkpoint>")
-    return backbone
+    checkpoint = spec.get("checkpoint", "<from PURLS checkpoint>")
+    return FrozenBackbone.from_encoder(encoder, spec.get("meta") or {}, spec["pool_frames"], checkpoint)
 
 
 def module_from_checkpoint(cls: type[Any], path: str | Path, map_location: Any = "cpu") -> Any:

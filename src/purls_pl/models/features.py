@@ -50,7 +50,7 @@ from torch import Tensor, nn
 
 from purls_pl.data.layouts import SkeletonLayout, restore_layout
 from purls_pl.data.skeletons import SkeletonSet
-from purls_pl.integrity import FileRefused, load_torch_file, seal
+from purls_pl.integrity import FileRefused, content_digest, load_torch_file, seal
 from purls_pl.progress import Progress
 from purls_pl.storage import (
     atomic_torch_save,
@@ -180,7 +180,7 @@ class FrozenBackbone(nn.Module):
         self.checkpoint = checkpoint
         self.encoder, self.meta = load_backbone(checkpoint)
         # Hashed once, at load: the identity of the weights in memory, however often caches ask for it.
-        self._checkpoint_digest = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()[:16]
+        self._checkpoint_digest: str | None = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()[:16]
         freeze(self.encoder)
         self.out_channels: int = int(self.encoder.out_channels)
         self.pool_frames = pool_frames
@@ -189,10 +189,33 @@ class FrozenBackbone(nn.Module):
         self.extract_batch_size = extract_batch_size
         self.features: FeatureCache | None = None  # set by prepare()
 
+    @classmethod
+    def from_encoder(
+        cls, encoder: nn.Module, meta: dict[str, Any], pool_frames: int | None, checkpoint: str
+    ) -> FrozenBackbone:
+        """A frozen, uncached backbone around an encoder already built (a checkpoint's: its weights come with
+        the module's state dict), without reading or writing a file; ``checkpoint`` says where it came from."""
+        backbone = cls.__new__(cls)
+        nn.Module.__init__(backbone)
+        backbone.checkpoint, backbone.encoder, backbone.meta = checkpoint, encoder, dict(meta)
+        backbone._checkpoint_digest = None  # the weights arrive later: hashed when asked (identity)
+        freeze(encoder)
+        backbone.out_channels = int(encoder.out_channels)
+        backbone.pool_frames, backbone.cache, backbone.cache_dir, backbone.extract_batch_size = (
+            pool_frames,
+            False,
+            None,
+            64,
+        )
+        backbone.features = None
+        return backbone
+
     @property
     def identity(self) -> str:
-        """Hash of the loaded checkpoint's bytes and the pooling: changes whenever features would."""
-        return f"{self._checkpoint_digest}-pool{self.pool_frames}"
+        """Hash of the loaded checkpoint's bytes (of the weights, for :meth:`from_encoder`) and the pooling:
+        changes whenever features would."""
+        digest = self._checkpoint_digest or content_digest(dict(self.encoder.state_dict()))[:16]
+        return f"{digest}-pool{self.pool_frames}"
 
     def train(self, mode: bool = True) -> FrozenBackbone:
         """Stays in eval mode whatever the trainer asks: the backbone is frozen."""

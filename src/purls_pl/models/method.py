@@ -8,7 +8,10 @@ A method (PURLS, :class:`~purls_pl.models.purls_module.PurlsModule`, is one) sub
 * :meth:`~ZeroShotMethod.score`: the pure scoring function, node features against any candidate classes'
   text (``recognize`` calls it with classes named by the user);
 * :meth:`~ZeroShotMethod.evaluate`: one batch scored as :class:`~purls_pl.eval.outputs.ZeroShotScores`
-  (every candidate, and the zero-shot classes alone), the only thing the evaluation callbacks read.
+  (every candidate, and the zero-shot classes alone), the only thing the evaluation callbacks read;
+* :attr:`~ZeroShotMethod.text_dim` and :meth:`~ZeroShotMethod.full_class_text`, for its checkpoint.
+
+These are abstract: a method that lacks one cannot be built (``TypeError`` naming it).
 
 The base holds the class lists the callbacks read (:class:`~purls_pl.eval.outputs.ScoredClasses`) and
 refuses a checkpoint trained on another split.
@@ -16,6 +19,7 @@ refuses a checkpoint trained on another split.
 
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,7 +45,7 @@ class LeakageError(RuntimeError):
     """A training batch held a class outside the seen set."""
 
 
-class ZeroShotMethod(LightningModule):
+class ZeroShotMethod(LightningModule, metaclass=ABCMeta):
     """Classes and backbone of a zero-shot method (module docstring).
 
     Args:
@@ -87,9 +91,9 @@ class ZeroShotMethod(LightningModule):
         return (FIELDS.index(GLOBAL),)
 
     @property
+    @abstractmethod
     def text_dim(self) -> int:
         """``m``: the size of the text embeddings the method was trained with."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement text_dim")
 
     @property
     def uses_label_embeddings(self) -> bool:
@@ -109,15 +113,15 @@ class ZeroShotMethod(LightningModule):
             raise LeakageError(f"training batch contains non-seen classes {bad}; the loss only sees seen classes")
         return pos
 
+    @abstractmethod
     def score(self, nodes: Tensor, candidates: Tensor, labels: Tensor | None = None) -> Tensor:
         """Scores ``(B, K)`` of node features ``(B, S, n)`` against candidate classes given by their text:
         ``(K, m)`` global embeddings or ``(K, D, m)`` per field (global last); ``labels`` ``(K, m)``: their
         label embeddings, for methods that use them. Higher is better; a pure function of its inputs."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement score()")
 
+    @abstractmethod
     def evaluate(self, batch: SkeletonBatch) -> ZeroShotScores:
         """The batch scored against every candidate and against the zero-shot classes alone."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement evaluate()")
 
     def validation_step(self, batch: SkeletonBatch, batch_idx: int) -> ZeroShotScores:
         return self.evaluate(batch)
@@ -126,10 +130,10 @@ class ZeroShotMethod(LightningModule):
         return self.evaluate(batch)
 
     # ------------------------------------------------------------------ self-contained checkpoints
+    @abstractmethod
     def full_class_text(self) -> Tensor:
         """``(K, len(FIELDS), m)`` the class text the method was built with, for its checkpoint (rows or
         fields it never uses may be zeros)."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement full_class_text()")
 
     def spec_extra(self) -> dict[str, Any]:
         """The method's own entries of its checkpoint record (plain data; keys left out of ``hparams``)."""

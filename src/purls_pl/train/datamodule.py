@@ -40,10 +40,11 @@ from torch.utils.data import DataLoader, Dataset
 from purls_pl.data.augment import SkeletonAugment
 from purls_pl.data.batch import SkeletonSample
 from purls_pl.data.catalog import class_names
+from purls_pl.data.preprocessing import class_path
 from purls_pl.data.sample_sets import Protocol, sample_sets
 from purls_pl.data.skeletons import SkeletonFormat, SkeletonSet, SkeletonSource, preprocessing_record
 from purls_pl.data.splits import SplitSpec, ValidationSpec, ZeroShotSplit, classes_without_samples, resolve_split
-from purls_pl.models.checkpoint import class_path, plain
+from purls_pl.models.checkpoint import plain
 from purls_pl.text.descriptions import DescriptionSet, resolve_descriptions
 from purls_pl.text.encoder import ClassText, TextEncoder
 from purls_pl.text.levers import TextOptions, embed_class_text, label_embeddings

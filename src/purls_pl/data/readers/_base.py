@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import warnings
+from abc import ABCMeta, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -294,7 +295,7 @@ def format_skipped(skipped: Sequence[SkippedSample], limit: int = 100) -> str:
     return "\n".join(lines)
 
 
-class SourceBase:
+class SourceBase(metaclass=ABCMeta):
     """Common behaviour of the readers: ``load()`` through the cache unless ``cache=False``, the skip
     report, and the contract that lets ``recognize`` prepare one new file as the reader prepared its own.
 
@@ -317,9 +318,9 @@ class SourceBase:
     file_format: ClassVar[str] = ""
 
     @property
+    @abstractmethod
     def preprocessing(self) -> Preprocessing:
-        """How this reader prepares each sample (the record a checkpoint stores)."""
-        raise NotImplementedError(f"{type(self).__name__} must state its preprocessing")
+        """How this reader prepares each sample (the record a checkpoint stores); every reader states it."""
 
     @classmethod
     def can_read(cls, path: Path) -> bool:
@@ -329,8 +330,13 @@ class SourceBase:
     @classmethod
     def read_file(cls, path: str | Path, preprocessing: Preprocessing) -> RawSkeleton:
         """One sample file as :class:`~purls_pl.data.preprocessing.RawSkeleton`, read as ``preprocessing``
-        says (persons and frames read); raises :class:`SampleError` naming the file, the field and the fix."""
-        raise NotImplementedError(f"{cls.__name__} reads no single sample files")
+        says (persons and frames read); raises :class:`SampleError` naming the file, the field and the fix.
+        A reader of whole-dataset arrays (no :attr:`suffixes`) refuses every file."""
+        raise SampleError(
+            path,
+            f"{cls.__name__} reads whole-dataset files, not one sample per file",
+            "give a file of the raw format these arrays were made from (the checkpoint's preprocessing names it)",
+        )
 
     @property
     def max_samples(self) -> int | None:

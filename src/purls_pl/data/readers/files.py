@@ -62,7 +62,7 @@ def recorded_preprocessing(record: Mapping[str, Any], source: Mapping[str, Any] 
         accepted = inspect.signature(reader).parameters  # type: ignore[arg-type]
         args = {k: v for k, v in dict(source.get("init_args") or {}).items() if k in accepted}
         stated = reader(**args).preprocessing  # type: ignore[operator, misc]
-    except (TypeError, ValueError, AttributeError, NotImplementedError, pydoc.ErrorDuringImport) as err:
+    except (TypeError, ValueError, AttributeError, pydoc.ErrorDuringImport) as err:
         warnings.warn(
             f"the checkpoint's preprocessing record predates format 2 and its source {source['class_path']} cannot "
             f"be rebuilt ({type(err).__name__}: {err}); the record is replayed as it is",
