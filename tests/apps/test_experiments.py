@@ -2,9 +2,11 @@
 ``configs`` command and ``make train`` use it; and no two experiment files that differ only in a name."""
 
 import itertools
+import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -71,14 +73,40 @@ def test_make_train_print_config_resolves(split):
     assert run.stdout.count(f"split: {split}") == 3
 
 
-def test_every_stage_list_names_the_same_stages():
-    """The stages are spelled as Literals for the command lines; they all follow VARIANTS."""
-    import typing
-
+def test_a_method_file_dropped_into_experiments_is_a_stage_of_every_command(tmp_path):
+    """The stages are found, not listed: a new method's experiment file becomes a stage of ``configs``,
+    ``select`` (with its class's ``default_search``) and table specs; recipes, bases and selections are not."""
     from purls_pl.apps import select
-    from purls_pl.apps.experiments import STAGE2, STAGES, Stage
-    from purls_pl.train.paths import VARIANTS
+    from purls_pl.apps.experiments import stage2_stages, stages
+    from purls_pl.apps.table_spec import TableSpec
+    from purls_pl.models.cada_vae import CadaVae
 
-    assert STAGE2 == ("purls", *VARIANTS) and set(STAGES) == {*STAGE2, "backbone"} == set(typing.get_args(Stage))
-    hints = typing.get_type_hints(select.SelectOptions)
-    assert set(typing.get_args(hints["stage"])) == set(STAGE2) == set(select.SEARCHES)
+    root = tmp_path / "experiments"
+    shutil.copytree(EXPERIMENTS, root, ignore=shutil.ignore_patterns("selected", "tables"))
+    before = stage2_stages(root)
+    assert before[0] == "purls" and {"global", "cada_vae"} <= set(before)
+    assert not {"nw-ucla", "demo", "backbone", "nw-ucla_backbone"} & set(before) and stages(root)[-1] == "backbone"
+    (root / "my_method.yaml").write_text("model:\n  class_path: purls_pl.models.cada_vae.CadaVae\n")
+    assert set(stage2_stages(root)) == {*before, "my_method"}
+    assert experiment_files("nw-ucla_8_2", "my_method", root, selected=None)[-1] == root / "my_method.yaml"
+    configs = [sys.executable, "-m", "purls_pl", "configs", "nw-ucla_8_2", "--root", str(root), "--stage"]
+    done = subprocess.run([*configs, "my_method"], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0 and done.stdout.split()[-2].endswith("my_method.yaml"), done.stderr
+    bad = subprocess.run([*configs, "nope"], capture_output=True, text=True, cwd=REPO)
+    assert bad.returncode == 2 and "stage must be one of" in bad.stderr and "nope.yaml" in bad.stderr
+    assert select.default_search("my_method", root) == CadaVae.default_search
+    assert select.default_search("global", root) == select.GLOBAL_SEARCH
+    assert select.SelectOptions("nw-ucla_8_2", stage="my_method", experiments=str(root)).stage == "my_method"
+    with pytest.raises(ValueError, match="stage is one of"):
+        select.SelectOptions("nw-ucla_8_2", stage="not_a_method", experiments=str(root))
+    (root / "bare.yaml").write_text("model:\n  class_path: purls_pl.models.purls_module.PurlsModule\n")
+    with pytest.raises(ValueError, match="bare.yaml.*declares no default_search.*--search"):
+        select.default_search("bare", root)
+    spec = tmp_path / "t.yaml"
+    table = {"name": "t", "splits": ["nw-ucla_8_2"], "seeds": [0], "experiments": str(root)}
+    rows = {"rows": [{"name": "mine", "select": "m"}]}
+    spec.write_text(json.dumps({**table, **rows, "selections": {"m": {"stage": "my_method"}}}))
+    assert TableSpec.load(spec).selections["m"].stage == "my_method"
+    spec.write_text(json.dumps({**table, **rows, "selections": {"m": {"stage": "nope"}}}))
+    with pytest.raises(ValueError, match="selections.m.stage is 'nope'"):
+        TableSpec.load(spec)

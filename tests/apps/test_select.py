@@ -131,7 +131,7 @@ def test_the_select_command_line_is_generated_from_its_options(capsys):
     assert "name a split, or give --recipe" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         parse_options(["x", "--stage", "backbone"], (SelectOptions,), "select", "")
-    assert "invalid choice: 'backbone'" in capsys.readouterr().err
+    assert "a selection's stage is one of" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         parse_options(["--help"], (SelectOptions, PoolOptions), "select", "")
     usage = capsys.readouterr().out

@@ -124,20 +124,21 @@ def test_fast_dev_run_under_bf16_autocast(tmp_path, monkeypatch, tiny_clip, tiny
 
 
 def test_a_run_composing_a_variant_file_is_named_after_it():
-    """The variant file (``experiments/global.yaml``) is the one :data:`~purls_pl.train.paths.VARIANTS` names:
-    ``experiment_files`` composes it and ``run_name`` suffixes the run with it, from one definition."""
+    """The variant file (``experiments/global.yaml``) is one :func:`~purls_pl.train.paths.variants` finds:
+    ``experiment_files`` composes it and ``run_name`` suffixes the run with it, from one definition; a selection
+    file of the same name (``selected/<split>/global.yaml``) is no variant."""
     from jsonargparse import Namespace
 
     from purls_pl.apps.experiments import experiment_files
-    from purls_pl.train.paths import VARIANTS, variant_file, variant_of
+    from purls_pl.train.paths import variant_file, variant_of, variants
 
-    assert VARIANTS == ("global", "cada_vae") and variant_file("global", "experiments") == Path(
-        "experiments/global.yaml"
-    )
+    assert {"global", "cada_vae"} <= set(variants(REPO / "experiments"))
+    assert variant_file("global", REPO / "experiments") == REPO / "experiments/global.yaml"
+    assert variant_of(REPO / "experiments/selected/nw-ucla_8_2/global.yaml") is None
     files = experiment_files("nw-ucla_8_2", "global", REPO / "experiments", selected=None)
     assert files[-1] == variant_file("global", REPO / "experiments") and variant_of(files[-1]) == "global"
     assert variant_of(files[0]) is None and variant_of("elsewhere/purls.yaml") is None
     config = Namespace(config=[str(f) for f in files], data=Namespace(split="nw-ucla_8_2", source=None))
     assert cli.run_name(config) == "nw-ucla_8_2-global"
     with pytest.raises(ValueError, match="not a variant"):
-        variant_file("purls", "experiments")
+        variant_file("purls", REPO / "experiments")

@@ -22,19 +22,28 @@ import pydoc
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 
 from purls_pl.data.catalog import card, class_names
 from purls_pl.data.splits import ZeroShotSplit, get_split, resolve_split, split_value
-from purls_pl.train.paths import VARIANTS, backbone_export_path, variant_file
+from purls_pl.train.paths import backbone_export_path, variant_file, variants
 
-Stage = Literal["purls", "global", "cada_vae", "backbone"]
-STAGES: tuple[str, ...] = ("purls", "global", "cada_vae", "backbone")
-#: The stage-2 stages: PURLS and its variants (:data:`~purls_pl.train.paths.VARIANTS`).
-STAGE2: tuple[str, ...] = ("purls", *VARIANTS)
+#: A stage: ``purls``, a variant of the experiments folder (:func:`stage2_stages`) or ``backbone`` (stage 1).
+Stage = str
 EXPERIMENTS = Path("experiments")
+
+
+def stage2_stages(root: str | Path = EXPERIMENTS) -> tuple[str, ...]:
+    """The stage-2 stages of the experiments folder ``root``: PURLS and its variants
+    (:func:`~purls_pl.train.paths.variants`: ``global``, each method's experiment file)."""
+    return ("purls", *variants(root))
+
+
+def stages(root: str | Path = EXPERIMENTS) -> tuple[str, ...]:
+    """Every stage of ``root``: :func:`stage2_stages` and ``backbone``."""
+    return (*stage2_stages(root), "backbone")
 
 
 def recipe_name(split: str | ZeroShotSplit) -> str:
@@ -166,7 +175,7 @@ def experiment_files(
     Args:
         split: A registered split (or, with ``recipe``, any split the recipe's data resolve, as
             :func:`run_split` gives it).
-        stage: ``purls``, a variant (``global``, ``cada_vae``: :data:`~purls_pl.train.paths.VARIANTS`) or ``backbone``.
+        stage: ``purls``, a variant (``global``, ``cada_vae``, ...: :func:`stage2_stages`) or ``backbone``.
         root: The experiments folder (bases, recipes, selections).
         selected: The selection whose settings come last, when its file exists (default: the one named
             after the stage); ``None``: none (what a selection trial itself runs).
@@ -176,15 +185,18 @@ def experiment_files(
     Raises:
         FileNotFoundError: when a file is missing, naming it.
     """
-    if stage not in STAGES:
-        raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
     root = Path(root)
+    if stage not in stages(root):
+        raise ValueError(
+            f"stage must be one of {stages(root)}, got {stage!r}: a method's stage is its experiment file "
+            f"{root / (stage + '.yaml')} (see the README's Methods section)"
+        )
     purls_recipe, backbone_recipe = recipe_files(split, recipe, root)
     split = split if isinstance(split, str) else split.name
     if stage == "backbone":
         files = [root / "backbone.yaml", backbone_recipe]
     else:
-        files = [root / "purls.yaml", purls_recipe, *([variant_file(stage, root)] if stage in VARIANTS else [])]
+        files = [root / "purls.yaml", purls_recipe, *([variant_file(stage, root)] if stage != "purls" else [])]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise FileNotFoundError(f"experiment files {missing} of split {split!r} ({stage}) do not exist")
@@ -214,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> list[str]:
         description="The --config arguments that make up a run of a registered split (as `make train` runs it).",
     )
     parser.add_argument("split", help="a registered split, e.g. ntu120_96_24 or nw-ucla_random5_seed0")
-    parser.add_argument("--stage", choices=STAGES, default="purls", help="which run (default: %(default)s)")
+    parser.add_argument("--stage", default="purls", help=f"which run: {', '.join(stages())} (default: %(default)s)")
     parser.add_argument("--root", default=str(EXPERIMENTS), help="experiments folder (default: %(default)s)")
     parser.add_argument("--backbone-path", action="store_true", help="print the stage-1 export path instead")
     parser.add_argument("--recipe", action="store_true", help="print the dataset recipe's name instead")
@@ -225,6 +237,9 @@ def main(argv: Sequence[str] | None = None) -> list[str]:
     elif args.recipe:
         out = [recipe_name(args.split)]
     else:
-        out = experiment_args(args.split, args.stage, args.root)
+        try:
+            out = experiment_args(args.split, args.stage, args.root)
+        except ValueError as error:
+            parser.error(str(error))
     print(shlex.join(out))
     return out

@@ -1,4 +1,4 @@
-"""Model selection on validation classes: ``python -m purls_pl select <split> [--stage purls|global|cada_vae]``.
+"""Model selection on validation classes: ``python -m purls_pl select <split> [--stage purls|global|<method>]``.
 
 Settings that matter for zero-shot accuracy (learning rate, query mode, α mode, temperature, scoring,
 and the number of epochs) are chosen here, **on validation classes only**: every trial is a
@@ -26,16 +26,17 @@ choice and its record); its command line is generated from :class:`SelectOptions
 from __future__ import annotations
 
 import json
+import pydoc
 import shlex
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 
-from purls_pl.apps.experiments import EXPERIMENTS, run_split, selection_file
+from purls_pl.apps.experiments import EXPERIMENTS, run_split, selection_file, stage2_stages
 from purls_pl.apps.options import option, parse_options, positional, render_options
 from purls_pl.apps.run_pool import Job, PoolOptions, RunPool, exit_on_signals
 from purls_pl.apps.run_request import RunRequest, backbone_request, take_data_root
@@ -43,6 +44,7 @@ from purls_pl.apps.search import GAMMA, Trial, best_trial, coordinate_search, sl
 from purls_pl.data.splits import ZeroShotSplit
 from purls_pl.eval.metrics import VAL_CURVE_FILE
 from purls_pl.storage import atomic_write_json, atomic_write_text
+from purls_pl.train.paths import variant_file
 from purls_pl.train.provenance import git_state
 
 __all__ = [
@@ -54,6 +56,7 @@ __all__ = [
     "best_trial",
     "collect_selection",
     "coordinate_search",
+    "default_search",
     "plan_selection",
     "run_selection",
     "select",
@@ -69,14 +72,33 @@ PURLS_SEARCH: dict[str, list[Any]] = {
     "model.scoring": ["cosine", "eq5"],
 }
 GLOBAL_SEARCH: dict[str, list[Any]] = {"model.lr": [0.0003, 0.001, 0.003]}
-#: CADA-VAE: its learning rate around the paper's 1.5e-4 and the latent size (the paper's 64, or 16).
-CADA_VAE_SEARCH: dict[str, list[Any]] = {"model.lr": [0.00015, 0.0005, 0.0015], "model.latent_dim": [16, 64]}
-#: The default search of each stage-2 stage.
-SEARCHES: dict[str, dict[str, list[Any]]] = {
-    "purls": PURLS_SEARCH,
-    "global": GLOBAL_SEARCH,
-    "cada_vae": CADA_VAE_SEARCH,
-}
+#: The searches of the stages run by PURLS' own module: PURLS and the paper's Global baseline. Every other
+#: stage is a method's experiment file, and its search is its class's ``default_search`` (:func:`default_search`).
+BUILTIN_SEARCHES: dict[str, dict[str, list[Any]]] = {"purls": PURLS_SEARCH, "global": GLOBAL_SEARCH}
+
+
+def default_search(stage: str, experiments: str | Path = EXPERIMENTS) -> dict[str, list[Any]]:
+    """The search of ``stage`` when a selection names none: :data:`BUILTIN_SEARCHES`, else the
+    ``default_search`` of the method class its experiment file names (``model.class_path``), so a new method's
+    search lives in its own module.
+
+    Raises:
+        ValueError: naming the file and the fix, when the stage is not one of ``experiments`` or its method
+            declares no search.
+    """
+    if stage in BUILTIN_SEARCHES:
+        return dict(BUILTIN_SEARCHES[stage])
+    path = variant_file(stage, experiments)
+    model = (yaml.safe_load(path.read_text()) or {}).get("model")
+    class_path = model.get("class_path") if isinstance(model, dict) else None
+    method = pydoc.locate(class_path) if isinstance(class_path, str) else None
+    search = getattr(method, "default_search", None)
+    if not search:
+        raise ValueError(
+            f"{path}: model.class_path {class_path!r} declares no default_search; give the method class a "
+            "`default_search: ClassVar[dict[str, list]]` ({config key: [values]}) or pass --search"
+        )
+    return {str(k): list(v) for k, v in search.items()}
 
 
 @dataclass(frozen=True)
@@ -85,7 +107,7 @@ class SelectOptions:
 
     Attributes:
         split: a registered split, e.g. nw-ucla_8_2 (default with --recipe: the recipe's data.split)
-        stage: which run: the experiment files the trials compose
+        stage: which run: purls, global or a method's experiment file (e.g. cada_vae), as the trials compose it
         name: the selection's name (its file under experiments/selected/<split>/); default the stage
         folds: validation folds (class-level cross-validation: accuracy is averaged over them)
         seed: seed of every trial and selection backbone
@@ -100,7 +122,7 @@ class SelectOptions:
     """
 
     split: str | None = positional(None)
-    stage: Literal["purls", "global", "cada_vae"] = "purls"
+    stage: str = "purls"
     name: str | None = None
     folds: int = 1
     seed: int = 0
@@ -115,11 +137,14 @@ class SelectOptions:
     def __post_init__(self) -> None:
         if self.split is None and self.recipe is None:
             raise ValueError("name a split, or give --recipe whose data.split to select on")
-        if self.stage not in SEARCHES:
-            raise ValueError(f"a selection's stage is one of {sorted(SEARCHES)}, got {self.stage!r}")
         for name in ("experiments", "recipe"):
             value = getattr(self, name)
             object.__setattr__(self, name, None if value is None else str(value))
+        if self.stage not in stage2_stages(self.experiments):
+            raise ValueError(
+                f"a selection's stage is one of {stage2_stages(self.experiments)} (the stage-2 files of "
+                f"{self.experiments}), got {self.stage!r}"
+            )
         object.__setattr__(self, "out", str(Path(self.out)))
         object.__setattr__(self, "set", tuple(self.set))
         object.__setattr__(self, "pretrain", tuple(self.pretrain))
@@ -185,12 +210,12 @@ def plan_selection(options: SelectOptions, split: ZeroShotSplit | None = None) -
 
     Args:
         options: What to select (:class:`SelectOptions`); ``search`` defaults to the stage's
-            (:data:`SEARCHES`), ``name`` to the stage.
+            (:func:`default_search`), ``name`` to the stage.
         split: ``options.split`` already resolved (a table resolves its splits once); default: resolved here,
             with the recipe and ``set`` (:func:`~purls_pl.apps.experiments.run_split`).
     """
     split = split or run_split(options.split, options.recipe, options.set)
-    search = dict(options.search or SEARCHES[options.stage])
+    search = dict(options.search or default_search(options.stage, options.experiments))
     options = replace(options, split=split.name, name=options.name or options.stage, search=search)
     stage1 = tuple(
         backbone_request(
@@ -325,7 +350,7 @@ def write_selection(selection: Selection, root: str | Path = EXPERIMENTS) -> Pat
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
-    """``python -m purls_pl select [<split>] [--recipe FILE] [--stage purls|global] [--folds N] ...`` (the options
+    """``python -m purls_pl select [<split>] [--recipe FILE] [--stage STAGE] [--folds N] ...`` (the options
     of :class:`SelectOptions` and :class:`~purls_pl.apps.run_pool.PoolOptions`); a signal (SIGTERM, SIGINT) stops
     it with exit status 128 + its number (:func:`~purls_pl.apps.run_pool.exit_on_signals`)."""
     options, pool = parse_options(

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from purls_pl.apps.experiments import EXPERIMENTS, STAGE2, run_split
+from purls_pl.apps.experiments import EXPERIMENTS, run_split, stage2_stages
 from purls_pl.data.splits import ZeroShotSplit
 
 __all__ = ["Row", "SelectionSpec", "SplitUnit", "TableSpec"]
@@ -98,10 +98,16 @@ class TableSpec:
         if missing:
             raise ValueError(f"table spec {path} is missing {missing}; see purls_pl.apps.table's docstring")
         selections = {}
+        known = stage2_stages(raw.get("experiments", EXPERIMENTS))
         for name, s in (raw.get("selections") or {}).items():
             unknown = sorted(set(s) - {"stage", "args", "search"})
-            if unknown or s.get("stage", "purls") not in STAGE2:
-                raise ValueError(f"table spec {path}: selections.{name} has unknown keys {unknown} or a bad stage")
+            if unknown:
+                raise ValueError(f"table spec {path}: selections.{name} has unknown keys {unknown}")
+            if s.get("stage", "purls") not in known:
+                raise ValueError(
+                    f"table spec {path}: selections.{name}.stage is {s.get('stage')!r}; the stages of "
+                    f"{raw.get('experiments', EXPERIMENTS)} are {known} (a method's stage is its experiment file)"
+                )
             selections[str(name)] = SelectionSpec(
                 str(s.get("stage", "purls")), list(s.get("args", [])), s.get("search", {})
             )

@@ -25,7 +25,7 @@ evaluation the classifier sees text latents for the seen classes too (the paper 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -102,6 +102,12 @@ class CadaVae(ZeroShotMethod):
         classifier_lr: Its learning rate (paper: 1e-3).
         seed: Seed of the classifier's samples and initialisation (scores are reproducible).
     """
+
+    #: ``select``'s search: the learning rate around the paper's 1.5e-4 and the latent size (its 64, or 16).
+    default_search: ClassVar[dict[str, list[Any]]] = {
+        "model.lr": [0.00015, 0.0005, 0.0015],
+        "model.latent_dim": [16, 64],
+    }
 
     def __init__(
         self,

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from pytorch_lightning import LightningModule
@@ -66,6 +66,9 @@ class ZeroShotMethod(LightningModule, metaclass=ABCMeta):
     """
 
     fields: tuple[str, ...] = ()
+    #: What ``select`` searches for a stage running this method when its table or command names no search:
+    #: ``{config key: [values]}`` in search order (``model.<init arg>``; see :mod:`purls_pl.apps.select`).
+    default_search: ClassVar[dict[str, list[Any]]] = {}
     #: The ``checkpoint["purls"]`` record the method was rebuilt from by :meth:`from_checkpoint` (else None).
     checkpoint_spec: dict[str, Any] | None = None
 
