@@ -52,9 +52,14 @@ def test_sa_dvae_fits_tests_and_recognises_from_its_experiment_file(tmp_path, ti
     assert run.parent.name == "nw-ucla_8_2-sa_dvae"  # a variant: its own run folder beside PURLS'
     results = json.loads((run / "results.json").read_text())
     assert results["complete"] and 0.0 <= results["test/zsl_top1"] <= 1.0 and "gzsl" in results
+    gzsl = results["gzsl"]
+    assert 0.0 <= gzsl["h"] <= 1.0 and gzsl["num_unseen_classes"] == 2 and gzsl["num_seen_classes"] == 8
     ckpt = next(run.rglob("last.ckpt"))
     module = ZeroShotMethod.from_checkpoint(ckpt)
     assert isinstance(module, SaDvae) and module.hparams.samples_per_class == 20
+    assert module.hparams.semantic_dim == 160 and module.hparams.irrelevant_dim == 8  # the experiment file's
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    torch.testing.assert_close(module.discriminator.net[0].weight, state["discriminator.net.0.weight"])
     export.unlink()  # the checkpoint alone must suffice
     clip = tmp_path / "clip.npy"
     np.save(clip, np.random.default_rng(0).normal(size=(1, 17, 20, 3)).astype(np.float32))
@@ -63,3 +68,12 @@ def test_sa_dvae_fits_tests_and_recognises_from_its_experiment_file(tmp_path, ti
     assert sorted(name for name, _ in ranking) == sorted(NAMES)
     scores = [score for _, score in ranking]
     assert scores == sorted(scores, reverse=True) and np.isclose(np.exp(scores).sum(), 1.0, atol=1e-4)
+
+
+def test_sa_dvae_is_a_stage_with_its_own_default_search():
+    from purls_pl.apps.select import default_search
+    from purls_pl.train.paths import variants
+
+    assert "sa_dvae" in variants(REPO / "experiments")
+    assert default_search("sa_dvae", REPO / "experiments") == SaDvae.default_search
+    assert set(SaDvae.default_search) == {"model.lr", "model.irrelevant_dim"}

@@ -24,6 +24,7 @@ def _text(gzsl: bool = False) -> ClassText:
 def _module(tiny_backbone, gzsl: bool = False, **kw) -> SaDvae:
     torch.manual_seed(0)
     kw = {"skeleton_hidden": 64, "text_hidden": 64, "semantic_dim": 16, "irrelevant_dim": 4, "lr": 3e-3, **kw}
+    kw.setdefault("samples_per_class", 50)
     module = SaDvae(_text(gzsl), "ntu25", FrozenBackbone(str(tiny_backbone)), **kw)
     module.node_features = lambda x, index=None: x  # generated node features stand in for the backbone's
     return module
@@ -56,18 +57,20 @@ def test_shapes_of_the_split_latent_and_the_scores(module):
     torch.testing.assert_close(scores.exp().sum(-1), torch.ones(3))
 
 
-def test_weights_follow_the_official_cyclical_schedule(module):
-    """10 cycles: in each, β_x ramps from 0.59 of it, λ_ca switches on at 0.8, β_t and λ_tc ramp from 0.8 but
-    only from the third cycle on; with no progress given every weight is at its full value."""
+def test_weights_follow_the_official_cyclical_schedule(module, tiny_backbone):
+    """A cycle is an epoch: in each, β_x ramps from 0.59 of it, λ_ca switches on at 0.8, β_t and λ_tc ramp
+    from 0.8 but only from the third cycle on; with no progress given every weight is at its full value."""
     full = {"beta": 0.023, "text_beta": 0.011, "cross": 1.0, "tc": 0.011, "alignment": 0.0}
     assert module.weights() == pytest.approx(full)
-    assert module.weights(0.05) == pytest.approx(dict.fromkeys(full, 0.0))  # half-way through cycle 0
-    first = module.weights(0.09)  # 0.9 of cycle 0
+    assert module.weights(0.5) == pytest.approx(dict.fromkeys(full, 0.0))  # half-way through epoch 0
+    first = module.weights(0.9)
     assert first["beta"] == pytest.approx(0.023 * 0.31 / 0.41) and first["cross"] == 1.0
     assert first["text_beta"] == first["tc"] == 0.0
-    third = module.weights(0.29)  # 0.9 of cycle 2
+    third = module.weights(2.9)
     assert third["text_beta"] == pytest.approx(0.0055) and third["tc"] == pytest.approx(0.0055)
-    assert module.weights(0.25)["cross"] == 0.0  # 0.5 of cycle 2: cross-alignment is off again
+    assert module.weights(2.5)["cross"] == 0.0  # half-way through epoch 2: cross-alignment is off again
+    assert module.weights(12.9) == pytest.approx(third)  # the schedule repeats, however long the training
+    assert _module(tiny_backbone, cycle_epochs=2.0).weights(1.8) == pytest.approx(first)
 
 
 @pytest.mark.parametrize("term", ["reconstruction", "kl", "text_kl", "cross_alignment", "tc", "alignment"])
@@ -109,8 +112,9 @@ def test_the_discriminator_learns_to_tell_joint_latents_from_permuted_ones(modul
 
 
 def test_training_ranks_unseen_classes_first_on_separable_features(tiny_backbone):
-    """The training steps of the full objective (the discriminator in turn), along the schedule."""
-    module = _module(tiny_backbone, cycles=3)
+    """The training steps of the full objective (the discriminator in turn), along the schedule (an epoch
+    of 50 steps)."""
+    module = _module(tiny_backbone)
     vae = [p for n, p in module.named_parameters() if p.requires_grad and not n.startswith("discriminator.")]
     opt, d_opt = torch.optim.Adam(vae, lr=3e-3), torch.optim.Adam(module.discriminator.parameters(), lr=3e-3)
     steps = 300
@@ -118,7 +122,7 @@ def test_training_ranks_unseen_classes_first_on_separable_features(tiny_backbone
         labels = torch.tensor(SEEN).repeat(4)
         x = module.pooled(_nodes(module, labels, seed=step, style=1.0))
         t = module.seen_text[module.seen_targets(labels)]
-        loss = module.losses(x, t, module.weights(step / steps))["loss"]
+        loss = module.losses(x, t, module.weights(step / 50))["loss"]
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -169,3 +173,27 @@ def test_bad_arguments_are_refused(tiny_backbone):
         SaDvae(_text(), "ntu25", FrozenBackbone(str(tiny_backbone)), field="elbows")
     with pytest.raises(ValueError, match="irrelevant_dim"):
         SaDvae(_text(), "ntu25", FrozenBackbone(str(tiny_backbone)), irrelevant_dim=0)
+
+
+def test_a_trainer_steps_the_vaes_and_the_discriminator_in_turn(tiny_backbone):
+    from pytorch_lightning import Trainer
+    from torch.utils.data import DataLoader
+
+    module = _module(tiny_backbone, discriminator_every=2)
+    batches = [
+        SkeletonBatch(_nodes(module, torch.tensor(SEEN).repeat(2), seed=i, style=1.0), torch.tensor(SEEN).repeat(2))
+        for i in range(4)
+    ]
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    trainer = Trainer(
+        max_epochs=3, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False
+    )
+    trainer.fit(module, DataLoader(batches, batch_size=None, collate_fn=lambda b: b))
+    after = module.state_dict()
+    assert not module.automatic_optimization
+    for prefix in ("skeleton_encoder.", "text_encoder.", "skeleton_decoder.", "text_decoder.", "discriminator."):
+        assert any(not torch.equal(before[k], after[k]) for k in after if k.startswith(prefix)), prefix
+    assert trainer.global_step == 3 * (4 + 2)  # every batch steps the VAEs, every second one the discriminator
+    logged = trainer.callback_metrics
+    assert {"train/discriminator", "train/cross_alignment", "train/tc"} <= set(logged)
+    assert 0.0 < float(logged["train/tc"]) < 1.0  # a probability: the discriminator's on joint latents

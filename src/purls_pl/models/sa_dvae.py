@@ -24,10 +24,10 @@ of the marginals), for ``z = z_r`` and for ``z = z_t``::
     L_D = ½·Σ_{z ∈ {z_r, z_t}} ½·(BCE(D(z, z_v), 1) + BCE(D(z, z_v[π]), 0))
 
 so the penalty drives the parts towards independence (an adversarial estimate of their total
-correlation, as in FactorVAE and SDGZSL). The weights follow the official code's cyclical schedule: the
-training is split into ``cycles`` equal cycles and, at the fraction ``p`` of a cycle, ``β_x`` ramps from
-0 to ``beta`` over ``beta_warmup``, ``λ_ca`` switches on at ``cross_warmup`` and ``β_t`` and ``λ_tc``
-ramp over ``text_warmup``, from cycle ``text_after`` on.
+correlation, as in FactorVAE and SDGZSL). The weights follow the official code's cyclical schedule, whose
+cycle is one pass over the data (``cycle_epochs``): at the fraction ``p`` of a cycle, ``β_x`` ramps from 0
+to ``beta`` over ``beta_warmup``, ``λ_ca`` switches on at ``cross_warmup`` and ``β_t`` and ``λ_tc`` ramp
+over ``text_warmup``, from cycle ``text_after`` on.
 
 Classification happens in the semantic latent space: a softmax classifier is trained on latents sampled
 from the candidate classes' text Gaussians (``samples_per_class`` per class, full-batch Adam for
@@ -38,17 +38,22 @@ for every new set of candidates or text-encoder weights (deterministically, from
 Defaults come from the official code (github.com/pha123661/SA-DVAE, ``train.py``, ``model.py``,
 ``scripts/train_eval_synse_split.sh``): NTU-60's latent sizes 160 + 8; the weights the default schedule
 reaches at the end of a cycle (``β_x`` = 0.1·700/3000 ≈ 0.023 from 1000/1700 of it, ``β_t`` and ``λ_tc``
-= 0.1·340/3000 ≈ 0.011 from 0.8 of it, after two cycles; ``λ_ca`` = 1 from 0.8 of it); 10 cycles; a
-discriminator ``d -> d/4 -> 1``; 500 text latents per class and 300 classifier steps at 1e-3.
+= 0.1·340/3000 ≈ 0.011 from 0.8 of it, after two cycles; ``λ_ca`` = 1 from 0.8 of it); a
+discriminator ``d -> d/4 -> 1``; a full-batch latent classifier.
 
 Differences from the paper, on purpose:
 
 * The skeleton feature is the pooled feature of this project's frozen stage-1 encoder, and the
   encoders/decoders are the CADA-VAE building blocks (one hidden ReLU layer; no output ReLU), where the
-  official code uses a linear encoder and a ``Linear + ReLU`` decoder.
+  official code uses a linear encoder and a ``Linear + ReLU`` decoder. The text is this project's
+  embedding of the class's description (``field``; official: Sentence-BERT ``stsb-bert-large`` of its own
+  one-line descriptions, ``class_lists/*.csv``).
 * The learning rate is 1e-3 (official: 3.4e-5 over ~12,500 steps of NTU-60; a stage-2 run here has a
   few hundred), the discriminator is updated every step (``discriminator_every``; official: every 4-5
-  steps) and throughout training (official: only while ``λ_tc`` > 0).
+  steps) and throughout training (official: only while ``λ_tc`` > 0). Both optimisers' steps count in
+  ``trainer.global_step``.
+* The latent classifier trains on 200 text latents per class for 150 steps at 2e-3 (official: 500, 300
+  steps at 1e-3), to keep a validation epoch cheap on CPU (a selection trial retrains two per epoch).
 * Latents are sampled with independent noise per dimension (the official code draws one number per
   sample for all dimensions), and the latent classifier is linear (official: ``Linear + ReLU``).
 * Generalised zero-shot: the paper gates between the stage-1 classifier (seen classes) and the latent
@@ -116,7 +121,8 @@ class SaDvae(ZeroShotMethod):
         tc_weight: ``λ_tc``, weight of the total-correlation penalty at the end of a cycle.
         alignment_weight: ``δ`` of an extra 2-Wasserstein alignment of ``q(z_r|x)`` and ``q(z_t|t)``
             (CADA-VAE's; 0, the official code's choice, leaves it out).
-        cycles: Number of equal cycles the weight schedule repeats over training (official: 10 epochs).
+        cycle_epochs: Length in epochs of the cycle the weight schedule repeats (official: 1, one pass over
+            the data).
         beta_warmup: ``[start, end]`` of ``β_x``'s ramp, as fractions of a cycle.
         cross_warmup: ``[start, end]`` of ``λ_ca``'s ramp (equal ends: a switch).
         text_warmup: ``[start, end]`` of the ramp of ``β_t`` and ``λ_tc``.
@@ -150,23 +156,23 @@ class SaDvae(ZeroShotMethod):
         cross_weight: float = 1.0,
         tc_weight: float = 0.011,
         alignment_weight: float = 0.0,
-        cycles: int = 10,
+        cycle_epochs: float = 1.0,
         beta_warmup: tuple[float, float] = (0.59, 1.0),
         cross_warmup: tuple[float, float] = (0.8, 0.8),
         text_warmup: tuple[float, float] = (0.8, 1.0),
         text_after: int = 2,
         discriminator_every: int = 1,
         lr: float = 1e-3,
-        samples_per_class: int = 500,
-        classifier_steps: int = 300,
-        classifier_lr: float = 1e-3,
+        samples_per_class: int = 200,
+        classifier_steps: int = 150,
+        classifier_lr: float = 2e-3,
         seed: int = 0,
     ) -> None:
         super().__init__(class_text, layout, backbone)
         if field not in FIELDS:
             raise ValueError(f"model.field must be one of {list(FIELDS)}, got {field!r}")
-        if semantic_dim < 1 or irrelevant_dim < 1 or cycles < 1 or discriminator_every < 1:
-            raise ValueError("model.semantic_dim, irrelevant_dim, cycles and discriminator_every must be >= 1")
+        if semantic_dim < 1 or irrelevant_dim < 1 or cycle_epochs <= 0 or discriminator_every < 1:
+            raise ValueError("model.semantic_dim, irrelevant_dim, cycle_epochs, discriminator_every must be positive")
         self.save_hyperparameters(ignore=["class_text", "backbone", "layout"])
         self.automatic_optimization = False  # the VAEs and the discriminator step in turn
         column = FIELDS.index(field)
@@ -202,14 +208,14 @@ class SaDvae(ZeroShotMethod):
         return mu[:, :d], logvar[:, :d], mu[:, d:], logvar[:, d:]
 
     # ------------------------------------------------------------------ training
-    def weights(self, progress: float | None = None) -> dict[str, float]:
-        """``β_x``, ``β_t``, ``λ_ca``, ``λ_tc`` and ``δ`` at ``progress``, the fraction of training done
-        (``None``: every weight at its full value, as at the end of a late cycle)."""
+    def weights(self, epochs: float | None = None) -> dict[str, float]:
+        """``β_x``, ``β_t``, ``λ_ca``, ``λ_tc`` and ``δ`` after ``epochs`` epochs of training (fractional;
+        ``None``: every weight at its full value, as at the end of a late cycle)."""
         hp = self.hparams
-        if progress is None:
+        if epochs is None:
             cycle, p = hp.text_after, 1.0
         else:
-            position = min(max(progress, 0.0), 1.0 - 1e-9) * hp.cycles
+            position = max(epochs, 0.0) / hp.cycle_epochs
             cycle, p = int(position), position - int(position)
         text_on = ramp(p, *hp.text_warmup) * float(cycle >= hp.text_after)
         return {
@@ -220,14 +226,14 @@ class SaDvae(ZeroShotMethod):
             "alignment": hp.alignment_weight,
         }
 
-    def training_progress(self, batch_idx: int) -> float | None:
-        """The fraction of training done at training batch ``batch_idx`` (``None`` without a trainer)."""
+    def epochs_done(self, batch_idx: int) -> float | None:
+        """The (fractional) epochs of training done at training batch ``batch_idx`` (``None`` without a trainer)."""
         trainer = self._trainer
         if trainer is None:
             return None
         batches = trainer.num_training_batches
         batches = max(1, int(batches)) if batches != float("inf") else max(1, batch_idx + 1)
-        return (self.current_epoch + min(batch_idx, batches) / batches) / max(1, trainer.max_epochs or 1)
+        return self.current_epoch + min(batch_idx, batches) / batches
 
     def losses(self, x: Tensor, t: Tensor, weights: dict[str, float]) -> dict[str, Tensor]:
         """The loss terms (each ``()``) for skeleton features ``x`` ``(B, n)`` paired with text ``t`` ``(B, m)``."""
@@ -277,7 +283,7 @@ class SaDvae(ZeroShotMethod):
         targets = self.seen_targets(batch.y)
         x, t = self.pooled(batch.x, batch.index), self.seen_text[targets]
         vae_optimizer, discriminator_optimizer = self.optimizers()
-        terms = self.losses(x, t, self.weights(self.training_progress(batch_idx)))
+        terms = self.losses(x, t, self.weights(self.epochs_done(batch_idx)))
         vae_optimizer.zero_grad()
         self.manual_backward(terms["loss"])
         vae_optimizer.step()
