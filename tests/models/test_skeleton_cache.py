@@ -14,6 +14,7 @@ from purls_pl.models.skeleton_cache import (
     SkeletonCache,
     StreamCache,
     class_weights,
+    standardised,
     structured_descriptors,
 )
 from purls_pl.text.encoder import ClassText
@@ -75,9 +76,23 @@ def test_the_cache_corrects_a_noisy_method_on_clustered_features_and_respects_it
     cache_top1 = (adapted.argmax(-1) == labels).float().mean().item()
     assert base_top1 == pytest.approx(0.6, abs=0.08) and cache_top1 > base_top1 + 0.15, (base_top1, cache_top1)
     assert max(cache.occupancy()) <= 8 and sum(cache.occupancy()) >= 30
-    torch.testing.assert_close(adapted[0], scores[0])  # the first sample meets an empty cache
+    torch.testing.assert_close(adapted[0], standardised(scores)[0])  # the first sample meets an empty cache
     fresh = StreamCache(class_weights(0.5, "uniform").expand(5, -1), CacheSettings(enabled=True, alpha=0.0))
-    torch.testing.assert_close(fresh.adapt(scores, descriptors), scores)  # α = 0: the method's own scores
+    torch.testing.assert_close(fresh.adapt(scores, descriptors), standardised(scores))  # α = 0: the method's own
+
+
+def test_scores_are_standardised_so_the_cache_acts_alike_on_any_scale():
+    """A method scoring with cosines in a narrow band (PURLS' are ~0.5 wide) and one with large logits get the
+    same adapted predictions: the cache adds to per-sample standardised scores."""
+    descriptors, labels, scores = _stream(200, 5, seed=2, base_accuracy=0.6)
+    z = standardised(scores)
+    torch.testing.assert_close(z.mean(-1), torch.zeros(200), atol=1e-5, rtol=0)
+    torch.testing.assert_close(z.std(-1), torch.ones(200))
+    outs = []
+    for scale in (0.1, 30.0):
+        cache = StreamCache(class_weights(0.5, "uniform").expand(5, -1), CacheSettings(alpha=2.0))
+        outs.append(cache.adapt(scale * scores, descriptors).argmax(-1))
+    assert torch.equal(outs[0], outs[1]) and (outs[0] == labels).float().mean() > 0.75
 
 
 def test_a_full_block_keeps_its_most_confident_entries():
@@ -107,6 +122,32 @@ def test_a_method_with_a_cache_adapts_both_candidate_sets_and_starts_each_epoch_
         again = module.adapted(batch)
     assert first.scores.shape == (6, k) and first.zsl_scores.shape == (6, len(unseen))
     assert set(module.test_time_cache.streams) == {module.candidates, unseen}
-    torch.testing.assert_close(first.scores[0], plain.scores[0])  # empty cache for the first sample
+    torch.testing.assert_close(first.scores[0], standardised(plain.scores)[0])  # an empty cache for the first
     assert not torch.allclose(second.scores, plain.scores) and not torch.allclose(second.zsl_scores, plain.zsl_scores)
     torch.testing.assert_close(again.scores, first.scores)  # reset: the stream starts over
+
+
+def test_the_zero_shot_stream_holds_only_the_zero_shot_classes_samples(tiny_backbone):
+    """Under GZSL the zero-shot cache is fed the samples the zero-shot metric scores; a seen-class sample keeps
+    its zero-shot scores and enters only the candidates' cache."""
+    k, seen, unseen = 8, tuple(range(5)), (5, 6, 7)
+    emb = F.normalize(torch.randn(k, len(FIELDS), 8, generator=torch.Generator().manual_seed(0)), dim=-1)
+    torch.manual_seed(0)
+    module = CadaVae(
+        ClassText(tuple(f"c{i}" for i in range(k)), emb, seen, unseen, gzsl=True),
+        "ntu25",
+        FrozenBackbone(str(tiny_backbone)),
+        latent_dim=4,
+        samples_per_class=5,
+    )
+    module.node_features = lambda x, index=None: x
+    module.eval()
+    nodes = torch.randn(4, 2 * LAYOUT.num_joints, module.backbone.out_channels)
+    batch = SkeletonBatch(nodes, torch.tensor([0, 5, 1, 6]))
+    module.test_time_cache = SkeletonCache(CacheSettings(enabled=True), LAYOUT)
+    with torch.no_grad():
+        plain = module.evaluate(batch)
+        out = module.adapted(batch)
+    torch.testing.assert_close(out.zsl_scores[[0, 2]], plain.zsl_scores[[0, 2]])  # seen rows: untouched
+    assert sum(module.test_time_cache.stream(unseen).occupancy()) >= 2  # rows 1 and 3 (and their hedges)
+    assert sum(module.test_time_cache.stream(module.candidates).occupancy()) >= 4

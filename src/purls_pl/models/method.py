@@ -132,15 +132,21 @@ class ZeroShotMethod(LightningModule, metaclass=ABCMeta):
 
     def adapted(self, batch: SkeletonBatch) -> ZeroShotScores:
         """:meth:`evaluate`, its scores adapted by :attr:`test_time_cache` when one is set (the candidates' and
-        the zero-shot classes' scores each over their own cache)."""
+        the zero-shot classes' scores each over their own cache; see :mod:`purls_pl.models.skeleton_cache`)."""
         out = self.evaluate(batch)
         cache = self.test_time_cache
         if cache is None:
             return out
         nodes = self.node_features(batch.x, batch.index)
         scores = cache.adapt(out.scores, self.candidates, nodes)
-        same = tuple(self.candidates) == tuple(self.unseen)  # zero-shot only: one stream, adapted once
-        zsl = scores if same else cache.adapt(out.zsl_scores, self.unseen, nodes)
+        if tuple(self.candidates) == tuple(self.unseen):  # zero-shot only: one stream, adapted once
+            return ZeroShotScores(scores, scores, out.labels, out.field_scores)
+        # The zero-shot stream holds the zero-shot test set, the samples its metric scores (as the protocol's
+        # ZSL test set would); the other rows keep their scores (no metric reads them).
+        zsl_rows = torch.isin(out.labels, torch.tensor(self.unseen, device=out.labels.device))
+        zsl = out.zsl_scores.clone()
+        if bool(zsl_rows.any()):
+            zsl[zsl_rows] = cache.adapt(out.zsl_scores[zsl_rows], self.unseen, nodes[zsl_rows])
         return ZeroShotScores(scores, zsl, out.labels, out.field_scores)
 
     def validation_step(self, batch: SkeletonBatch, batch_idx: int) -> ZeroShotScores:

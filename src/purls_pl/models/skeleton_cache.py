@@ -21,6 +21,16 @@ four parts and three phases ``(1 - γ)`` shared by a per-class distribution, the
 
 Differences from the paper, on purpose:
 
+* the base scores are standardised per sample (mean 0, standard deviation 1 over the candidates:
+  :func:`standardised`) before the cache adds to them. The paper adds to its backbones' logits; this
+  project's methods score with cosines (PURLS, range ~0.5) or log-probabilities, and on raw cosines every
+  posterior is near uniform, so every sample entered two blocks (the hedge) and the cache logits, up to
+  ``capacity``, swamped the scores: a first version without this step collapsed PURLS' predictions onto
+  the classes cached first (see the README's note on the methods table);
+* under generalised zero-shot evaluation the zero-shot scores' cache is fed the samples the zero-shot metric
+  scores, those of the zero-shot classes (the ZSL test set of the protocol, a stream of its own), and the
+  candidates' cache every sample;
+
 * the per-class part and phase weights come from an LLM in the paper. Here ``prior="uniform"`` spreads them
   evenly and ``prior="text"`` derives them from this project's own descriptions: a class's part (phase)
   weights are a softmax, at temperature 0.1, of the cosine between that field's description embedding and
@@ -115,6 +125,16 @@ def class_weights(gamma: float, prior: str, text: Tensor | None = None) -> Tenso
     return weights / weights.sum(-1, keepdim=True).clamp_min(1e-12)
 
 
+def standardised(scores: Tensor) -> Tensor:
+    """``(B, C)`` each row of a method's scores ``(B, C)`` shifted and scaled to mean 0 and standard deviation 1
+    over its classes: the logits ``φ̂`` the cache adds to, on one scale whatever the method scores with (cosines,
+    log-probabilities), so that ``α``, the posteriors' entropies and the hedge margin mean the same for every
+    method (a single class: zeros)."""
+    if scores.shape[-1] < 2:
+        return torch.zeros_like(scores)
+    return (scores - scores.mean(-1, keepdim=True)) / scores.std(-1, keepdim=True).clamp_min(1e-6)
+
+
 class StreamCache:
     """The cache of one candidate set over one evaluation stream: ``capacity`` descriptor entries per class.
 
@@ -156,11 +176,11 @@ class StreamCache:
             self.keys[cls, slot], self.entropy[cls, slot], self.filled[cls, slot] = query, entropy, True
 
     def adapt(self, scores: Tensor, descriptors: Tensor) -> Tensor:
-        """``(B, C)`` adapted scores of base scores ``(B, C)`` and descriptors ``(B, D, n)``, the samples taken
-        in order (each sees the cache its predecessors left) and then added to it."""
+        """``(B, C)`` adapted scores of base scores ``(B, C)`` (as logits: :func:`standardised`) and descriptors
+        ``(B, D, n)``, the samples taken in order (each sees the cache its predecessors left) and then added to it."""
         out = torch.empty(scores.shape, dtype=torch.float32)
         queries = F.normalize(descriptors.detach().float().cpu(), dim=-1)
-        base = scores.detach().float().cpu()
+        base = standardised(scores.detach().float().cpu())
         hedge = self.num_classes < self.settings.capacity and self.num_classes > 1
         for i in range(len(base)):
             fused = self.weights[int(base[i].argmax())] @ self.cache_logits(queries[i])  # (C,)
