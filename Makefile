@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 PURLS := $(BIN)/python -m purls_pl
 CONFIGS = $$($(PURLS) configs $(SPLIT) --stage $(1))
 
-.PHONY: help install train backbone fit select bench bench-ucla bench-penn bench-levers report sweep test test-all lint format clean
+.PHONY: help install train backbone fit select bench bench-ucla bench-penn bench-levers bench-methods report sweep test test-all lint format clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -78,6 +78,13 @@ bench-levers: install ## What each text/alignment lever adds (NW-UCLA and Penn A
 	$(call TABLE,penn-action-levers,$(PENN_ROOT),penn-action)
 	$(call FIELDS,nw-ucla,nw-ucla_5_5)
 	$(call FIELDS,penn-action,penn-action_10_5)
+
+bench-methods: install ## Every method on one harness (NW-UCLA, Penn Action; 5 unseen classes) -> results/methods.{md,csv}, README
+	@start=$$(date +%s); \
+	$(call TABLE,methods-nw-ucla,$(UCLA_ROOT),nw-ucla) && $(call TABLE,methods-penn-action,$(PENN_ROOT),penn-action) && \
+	cat results/methods-nw-ucla.md results/methods-penn-action.md > results/methods.md && \
+	{ cat results/methods-nw-ucla.csv; tail -n +2 results/methods-penn-action.csv; } > results/methods.csv; \
+	status=$$?; echo "make bench-methods: $$(( ($$(date +%s) - start) / 60 )) min wall"; exit $$status
 
 bench: install ## Every CPU benchmark: the NW-UCLA and Penn Action tables (+ their wall times)
 	@start=$$(date +%s); \
