@@ -32,6 +32,7 @@ from purls_pl.data.layouts import SkeletonLayout, get_layout
 from purls_pl.eval.outputs import ZeroShotScores
 from purls_pl.models.checkpoint import SPEC_KEY, module_from_checkpoint, module_spec, plain
 from purls_pl.models.features import FrozenBackbone, check_backbone_classes
+from purls_pl.models.skeleton_cache import SkeletonCache
 from purls_pl.text.fields import FIELDS, GLOBAL
 
 Method = TypeVar("Method", bound="ZeroShotMethod")
@@ -69,6 +70,9 @@ class ZeroShotMethod(LightningModule, metaclass=ABCMeta):
     #: What ``select`` searches for a stage running this method when its table or command names no search:
     #: ``{config key: [values]}`` in search order (``model.<init arg>``; see :mod:`purls_pl.apps.select`).
     default_search: ClassVar[dict[str, list[Any]]] = {}
+    #: Skeleton-Cache over the evaluation stream (:mod:`purls_pl.models.skeleton_cache`), set by the CLI's
+    #: ``test_time_cache`` options; ``None``: scores as the method gives them.
+    test_time_cache: SkeletonCache | None = None
     #: The ``checkpoint["purls"]`` record the method was rebuilt from by :meth:`from_checkpoint` (else None).
     checkpoint_spec: dict[str, Any] | None = None
 
@@ -126,11 +130,38 @@ class ZeroShotMethod(LightningModule, metaclass=ABCMeta):
     def evaluate(self, batch: SkeletonBatch) -> ZeroShotScores:
         """The batch scored against every candidate and against the zero-shot classes alone."""
 
+    def adapted(self, batch: SkeletonBatch) -> ZeroShotScores:
+        """:meth:`evaluate`, its scores adapted by :attr:`test_time_cache` when one is set (the candidates' and
+        the zero-shot classes' scores each over their own cache; see :mod:`purls_pl.models.skeleton_cache`)."""
+        out = self.evaluate(batch)
+        cache = self.test_time_cache
+        if cache is None:
+            return out
+        nodes = self.node_features(batch.x, batch.index)
+        scores = cache.adapt(out.scores, self.candidates, nodes)
+        if tuple(self.candidates) == tuple(self.unseen):  # zero-shot only: one stream, adapted once
+            return ZeroShotScores(scores, scores, out.labels, out.field_scores)
+        # The zero-shot stream holds the zero-shot test set, the samples its metric scores (as the protocol's
+        # ZSL test set would); the other rows keep their scores (no metric reads them).
+        zsl_rows = torch.isin(out.labels, torch.tensor(self.unseen, device=out.labels.device))
+        zsl = out.zsl_scores.clone()
+        if bool(zsl_rows.any()):
+            zsl[zsl_rows] = cache.adapt(out.zsl_scores[zsl_rows], self.unseen, nodes[zsl_rows])
+        return ZeroShotScores(scores, zsl, out.labels, out.field_scores)
+
     def validation_step(self, batch: SkeletonBatch, batch_idx: int) -> ZeroShotScores:
-        return self.evaluate(batch)
+        return self.adapted(batch)
 
     def test_step(self, batch: SkeletonBatch, batch_idx: int) -> ZeroShotScores:
-        return self.evaluate(batch)
+        return self.adapted(batch)
+
+    def on_validation_epoch_start(self) -> None:
+        if self.test_time_cache is not None:
+            self.test_time_cache.reset()
+
+    def on_test_epoch_start(self) -> None:
+        if self.test_time_cache is not None:
+            self.test_time_cache.reset()
 
     # ------------------------------------------------------------------ self-contained checkpoints
     @abstractmethod

@@ -28,6 +28,7 @@ from purls_pl.eval.results import read_results, results_path, summary_lines
 from purls_pl.models.checkpoint import import_class
 from purls_pl.models.features import require_backbone
 from purls_pl.models.method import ZeroShotMethod
+from purls_pl.models.skeleton_cache import CacheSettings, SkeletonCache
 from purls_pl.text.descriptions import load_descriptions
 from purls_pl.train.checkpoint_io import use_atomic_checkpoint_io
 from purls_pl.train.datamodule import ZeroShotDataModule
@@ -291,6 +292,17 @@ def constructor_error(err: BaseException) -> BaseException:
     return inner
 
 
+def attach_test_time_cache(cli: LightningCLI) -> None:
+    """Give the method a Skeleton-Cache over its evaluation stream when ``--test_time_cache.enabled=true``
+    (:mod:`purls_pl.models.skeleton_cache`), with the dataset's field descriptions for its ``text`` prior."""
+    settings = cli.config_init[cli.subcommand].get("test_time_cache")
+    if settings is None or not settings.enabled:
+        return
+    class_text = getattr(cli.datamodule, "class_text", None)
+    text = None if class_text is None else class_text.embeddings
+    cli.model.test_time_cache = SkeletonCache(settings, cli.model.layout, text)
+
+
 class PurlsCLI(LightningCLI):
     """LightningCLI for PURLS with argument links and zero-shot evaluation always attached."""
 
@@ -300,6 +312,7 @@ class PurlsCLI(LightningCLI):
         parser.set_defaults({"model": {"class_path": DEFAULT_METHOD}})
         parser.add_lightning_class_args(ZeroShotEvaluation, "zero_shot")
         parser.add_lightning_class_args(GeneralizedZeroShotEvaluation, "gzsl")
+        parser.add_class_arguments(CacheSettings, "test_time_cache", fail_untyped=False)
         add_final_run_args(
             parser,
             VAL_TOP1,
@@ -332,6 +345,7 @@ class PurlsCLI(LightningCLI):
             super().instantiate_classes()
         except ValueError as err:
             raise constructor_error(err) from None
+        attach_test_time_cache(self)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The trainer, with :class:`RunProvenance` recording the resolved config and the git commit, the

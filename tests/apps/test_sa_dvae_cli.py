@@ -1,0 +1,79 @@
+""" "SA-DVAE through the CLI, each command in its own process: SA-DVAE is chosen by its experiment
+file alone, trains, tests, writes a checkpoint that rebuilds as SA-DVAE, and recognises actions by name."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from conftest import NW_UCLA_STAND_IN
+
+from purls_pl.models.method import ZeroShotMethod
+from purls_pl.models.sa_dvae import SaDvae
+
+REPO = Path(__file__).resolve().parents[2]
+NAMES = ["drink water", "pick up with two hands", "sit down"]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PURLS_PROGRESS": "off"}
+    done = subprocess.run([sys.executable, "-m", "purls_pl", *args], capture_output=True, text=True, env=env, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def test_sa_dvae_fits_tests_and_recognises_from_its_experiment_file(tmp_path, tiny_clip):
+    from purls_pl.models.backbones import ShiftGCN
+    from purls_pl.models.features import export_backbone
+
+    torch.manual_seed(0)
+    export = export_backbone(
+        ShiftGCN(layout="kinect20", num_persons=1, channels=[8, 16], strides=[1, 2]), tmp_path / "b.pt"
+    )
+    experiments = REPO / "experiments"
+    _run(
+        "fit",
+        *("--config", str(experiments / "purls.yaml"), "--config", str(experiments / "nw-ucla.yaml")),
+        *("--config", str(experiments / "sa_dvae.yaml"), "--data.split=nw-ucla_8_2"),
+        *NW_UCLA_STAND_IN,
+        f"--data.text_encoder.model={tiny_clip}",
+        f"--model.backbone.checkpoint={export}",
+        "--model.samples_per_class=20",
+        "--model.classifier_steps=20",
+        f"--trainer.default_root_dir={tmp_path / 'runs'}",
+        "--trainer.max_epochs=2",
+        "--zero_shot.figures=false",
+        "--gzsl.figures=false",
+    )
+    (run,) = (p.parent for p in (tmp_path / "runs").rglob("results.json"))
+    assert run.parent.name == "nw-ucla_8_2-sa_dvae"  # a variant: its own run folder beside PURLS'
+    results = json.loads((run / "results.json").read_text())
+    assert results["complete"] and 0.0 <= results["test/zsl_top1"] <= 1.0 and "gzsl" in results
+    gzsl = results["gzsl"]
+    assert 0.0 <= gzsl["h"] <= 1.0 and gzsl["num_unseen_classes"] == 2 and gzsl["num_seen_classes"] == 8
+    ckpt = next(run.rglob("last.ckpt"))
+    module = ZeroShotMethod.from_checkpoint(ckpt)
+    assert isinstance(module, SaDvae) and module.hparams.samples_per_class == 20
+    assert module.hparams.semantic_dim == 160 and module.hparams.irrelevant_dim == 8  # the experiment file's
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    torch.testing.assert_close(module.discriminator.net[0].weight, state["discriminator.net.0.weight"])
+    export.unlink()  # the checkpoint alone must suffice
+    clip = tmp_path / "clip.npy"
+    np.save(clip, np.random.default_rng(0).normal(size=(1, 17, 20, 3)).astype(np.float32))
+    done = _run("recognize", str(clip), "--ckpt", str(ckpt), "--candidates", ",".join(NAMES), "--json")
+    ranking = json.loads(done.stdout.strip().splitlines()[-1])["ranking"]
+    assert sorted(name for name, _ in ranking) == sorted(NAMES)
+    scores = [score for _, score in ranking]
+    assert scores == sorted(scores, reverse=True) and np.isclose(np.exp(scores).sum(), 1.0, atol=1e-4)
+
+
+def test_sa_dvae_is_a_stage_with_its_own_default_search():
+    from purls_pl.apps.select import default_search
+    from purls_pl.train.paths import variants
+
+    assert "sa_dvae" in variants(REPO / "experiments")
+    assert default_search("sa_dvae", REPO / "experiments") == SaDvae.default_search
+    assert set(SaDvae.default_search) == {"model.lr", "model.irrelevant_dim"}
