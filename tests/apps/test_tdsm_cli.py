@@ -1,0 +1,79 @@
+"""TDSM through the CLI, each command in its own process: chosen by its experiment file alone, it trains,
+tests, writes a checkpoint that rebuilds as TDSM, and recognises actions by name with the scores the
+rebuilt module gives in this process (scoring is deterministic across processes)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from conftest import NW_UCLA_STAND_IN
+
+from purls_pl.apps.recognize import recognize
+from purls_pl.models.method import ZeroShotMethod
+from purls_pl.models.tdsm import Tdsm
+
+REPO = Path(__file__).resolve().parents[2]
+NAMES = ["drink water", "pick up with two hands", "sit down"]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PURLS_PROGRESS": "off", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "purls_pl", *args], capture_output=True, text=True, env=env, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def test_tdsm_fits_tests_and_recognises_from_its_experiment_file(tmp_path, tiny_clip):
+    from purls_pl.models.backbones import ShiftGCN
+    from purls_pl.models.features import export_backbone
+
+    torch.manual_seed(0)
+    export = export_backbone(
+        ShiftGCN(layout="kinect20", num_persons=1, channels=[8, 16], strides=[1, 2]), tmp_path / "b.pt"
+    )
+    experiments = REPO / "experiments"
+    _run(
+        "fit",
+        *("--config", str(experiments / "purls.yaml"), "--config", str(experiments / "nw-ucla.yaml")),
+        *("--config", str(experiments / "tdsm.yaml"), "--data.split=nw-ucla_8_2"),
+        *NW_UCLA_STAND_IN,
+        f"--data.text_encoder.model={tiny_clip}",
+        f"--model.backbone.checkpoint={export}",
+        "--model.hidden=16",
+        "--model.inference_timesteps=[10,25]",
+        f"--trainer.default_root_dir={tmp_path / 'runs'}",
+        "--trainer.max_epochs=2",
+        "--zero_shot.figures=false",
+        "--gzsl.figures=false",
+    )
+    (run,) = (p.parent for p in (tmp_path / "runs").rglob("results.json"))
+    assert run.parent.name == "nw-ucla_8_2-tdsm"  # a variant: its own run folder beside PURLS'
+    results = json.loads((run / "results.json").read_text())
+    assert results["complete"] and 0.0 <= results["test/zsl_top1"] <= 1.0 and "gzsl" in results
+    ckpt = next(run.rglob("last.ckpt"))
+    module = ZeroShotMethod.from_checkpoint(ckpt)
+    assert isinstance(module, Tdsm) and module.hparams.hidden == 16
+    assert module.hparams.inference_timesteps == (10, 25) and module.draws((1, 16))[0].tolist() == [
+        10,
+        10,
+        10,
+        25,
+        25,
+        25,
+    ]
+    assert bool(module.denoiser.final.weight.abs().sum() > 0)  # trained weights: the output layer left its zero init
+    export.unlink()  # the checkpoint alone must suffice
+    clip = tmp_path / "clip.npy"
+    np.save(clip, np.random.default_rng(0).normal(size=(1, 17, 20, 3)).astype(np.float32))
+    done = _run("recognize", str(clip), "--ckpt", str(ckpt), "--candidates", ",".join(NAMES), "--json")
+    ranking = json.loads(done.stdout.strip().splitlines()[-1])["ranking"]
+    assert sorted(name for name, _ in ranking) == sorted(NAMES)
+    scores = [score for _, score in ranking]
+    assert scores == sorted(scores, reverse=True) and all(s < 0 for s in scores)  # negated denoising errors
+    (here,) = recognize(module, [np.load(clip)], NAMES)
+    assert [name for name, _ in here] == [name for name, _ in ranking]
+    np.testing.assert_allclose([s for _, s in here], scores, rtol=1e-5)
