@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from purls_pl.apps.experiments import stage2_stages
 from purls_pl.apps.options import parse_options, render_options
 from purls_pl.apps.run_pool import PoolOptions, RunPool
 from purls_pl.apps.table import TableOptions, plan_table, run_table
@@ -164,7 +165,11 @@ def test_every_committed_table_spec_loads(path):
     assert spec.rows and spec.resolve()
     for row in spec.rows:  # every row's stage and arguments resolve
         stage, _ = spec.stage_and_args(row)
-        assert stage in ("purls", "global")
+        assert stage in stage2_stages(spec.experiments)
+    if "methods" in path.stem:  # a methods table: every method's stage, compared against label-only Global
+        stages = {spec.stage_and_args(r)[0] for r in spec.rows}
+        assert {"purls", "global", "cada_vae", "sa_dvae", "smie", "tdsm"} <= stages
+        assert spec.reference == "Global (label-only text)"
     if "levers" in path.stem:  # a lever table: one row per lever, the all-levers selection last
         assert spec.rows[-1].select == "purls" and "selected" in spec.rows[-1].name
         plain = [r for r in spec.rows if r.select == "purls-plain" and r.args]
