@@ -38,6 +38,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import-descriptions": ("purls_pl.text.llm.importers:import_main", "convert csv, xlsx or hand-written JSON"),
     "validate-descriptions": ("purls_pl.text.llm.importers:validate_main", "check a description file"),
     "merge-descriptions": ("purls_pl.text.llm.importers:merge_main", "join description files"),
+    "import-poses": (
+        "purls_pl.data.pose_import:main",
+        "convert pose-estimator JSON (MMPose, OpenPose) into a custom dataset",
+    ),
     "recognize": ("purls_pl.apps.recognize:main", "rank candidate actions for skeleton files"),
     "plot-attention": ("purls_pl.apps.plot:plot_attention_main", "plot a checkpoint's partition attention"),
     "plot-results": ("purls_pl.apps.plot:plot_results_main", "plot accuracy against the number of unseen classes"),
