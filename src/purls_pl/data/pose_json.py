@@ -197,7 +197,9 @@ def _openpose_frame(content: dict[str, Any], path: Path, min_score: float) -> li
     for k, person in enumerate(content["people"]):
         at = f"people[{k}].pose_keypoints_2d"
         fix = "run OpenPose with the BODY_25 or COCO (18-joint) body model and --write_json"
-        flat = _array(person.get("pose_keypoints_2d") if isinstance(person, dict) else None, path, at, (-1,), fix)
+        if not isinstance(person, dict) or not isinstance(person.get("pose_keypoints_2d"), list):
+            raise SampleError(path, f"{at} is missing (or not a list)", fix)
+        flat = _array(person["pose_keypoints_2d"], path, at, (-1,), fix)
         joints, rest = divmod(len(flat), 3)
         if rest or joints not in _OPENPOSE_MAPS:
             raise SampleError(
