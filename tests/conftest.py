@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,3 +93,17 @@ def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     net = ShiftGCN(layout="ntu25", num_persons=1, channels=[8, 16], strides=[1, 2])
     return export_backbone(net, tmp_path_factory.mktemp("backbone") / "tiny.pt", {"note": "random"})
+
+
+def run_purls(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """``python -m purls_pl <args>`` in its own process at the repository root, as a user runs it (progress
+    lines off, ``env`` added to the environment); fails the test with the command's stderr unless it exits 0."""
+    done = subprocess.run(
+        [sys.executable, "-m", "purls_pl", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PURLS_PROGRESS": "off", **env},
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done

@@ -2,14 +2,12 @@
 file alone, trains, tests, writes a checkpoint that rebuilds as CADA-VAE, and recognises actions by name."""
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-from conftest import NW_UCLA_STAND_IN
+from conftest import NW_UCLA_STAND_IN, run_purls
 
 from purls_pl.models.cada_vae import CadaVae
 from purls_pl.models.method import ZeroShotMethod
@@ -19,10 +17,7 @@ NAMES = ["drink water", "pick up with two hands", "sit down"]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PURLS_PROGRESS": "off"}
-    done = subprocess.run([sys.executable, "-m", "purls_pl", *args], capture_output=True, text=True, env=env, cwd=REPO)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done
+    return run_purls(*args)
 
 
 def test_cada_vae_fits_tests_and_recognises_from_its_experiment_file(tmp_path, tiny_clip):

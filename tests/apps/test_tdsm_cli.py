@@ -3,14 +3,12 @@ tests, writes a checkpoint that rebuilds as TDSM, and recognises actions by name
 rebuilt module gives in this process (scoring is deterministic across processes)."""
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-from conftest import NW_UCLA_STAND_IN
+from conftest import NW_UCLA_STAND_IN, run_purls
 
 from purls_pl.apps.recognize import recognize
 from purls_pl.models.method import ZeroShotMethod
@@ -21,10 +19,7 @@ NAMES = ["drink water", "pick up with two hands", "sit down"]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PURLS_PROGRESS": "off", "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-m", "purls_pl", *args], capture_output=True, text=True, env=env, cwd=REPO)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done
+    return run_purls(*args, OMP_NUM_THREADS="1")
 
 
 def test_tdsm_fits_tests_and_recognises_from_its_experiment_file(tmp_path, tiny_clip):
