@@ -79,11 +79,15 @@ bench-levers: install ## What each text/alignment lever adds (NW-UCLA and Penn A
 	$(call FIELDS,nw-ucla,nw-ucla_5_5)
 	$(call FIELDS,penn-action,penn-action_10_5)
 
+# Each unseen class's top-1 per table row on a paper split (mean over its seeds; diagnosis after every choice is made).
+CLASSES = { echo "\#\# $(2)"; $(PURLS) report lightning_logs/tables/$(1)/$(2) --per-class | sed -n '/^Each unseen class/,$$p'; echo; }
 bench-methods: install ## Every method on one harness (NW-UCLA, Penn Action; 5 unseen classes) -> results/methods.{md,csv}, README
 	@start=$$(date +%s); \
 	$(call TABLE,methods-nw-ucla,$(UCLA_ROOT),nw-ucla) && $(call TABLE,methods-penn-action,$(PENN_ROOT),penn-action) && \
 	cat results/methods-nw-ucla.md results/methods-penn-action.md > results/methods.md && \
-	{ cat results/methods-nw-ucla.csv; tail -n +2 results/methods-penn-action.csv; } > results/methods.csv; \
+	{ cat results/methods-nw-ucla.csv; tail -n +2 results/methods-penn-action.csv; } > results/methods.csv && \
+	$(call CLASSES,nw-ucla,nw-ucla_5_5) > results/methods-per-class.md && \
+	$(call CLASSES,penn-action,penn-action_10_5) >> results/methods-per-class.md; \
 	status=$$?; echo "make bench-methods: $$(( ($$(date +%s) - start) / 60 )) min wall"; exit $$status
 
 bench: install ## Every CPU benchmark: the NW-UCLA and Penn Action tables (+ their wall times)

@@ -98,6 +98,28 @@ def test_report_fields_lists_each_fields_top1_and_their_mean(tmp_path):
     assert mean["head"] == "40.00" and mean["legs"] == "50.00" and mean["global"].rstrip(" |") == "40.00"
 
 
+def test_report_per_class_averages_each_rows_seeds_through_the_entry_point(tmp_path):
+    def run(name: str, per_class: dict[str, float]) -> None:
+        (tmp_path / name / "version_0").mkdir(parents=True)
+        record = {"test/zsl_top1": 0.5, "test/zsl_mean_class": 0.5, "epoch": 1, "num_unseen_classes": 2}
+        (tmp_path / name / "version_0" / "results.json").write_text(json.dumps({**record, "per_class": per_class}))
+
+    run("global/seed0", {"jump": 0.2, "spin": 0.0})
+    run("global/seed1", {"jump": 0.4, "spin": 1.0})
+    run("purls/seed0", {"jump": 1.0, "wave": 0.5})  # another fold's classes: dashes where a row has none
+    out = subprocess.run(
+        [sys.executable, "-m", "purls_pl", "report", str(tmp_path), "--per-class"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    ).stdout
+    table = out[out.index("Each unseen class") :].splitlines()
+    assert "| run | n | jump | spin | wave |" in table
+    assert "| global | 2 | 30.0 | 50.0 | – |" in table
+    assert "| purls | 1 | 100.0 | – | 50.0 |" in table
+
+
 def _purls(*args: str, **env: str) -> subprocess.CompletedProcess:
     import os
 

@@ -5,7 +5,9 @@ weights). This module lists every version of every run below the roots with its 
 (:func:`purls_pl.eval.results.run_status`: finished, incomplete, running or killed, not tested,
 fast_dev_run) and prints a Markdown table; ``--csv`` writes the same rows as CSV; ``--fields`` adds each
 field's own zero-shot top-1 (``test/field_top1_<field>``: the candidates ranked by that field alone) and
-their mean. Aggregates (the field means, the plots) use finished runs only, the newest version of each.
+their mean; ``--per-class`` adds each unseen class's top-1, averaged over the finished runs of each group
+(the first folder of a run's path below the root: a table row, whose runs are its seeds). Aggregates (the
+field means, the per-class means, the plots) use finished runs only, the newest version of each.
 """
 
 from __future__ import annotations
@@ -133,11 +135,40 @@ def field_markdown(rows: Sequence[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
+def _group(run: object) -> str:
+    return str(run).split("/", 1)[0]
+
+
+def per_class_markdown(rows: Sequence[dict[str, object]]) -> str:
+    """Each unseen class's top-1 % (``per_class`` of ``results.json``), the mean over the finished runs of each
+    group (:func:`_group`; ``n`` runs), one row per group in first-seen order; ``–`` where a group's runs do
+    not test the class."""
+    groups: dict[str, list[dict[str, float]]] = {}
+    classes: list[str] = []
+    for row in finished(rows):
+        per_class = row.get("per_class")
+        if not isinstance(per_class, dict):
+            continue
+        groups.setdefault(_group(row["run"]), []).append({str(k): float(v) for k, v in per_class.items()})
+        classes.extend(c for c in map(str, per_class) if c not in classes)
+    lines = ["| run | n | " + " | ".join(classes) + " |", "|---|---:|" + "---:|" * len(classes)]
+    for name, runs in groups.items():
+        cells = []
+        for c in classes:
+            values = [r[c] for r in runs if c in r]
+            cells.append(f"{100 * sum(values) / len(values):.1f}" if values else "–")
+        lines.append(f"| {name} | {len(runs)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("roots", nargs="+", help="run directories, e.g. lightning_logs/demo_15_5")
     parser.add_argument("--csv", help="also write the rows to this CSV file")
     parser.add_argument("--fields", action="store_true", help="also each field's own top-1 (ranked by that field)")
+    parser.add_argument(
+        "--per-class", action="store_true", help="also each unseen class's top-1, averaged over each group's runs"
+    )
     args = parser.parse_args(argv)
     rows = collect(args.roots)
     if not rows:
@@ -151,6 +182,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.fields:
         print("\nEach field's own top-1 % (the unseen candidates ranked by that field alone):\n")
         print(field_markdown(rows))
+    if args.per_class:
+        print("\nEach unseen class's top-1 % (mean over the finished runs of each group; n runs):\n")
+        print(per_class_markdown(rows))
     if args.csv:
         with open(args.csv, "w", newline="") as f:
             fieldnames = ["run", *COLUMNS, "epoch", "path", "version", "status"]
