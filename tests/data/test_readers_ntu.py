@@ -20,6 +20,7 @@ from purls_pl.data.readers.ntu import (
     denoise_bodies,
     load_ntu_skeleton,
     ntu_partition,
+    parse_ntu_skeleton,
     read_ntu_skeleton,
 )
 
@@ -150,6 +151,29 @@ def test_errors_name_path_and_fix(tmp_path: Path) -> None:
         read_ntu_skeleton(bad)
     with pytest.raises(ValueError, match="protocol"):
         NTUSkeletonSource(str(tmp_path), protocol="cross-age")
+
+
+def _body(body_id: str, first: list[str]) -> str:
+    joints = [" ".join(first if j == 0 else ["0.1", "0.2", "3.0"]) + " 0 0 0 0 0 0 0 0 2" for j in range(25)]
+    return "\n".join([f"{body_id} 0 1 1 1 1 0 0.1 0.2 2", "25", *joints])
+
+
+@pytest.mark.parametrize(
+    ("first", "problem"),
+    [(["0.1", "x0.5", "3"], r"a coordinate is 'x0\.5', not a number"), (["0.1", "inf", "3"], r"joint 1 .*NaN/inf")],
+)
+def test_bad_coordinate_is_located_at_its_body(tmp_path: Path, first: list[str], problem: str) -> None:
+    good = ["0.1", "0.2", "3.0"]
+    text = "\n".join(["2", "1", _body("7", good), "2", _body("7", good), _body("8", first)]) + "\n"
+    bad = tmp_path / "S001C001P001R001A050.skeleton"
+    bad.write_text(text)
+    with pytest.raises(ValueError, match=rf"A050\.skeleton.*body 2 of frame 2: {problem}.*re-extract"):
+        parse_ntu_skeleton(bad)
+    bad.write_text(text.replace(" ".join(first), " ".join(good)))
+    parsed = parse_ntu_skeleton(bad)  # the repaired file: 3 body instances over 2 frames
+    assert parsed.num_frames == 2 and parsed.body_ids == ["7", "7", "8"]
+    assert parsed.frames.tolist() == [0, 1, 1] and parsed.joints.shape == (3, 25, 3)
+    np.testing.assert_allclose(parsed.joints[2, 0], [0.1, 0.2, 3.0], rtol=1e-6)
 
 
 def test_denoise_bodies() -> None:

@@ -33,7 +33,9 @@ The processed arrays (CTR-GCN ``.npz``, st-gcn ``.npy`` + ``.pkl``) are read by
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -71,10 +73,12 @@ __all__ = [
     "XVIEW_TRAIN_CAMERAS",
     "NTUSampleName",
     "NTUSkeletonSource",
+    "ParsedSkeleton",
     "check_dataset_protocol",
     "denoise_bodies",
     "load_ntu_skeleton",
     "ntu_partition",
+    "parse_ntu_skeleton",
     "read_ntu_skeleton",
 ]
 
@@ -84,22 +88,47 @@ NO_SKELETON = "no skeleton in any frame (one of NTU's published samples with mis
 FIX_FILE = "re-extract this file from the nturgbd_skeletons_*.zip archive, or list it in the ignore_list file"
 
 
-def read_ntu_skeleton(path: str | Path) -> list[list[tuple[str, np.ndarray]]]:
+#: Token offsets of x, y, z of the 25 joints inside a body's joint block of 25 x 12 values.
+_XYZ = (12 * np.arange(25)[:, None] + np.arange(3)[None, :]).ravel()
+_BLOCK = 25 * 12
+
+
+@dataclass(frozen=True)
+class ParsedSkeleton:
+    """One raw ``.skeleton`` file as written, every body instance in file order (``K`` of them).
+
+    Attributes:
+        num_frames: The file's frame count (frames without a body included).
+        joints: ``(K, 25, 3)`` float32 x, y, z (camera coordinates, metres).
+        body_ids: ``K`` body ids, as written.
+        frames: ``(K,)`` int64, the frame (0-based, of ``num_frames``) of each body instance.
+    """
+
+    num_frames: int
+    joints: np.ndarray
+    body_ids: list[str]
+    frames: np.ndarray
+
+
+def parse_ntu_skeleton(path: str | Path) -> ParsedSkeleton:
     """Parse one raw ``.skeleton`` file (LF or CRLF) exactly as written, before any denoising.
 
-    Returns:
-        Per frame (the file's frame count), a list of ``(body_id, joints)`` in file order with
-        ``joints`` ``(25, 3)`` float32 x, y, z (camera coordinates, metres).
+    The file is split into tokens once; a Python walk over the frame and body headers finds each body's
+    joint block, and the x, y, z tokens of all blocks are converted in one call (the other 9 values of a
+    joint line are never converted): about 4x faster than converting block by block.
 
     Raises:
-        SampleError: (a ``ValueError``) naming the file, the place in it and the fix, for a
-            truncated or malformed file, a joint count other than 25, NaN/inf coordinates, a frame
-            count of 0 or values left over after the last frame.
+        SampleError: (a ``ValueError``) naming the file, the place in it and the fix, for a truncated or
+            malformed file, a joint count other than 25, NaN/inf or non-numeric coordinates, a frame count
+            of 0 or values left over after the last frame.
     """
     path = Path(path)
     tokens = path.read_bytes().split()
-    pos, where = 0, "frame count (line 1)"
-    frames: list[list[tuple[str, np.ndarray]]] = []
+    where = "frame count (line 1)"
+    starts: list[int] = []
+    body_ids: list[str] = []
+    frames: list[int] = []
+    places: list[tuple[int, int]] = []  # (frame, body in frame) of each body instance, 1-based
     try:
         num_frames = int(tokens[0])
         if num_frames <= 0:
@@ -107,33 +136,87 @@ def read_ntu_skeleton(path: str | Path) -> list[list[tuple[str, np.ndarray]]]:
         pos = 1
         for f in range(num_frames):
             where = f"body count of frame {f + 1}"
-            bodies = []
             num_bodies, pos = int(tokens[pos]), pos + 1
             if num_bodies < 0:
                 raise ValueError(f"body count is {num_bodies}")
             for b in range(num_bodies):
                 where = f"body {b + 1} of frame {f + 1}"
-                body_id = tokens[pos].decode()
-                num_joints = int(tokens[pos + 10])
+                body_id, num_joints = tokens[pos], int(tokens[pos + 10])
                 if num_joints != 25:
                     raise ValueError(f"joint count is {num_joints}, expected 25")
                 pos += 11
-                values = np.array(tokens[pos : pos + 25 * 12], dtype=np.float32)
-                if values.size != 25 * 12:
+                if pos + _BLOCK > len(tokens):
                     raise ValueError("file ends inside the joint block (truncated)")
-                xyz = values.reshape(25, 12)[:, :3].copy()
-                if not np.isfinite(xyz).all():
-                    joint = int(np.argwhere(~np.isfinite(xyz))[0][0])
-                    raise ValueError(f"joint {joint + 1} has x, y, z = {xyz[joint].tolist()} (NaN/inf coordinates)")
-                bodies.append((body_id, xyz))
-                pos += 25 * 12
-            frames.append(bodies)
+                starts.append(pos)
+                body_ids.append(body_id.decode())
+                frames.append(f)
+                places.append((f + 1, b + 1))
+                pos += _BLOCK
         if pos != len(tokens):
             where = "end of the file"
             raise ValueError(f"{len(tokens) - pos} values follow the last of the {num_frames} frames")
+        joints = _xyz(tokens, starts, places)
     except (IndexError, ValueError) as err:
         problem = "file ends early (truncated)" if isinstance(err, IndexError) else str(err)
+        if isinstance(err, _BadBody):
+            where = err.where
         raise SampleError(path, f"malformed NTU .skeleton file at the {where}: {problem}", FIX_FILE) from None
+    return ParsedSkeleton(num_frames, joints, body_ids, np.asarray(frames, np.int64))
+
+
+class _BadBody(ValueError):
+    def __init__(self, where: str, problem: str) -> None:
+        super().__init__(problem)
+        self.where = where
+
+
+def _xyz(tokens: list[bytes], starts: list[int], places: list[tuple[int, int]]) -> np.ndarray:
+    """``(K, 25, 3)`` float32 x, y, z of the joint blocks at ``starts``; a non-numeric or NaN/inf value raises
+    :class:`_BadBody` naming its body (``places``: its 1-based frame and body)."""
+    if not starts:
+        return np.zeros((0, 25, 3), np.float32)
+    index = (np.asarray(starts)[:, None] + _XYZ[None, :]).ravel()
+    picked = itemgetter(*index.tolist())(tokens)  # a tuple of 75 K tokens (K >= 1, so never a bare token)
+    try:
+        xyz = np.array(picked, dtype=np.float32).reshape(len(starts), 25, 3)
+    except ValueError:
+        bad = next(i for i, t in enumerate(picked) if not _is_number(t))
+        frame, body = places[bad // 75]
+        value = picked[bad].decode(errors="replace")
+        raise _BadBody(f"body {body} of frame {frame}", f"a coordinate is {value!r}, not a number") from None
+    finite = np.isfinite(xyz).all(axis=2)
+    if not finite.all():
+        k, joint = (int(v) for v in np.argwhere(~finite)[0])
+        frame, body = places[k]
+        raise _BadBody(
+            f"body {body} of frame {frame}",
+            f"joint {joint + 1} has x, y, z = {xyz[k, joint].tolist()} (NaN/inf coordinates)",
+        )
+    return xyz
+
+
+def _is_number(token: bytes) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def read_ntu_skeleton(path: str | Path) -> list[list[tuple[str, np.ndarray]]]:
+    """One raw ``.skeleton`` file as frames (:func:`parse_ntu_skeleton`).
+
+    Returns:
+        Per frame (the file's frame count), a list of ``(body_id, joints)`` in file order with
+        ``joints`` ``(25, 3)`` float32 x, y, z (camera coordinates, metres).
+
+    Raises:
+        SampleError: see :func:`parse_ntu_skeleton`.
+    """
+    parsed = parse_ntu_skeleton(path)
+    frames: list[list[tuple[str, np.ndarray]]] = [[] for _ in range(parsed.num_frames)]
+    for body_id, f, joints in zip(parsed.body_ids, parsed.frames.tolist(), parsed.joints, strict=True):
+        frames[f].append((body_id, joints))
     return frames
 
 
@@ -181,20 +264,17 @@ def load_ntu_skeleton(path: str | Path, max_persons: int = 2) -> np.ndarray:
         (``T = 0`` for a file with no body at all).
 
     Raises:
-        SampleError: see :func:`read_ntu_skeleton`.
+        SampleError: see :func:`parse_ntu_skeleton`.
     """
-    frames = read_ntu_skeleton(path)
-    collected: dict[str, tuple[list[np.ndarray], list[int]]] = {}
-    t = 0
-    for bodies in frames:
-        if not bodies:
-            continue
-        for body_id, joints in bodies:
-            js, fs = collected.setdefault(body_id, ([], []))
-            js.append(joints)
-            fs.append(t)
-        t += 1
-    bodies_arr = {k: (np.stack(js), np.asarray(fs)) for k, (js, fs) in collected.items()}
+    parsed = parse_ntu_skeleton(path)
+    occupied = np.zeros(parsed.num_frames, bool)
+    occupied[parsed.frames] = True
+    t = int(occupied.sum())
+    frame_of = (np.cumsum(occupied) - 1)[parsed.frames]  # frames without a body are dropped
+    instances: dict[str, list[int]] = {}
+    for k, body_id in enumerate(parsed.body_ids):
+        instances.setdefault(body_id, []).append(k)
+    bodies_arr = {b: (parsed.joints[ks], frame_of[ks]) for b, ks in instances.items()}
     ranked = denoise_bodies(bodies_arr)
     out = np.zeros((max_persons, t, 25, 3), dtype=np.float32)
     slots = [(0, 0)] * max_persons
