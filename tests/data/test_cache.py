@@ -14,7 +14,7 @@ from tiny_fs import tiny_fs
 
 from purls_pl import storage
 from purls_pl.data import cache as cache_mod
-from purls_pl.data.cache import allocate, build_or_load, cached_build, fingerprint_sources, read_manifest
+from purls_pl.data.cache import ResidentRows, allocate, build_or_load, cached_build, fingerprint_sources, read_manifest
 from purls_pl.data.skeletons import SkeletonSet
 from purls_pl.storage import default_cache_dir
 
@@ -181,3 +181,49 @@ def test_the_next_build_removes_the_folder_a_killed_build_left(tmp_path, source)
         os.utime(d, (d.stat().st_mtime - 60,) * 2)
     assert build_or_load({"reader": "t"}, [source], lambda: _make([]), cdir).built
     assert sorted(p.name for p in cdir.iterdir()) == sorted([entry.name, running.name, other.name])
+
+
+def _rss_file_mb() -> float:
+    """This process's resident file-backed memory (Linux ``RssFile``), MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssFile:"):
+            return int(line.split()[1]) / 1024
+    pytest.skip("no RssFile in /proc/self/status")
+
+
+@pytest.mark.parametrize("release", [False, True])
+def test_resident_rows_keep_a_big_fill_out_of_rss_and_its_data_intact(tmp_path: Path, source: Path, release) -> None:
+    rows, shape = 96, (1, 100, 25, 3)  # 96 rows of 30 kB x 10 = 28.8 MB
+    growth: list[float] = []
+
+    def build() -> SkeletonSet:
+        data = allocate((rows * 10, *shape))
+        resident = ResidentRows(data, every_mb=2)
+        before = _rss_file_mb()
+        for i in range(rows * 10):
+            data[i] = i  # every byte of the row written, as a reader does
+            if release:
+                resident.written(i + 1)
+        growth.append(_rss_file_mb() - before)
+        n = rows * 10
+        return SkeletonSet(
+            data=data,
+            labels=np.zeros(n, np.int64),
+            sample_ids=[str(i) for i in range(n)],
+            class_names=["x"],
+            layout="ntu25",
+            partition=np.array(["train"] * n),
+            lengths=np.full(n, 100),
+        )
+
+    result = build_or_load({"reader": f"big-{release}"}, [source], build, tmp_path / "c")
+    assert growth[0] < 5 if release else growth[0] > 25  # at most the 2 MB not yet released, plus the page tail
+    np.testing.assert_array_equal(np.asarray(result.skeletons.data[:, 0, 0, 0, 0]), np.arange(rows * 10))
+    assert (np.asarray(result.skeletons.data[-1]) == rows * 10 - 1).all()
+
+
+def test_resident_rows_leave_a_plain_array_alone() -> None:
+    data = np.zeros((4, 1024), np.float32)
+    ResidentRows(data, every_mb=0).written(4)  # nothing to release, nothing raised
+    data[:] = 1
+    assert data.sum() == 4096

@@ -23,7 +23,10 @@ alone (delete ``~/.cache/purls_pl`` or ``$PURLS_CACHE_DIR`` by hand to reclaim t
 cache never deletes anything outside its own temporary build directories.
 
 Big readers fill their output with :func:`allocate` instead of ``np.zeros``: inside a build it
-returns a memory map in the build directory, so the data never has to fit in memory.
+returns a memory map in the build directory, so the data never has to fit in memory; a
+:class:`ResidentRows` beside the fill drops the rows already written from the process's resident memory
+(the kernel writes them back from its page cache), so a 20 GB build's peak RSS stays near its own
+working set instead of growing with the file.
 
 :func:`build_or_load` also returns the manifest and whether it built; a reader can add entries to
 the manifest (``extra``), e.g. the list of files it skipped (see :mod:`purls_pl.data.readers._base`).
@@ -35,6 +38,7 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import json
+import mmap
 import os
 import shutil
 import time
@@ -61,6 +65,7 @@ from purls_pl.storage import (
 __all__ = [
     "CACHE_FORMAT_VERSION",
     "CacheResult",
+    "ResidentRows",
     "allocate",
     "build_or_load",
     "cached_build",
@@ -125,6 +130,41 @@ def allocate(shape: tuple[int, ...], dtype: Any = np.float32) -> np.ndarray:
     if build_dir is None:
         return np.zeros(shape, dtype=dtype)
     return _open_data(build_dir / _DATA, shape, dtype)
+
+
+class ResidentRows:
+    """Bounds the resident memory of an :func:`allocate` d memory map filled row by row.
+
+    Pages of a file-backed shared mapping that a process has written stay in its resident set (and in
+    ``ru_maxrss``) until it unmaps them, so filling a 20 GB cache entry would show 20 GB of RSS. Every
+    ``every_mb`` of finished rows, :meth:`written` tells the kernel the process no longer needs them
+    (``MADV_DONTNEED``): on a shared file mapping this drops only the process's page references; the data
+    stay in the page cache, are written back to the file and read back from it on the next access.
+    A plain array (outside a build, or where ``madvise`` is unavailable) is left alone.
+
+    Args:
+        data: The array being filled, ``(N, ...)``: an :func:`allocate` d memory map or any array.
+        every_mb: How many MB of finished rows to collect before releasing them.
+    """
+
+    def __init__(self, data: np.ndarray, every_mb: int = 256) -> None:
+        self._map = getattr(data, "_mmap", None) if isinstance(data, np.memmap) else None
+        if not hasattr(mmap, "MADV_DONTNEED") or not data.flags.c_contiguous:
+            self._map = None
+        self._row_bytes = int(np.prod(data.shape[1:])) * data.dtype.itemsize
+        offset = int(getattr(data, "offset", 0))  # where the array starts in the file (after the .npy header)
+        self._start = offset % mmap.ALLOCATIONGRANULARITY  # ... and in the mapping (np.memmap aligns it down)
+        self._every = max(1, (every_mb << 20) // max(1, self._row_bytes))
+        self._released = 0  # bytes of the mapping released so far (a whole number of pages)
+
+    def written(self, rows: int) -> None:
+        """Rows ``[0, rows)`` are final; release them when ``every_mb`` of them have gathered."""
+        if self._map is None or (rows * self._row_bytes - self._released) < self._every * self._row_bytes:
+            return
+        end = (self._start + rows * self._row_bytes) // mmap.PAGESIZE * mmap.PAGESIZE  # whole pages only
+        if end > self._released:
+            self._map.madvise(mmap.MADV_DONTNEED, self._released, end - self._released)
+            self._released = end
 
 
 def _open_data(path: Path, shape: tuple[int, ...], dtype: Any) -> np.memmap:

@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Literal, NamedTuple, TypeVar
 
 import numpy as np
 
-from purls_pl.data.cache import build_or_load
+from purls_pl.data.cache import ResidentRows, build_or_load
 from purls_pl.data.catalog import card, class_names
 from purls_pl.data.errors import SampleError, SampleMissingError
 from purls_pl.data.preprocessing import Preprocessing, RawSkeleton
@@ -268,9 +268,11 @@ def collect_converted(
     """
     kept: list[int] = []
     extras: list[tuple[Any, ...]] = []
+    resident = ResidentRows(data)
     for i, (block, *rest) in converted:
         data[len(kept)] = block
         kept.append(i)
+        resident.written(len(kept))
         extras.append(tuple(rest))
     if not kept:
         raise ValueError(f"{what}: none of the {total} files could be used:\n{format_skipped(skipped)}")

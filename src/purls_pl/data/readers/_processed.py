@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from purls_pl.data.cache import allocate
+from purls_pl.data.cache import ResidentRows, allocate
 from purls_pl.data.preprocess import fit_length, valid_length
 from purls_pl.progress import Progress
 
@@ -128,6 +128,7 @@ def fill_processed(
     m, t, j, c = tail
     keep = np.arange(total) if select is None else np.asarray(select)
     data = allocate((len(keep), m, num_frames or t, j, c))
+    resident = ResidentRows(data)
     lengths = np.zeros(len(keep), np.int64)
     row, out = 0, 0
     bar = Progress(len(keep), "converting processed arrays", "sample")
@@ -144,6 +145,7 @@ def fill_processed(
                     seq, length = fit_length(seq[:, :length], num_frames, temporal)  # type: ignore[arg-type]
                 data[out], lengths[out] = seq, length
                 out += 1
+                resident.written(out)
                 bar.update()
     bar.close()
     return data, lengths

@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from purls_pl.data.cache import allocate
+from purls_pl.data.cache import ResidentRows, allocate
 from purls_pl.data.layout_check import check_layout
 from purls_pl.data.layouts import SkeletonLayout, get_layout, register_layout
 from purls_pl.data.preprocess import check_temporal, valid_length
@@ -330,6 +330,7 @@ class CustomSource(SourceBase):
         for i, (out, length) in converted:
             if data is None:
                 data = allocate((len(rows), self.max_persons, self.num_frames, lay.num_joints, out.shape[-1]))
+                resident = ResidentRows(data)
                 first = files[i]
             if out.shape[-1] != data.shape[4]:
                 reject(
@@ -343,6 +344,7 @@ class CustomSource(SourceBase):
             data[len(kept), : len(out)] = out
             kept.append(i)
             lengths.append(length)
+            resident.written(len(kept))
         if data is None or not kept:
             raise ValueError(f"{self.root}: index.csv lists no usable sample:\n{format_skipped(skipped)}")
         return SkeletonSet(

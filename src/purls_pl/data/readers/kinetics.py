@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from purls_pl.data.cache import allocate
+from purls_pl.data.cache import ResidentRows, allocate
 from purls_pl.data.catalog import class_names
 from purls_pl.data.preprocess import check_temporal
 from purls_pl.data.preprocessing import Preprocessing, RawSkeleton, class_path
@@ -353,6 +353,7 @@ class KineticsSource(SourceBase):
     def _build(self, clips: list[tuple[Path, str, int]], skipped: list[SkippedSample]) -> SkeletonSet:
         work = partial(_process_clip, preprocessing=self.preprocessing)
         data = allocate((len(clips), self.max_persons, self.num_frames, NUM_JOINTS, 3))
+        resident = ResidentRows(data)
         kept: list[int] = []
         lengths: list[int] = []
         mismatched = []
@@ -364,6 +365,7 @@ class KineticsSource(SourceBase):
             data[len(kept)] = seq
             kept.append(i)
             lengths.append(length)
+            resident.written(len(kept))
             if file_label not in (-1, clips[i][2]):
                 mismatched.append(clips[i][0].stem)
         if not kept:

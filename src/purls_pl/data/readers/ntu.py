@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from purls_pl.data.cache import allocate
+from purls_pl.data.cache import ResidentRows, allocate
 from purls_pl.data.catalog import class_names
 from purls_pl.data.preprocess import check_temporal
 from purls_pl.data.preprocessing import Preprocessing, RawSkeleton, class_path
@@ -424,6 +424,7 @@ class NTUSkeletonSource(SourceBase):
     def _build(self, files: list[Path], skipped: list[SkippedSample]) -> SkeletonSet:
         work = partial(_process, preprocessing=self.preprocessing)
         data = allocate((len(files), self.max_persons, self.num_frames, 25, 3))
+        resident = ResidentRows(data)
         kept: list[Path] = []
         lengths: list[int] = []
         converted = convert_files(
@@ -438,6 +439,7 @@ class NTUSkeletonSource(SourceBase):
             data[len(kept)] = seq
             kept.append(files[i])
             lengths.append(length)
+            resident.written(len(kept))
         if not kept:
             raise ValueError(
                 f"{self.root}: none of the {len(files)} .skeleton files could be used:\n{format_skipped(skipped)}"

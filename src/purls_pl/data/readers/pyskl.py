@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from purls_pl.data.cache import allocate
+from purls_pl.data.cache import ResidentRows, allocate
 from purls_pl.data.catalog import class_names
 from purls_pl.data.layouts import get_layout
 from purls_pl.data.preprocess import check_temporal
@@ -314,6 +314,7 @@ class PysklSource(SourceBase):
 
         joints = get_layout(prep.layout).num_joints
         data = allocate((len(chosen), self.num_persons, prep.num_frames, joints, 3))  # type: ignore[arg-type]
+        resident = ResidentRows(data)
         kept: list[int] = []
         lengths, labels = [], []
         converted = convert_files(
@@ -329,6 +330,7 @@ class PysklSource(SourceBase):
             kept.append(i)
             lengths.append(length)
             labels.append(label)
+            resident.written(len(kept))
         if not kept:
             raise ValueError(
                 f"{path}: none of the {len(chosen)} selected samples could be used:\n{format_skipped(skipped)}"
