@@ -17,11 +17,10 @@ from purls_pl.models.backbones.graph import (
     normalize_digraph,
     normalize_undigraph,
 )
-from purls_pl.models.backbones.shift_gcn import (
+from purls_pl.models.backbones.shift_gcn import ShiftSpatialConv, convert_official_state_dict
+from purls_pl.models.backbones.shift_ops import (
     AdaptiveTemporalShift,
     FixedTemporalShift,
-    ShiftSpatialConv,
-    convert_official_state_dict,
     shift_index,
     spatial_shift,
     temporal_shift,
@@ -307,3 +306,30 @@ def test_convert_official_state_dict() -> None:
     fresh.load_state_dict(convert_official_state_dict(official), strict=True)
     for key, value in enc.state_dict().items():
         torch.testing.assert_close(fresh.state_dict()[key], value + 1)
+
+
+def test_checkpointed_layers_give_the_same_training_step() -> None:
+    """Recomputing each layer in the backward pass changes neither the loss, the gradients nor BatchNorm's
+    running statistics (the recompute must not update them a second time)."""
+    x = torch.randn(3, 2, 12, 25, 3)
+    runs = []
+    for flag in (False, True):
+        torch.manual_seed(0)
+        model = ShiftGCN(layout="ntu25", num_persons=2, dropout=0.2, checkpoint_layers=flag, **TINY).train()
+        torch.manual_seed(1)  # the same dropout masks in both runs (checkpoint replays the RNG state)
+        out = model(x)
+        out.square().mean().backward()
+        grads = {k: p.grad.clone() for k, p in model.named_parameters()}
+        runs.append((out.detach(), grads, {k: v.clone() for k, v in model.state_dict().items()}))
+    (out_a, grads_a, state_a), (out_b, grads_b, state_b) = runs
+    torch.testing.assert_close(out_b, out_a, rtol=0, atol=0)
+    for k in grads_a:
+        torch.testing.assert_close(grads_b[k], grads_a[k], rtol=1e-5, atol=1e-7, msg=k)
+    assert state_b.keys() == state_a.keys()
+    for k in state_a:  # running_mean / running_var / num_batches_tracked updated exactly once
+        torch.testing.assert_close(state_b[k], state_a[k], rtol=0, atol=0, msg=k)
+    assert int(state_b["layers.0.tcn1.bn.num_batches_tracked"]) == 1
+    plain = ShiftGCN(layout="ntu25", num_persons=2, dropout=0.2, **TINY)
+    plain.load_state_dict(model.state_dict())  # the flag is not part of the weights
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x), plain.eval()(x), rtol=0, atol=0)
