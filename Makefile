@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 PURLS := $(BIN)/python -m purls_pl
 CONFIGS = $$($(PURLS) configs $(SPLIT) --stage $(1))
 
-.PHONY: help install train backbone fit select bench bench-ucla bench-penn bench-levers bench-methods report sweep test test-all lint format clean
+.PHONY: help install train backbone fit select bench bench-ucla bench-penn bench-levers bench-methods bench-scale report sweep test test-all lint format clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -89,6 +89,11 @@ bench-methods: install ## Every method on one harness (NW-UCLA, Penn Action; 5 u
 	$(call CLASSES,nw-ucla,nw-ucla_5_5) > results/methods-per-class.md && \
 	$(call CLASSES,penn-action,penn-action_10_5) >> results/methods-per-class.md; \
 	status=$$?; echo "make bench-methods: $$(( ($$(date +%s) - start) / 60 )) min wall"; exit $$status
+
+# The NTU-120-sized rehearsal: ~50 GB of scratch space under $TMPDIR (or SCALE_ARGS="--work DIR"), ~45 min on 2 cores.
+SCALE_ARGS ?=
+bench-scale: install ## NTU-120-sized data and training rehearsal (114,480 files) -> results/scale.{md,json}; figures in bench/README.md
+	$(BIN)/python bench/scale.py --json results/scale.json --markdown results/scale.md $(SCALE_ARGS)
 
 bench: install ## Every CPU benchmark: the NW-UCLA and Penn Action tables (+ their wall times)
 	@start=$$(date +%s); \

@@ -74,8 +74,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def build_head(args: argparse.Namespace, device: torch.device) -> Any:
-    """A PurlsModule with a random ``(K, 8, m)`` text table; only its head is exercised."""
+def build_head(args: argparse.Namespace, device: torch.device, partitioner: Any = None) -> Any:
+    """A PurlsModule with a random ``(K, 8, m)`` text table; only its head is exercised. ``partitioner``: a
+    partitioner factory (default: the adaptive one, ``args.attn_dim`` wide)."""
     from purls_pl.models.backbones import ShiftGCN
     from purls_pl.models.features import FrozenBackbone, export_backbone
     from purls_pl.models.partition import AdaptivePartitioner
@@ -92,7 +93,7 @@ def build_head(args: argparse.Namespace, device: torch.device) -> Any:
     with tempfile.TemporaryDirectory() as tmp:  # the head needs only the backbone's width n
         encoder = ShiftGCN(layout="ntu25", num_persons=1, channels=[args.node_dim], strides=[1])
         backbone = FrozenBackbone(str(export_backbone(encoder, Path(tmp) / "b.pt")))
-    part = functools.partial(AdaptivePartitioner, attn_dim=args.attn_dim)
+    part = partitioner or functools.partial(AdaptivePartitioner, attn_dim=args.attn_dim)
     return PurlsModule(text, "ntu25", backbone, partitioner=part).to(device).train()
 
 
