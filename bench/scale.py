@@ -12,7 +12,9 @@ What it builds in ``--work`` (deleted at the end unless ``--keep``):
   ``(M, T, 25, 3)`` as its own array, the ``xsub_train`` / ``xsub_val`` lists), written by a pickler that
   serialises one sample at a time so the writer itself stays small.
 
-Steps, each in a fresh subprocess (its peak RSS is its own, ``ru_maxrss`` of the process and of its workers):
+Steps, each in a fresh subprocess. Its peak RSS is its own: ``VmHWM`` of ``/proc/self/status`` (``ru_maxrss``
+would not do: Linux carries a parent's peak over ``fork`` and ``exec``); the worker column is ``ru_maxrss`` of
+the largest worker process, which counts what it shared with the step's process when it was forked.
 
 * ``raw1``, ``raw2``: raw folder -> cache (``NTUSkeletonSource``, 300 frames, 2 persons) with 1 and 2 worker
   processes: wall time, files/s, MB/s of skeleton text, peak RSS, the cache entry's size on disk;
@@ -53,8 +55,12 @@ STEPS = ("raw1", "raw2", "pyskl", "datamodule", "stage1", "stage1-checkpoint", "
 
 
 def _peak_rss_mb() -> tuple[float, float]:
-    """``ru_maxrss`` of this process and of its largest finished child, MB."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """The peak RSS of this process (``VmHWM``) and ``ru_maxrss`` of its largest finished child, MB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # an upper bound where /proc is missing
+    status = Path("/proc/self/status")
+    if status.is_file():
+        hwm = [ln for ln in status.read_text().splitlines() if ln.startswith("VmHWM:")]
+        own = int(hwm[0].split()[1]) / 1024 if hwm else own
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return own, children
 
@@ -138,7 +144,9 @@ def write_pickle(work: Path, raw: Path) -> dict[str, Any]:
         split["xsub_train" if part == "train" else "xsub_val"].append(f.stem)
     path = work / "ntu120_3danno.pkl"
     with open(path, "wb") as out:
-        Writer(out, protocol=4).dump({"split": split, "annotations": annotations})
+        writer = Writer(out, protocol=4)
+        writer.fast = True  # no memo: it would keep every sample's bytes alive until the end (a tree needs none)
+        writer.dump({"split": split, "annotations": annotations})
     return {"step": "pyskl write", "seconds": time.perf_counter() - t0, "items": len(annotations)}
 
 
