@@ -17,7 +17,7 @@ from purls_pl.train.datamodule import ZeroShotDataModule
 Part = tuple[np.ndarray, np.ndarray]
 
 
-def class_text(split: str, clip: Path) -> np.ndarray:
+def class_text(split: str, clip: Path | str) -> np.ndarray:
     """``(K, m)`` the global text of every class as the Global baseline's run embeds it (label-only text)."""
     dm = ZeroShotDataModule(
         RandomSkeletonSource(dataset=get_split(split).dataset),
@@ -30,7 +30,7 @@ def class_text(split: str, clip: Path) -> np.ndarray:
 
 
 def separable_parts(
-    split: str, clip: Path, dim: int = 32, train_per_class: int = 16, test_per_class: int = 6, seed: int = 0
+    split: str, clip: Path | str, dim: int = 32, train_per_class: int = 16, test_per_class: int = 6, seed: int = 0
 ) -> dict[str, Part]:
     """``{"train", "zsl", "gzsl"}`` parts of ``split``: features ``(N, dim)`` float32 = text @ W + noise, labels
     ``(N,)`` class indices of the whole dataset (``gzsl``: the seen test samples followed by the ``zsl`` ones)."""
@@ -39,11 +39,11 @@ def separable_parts(
     rng = np.random.default_rng(seed)
     w = rng.normal(size=(text.shape[1], dim)) / np.sqrt(text.shape[1])
     centre = text @ w
-    centre /= np.linalg.norm(centre, axis=1, keepdims=True)
+    centre *= np.sqrt(dim) / np.linalg.norm(centre, axis=1, keepdims=True)  # about 1 per channel, as CNN features
 
     def draw(classes: tuple[int, ...], per_class: int) -> Part:
         y = np.repeat(np.asarray(classes, dtype=np.int64), per_class)
-        x = centre[y] + rng.normal(scale=0.05, size=(len(y), dim))
+        x = centre[y] + rng.normal(scale=0.05 * np.sqrt(dim), size=(len(y), dim))
         return x.astype(np.float32), y
 
     train, zsl, seen_test = draw(s.seen, train_per_class), draw(s.unseen, test_per_class), draw(s.seen, 2)
