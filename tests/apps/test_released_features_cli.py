@@ -74,9 +74,7 @@ def test_purls_adaptive_partitioner_refuses_pooled_features(tmp_path, tiny_clip)
     parts = separable_parts(SPLIT, tiny_clip, train_per_class=2, test_per_class=2)
     folder = write_synse_features(tmp_path / "f", parts["train"], parts["zsl"])
     args = _fit(folder, "purls.yaml", tmp_path / "runs", tiny_clip)
-    done = subprocess.run(
-        [sys.executable, "-m", "purls_pl", *args], capture_output=True, text=True, cwd=REPO, env=None
-    )
+    done = subprocess.run([sys.executable, "-m", "purls_pl", *args], capture_output=True, text=True, cwd=REPO, env=None)
     assert done.returncode != 0
     assert "AdaptivePartitioner divides the node features into body parts" in done.stderr
     assert "experiments/global.yaml" in done.stderr and "one vector per sample" in done.stderr

@@ -202,14 +202,14 @@ def read_flora_features(path: str | Path) -> ReleasedFeatures:
             keys = sorted(npz.files)
             unknown = sorted(set(keys) - accepted)
             if unknown:
-                raise FeatureFileError(
-                    path, f"holds keys this reader does not know: {unknown} (found {keys}; accepted {sorted(accepted)})", _FIX
-                )
+                found = f"found {keys}; accepted {sorted(accepted)}"
+                raise FeatureFileError(path, f"holds keys this reader does not know: {unknown} ({found})", _FIX)
             arrays = {key: npz[key] for key in keys}
     except (ValueError, EOFError, OSError, zipfile.BadZipFile) as err:
         if isinstance(err, FeatureFileError):
             raise
-        raise FeatureFileError(path, f"cannot be read as a .npz archive (truncated, or not numpy's: {err})", _FIX) from None
+        problem = f"cannot be read as a .npz archive (truncated, or not numpy's: {err})"
+        raise FeatureFileError(path, problem, _FIX) from None
     parts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     sources: dict[str, str] = {}
     for part, (xk, yk) in FLORA_KEYS.items():
