@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import REPO, run_purls
 from released_features_data import separable_parts
@@ -46,12 +47,17 @@ def test_global_baseline_trains_on_a_synse_folder_and_its_checkpoint_rebuilds(tm
     run_purls(*_fit(folder, "global.yaml", tmp_path / "runs", tiny_clip, "--model.lr=0.003", "--trainer.max_epochs=15"))
     run, results = _results(tmp_path / "runs")
     assert run.parent.name == f"{SPLIT}-global"
-    print("global", results["test/zsl_top1"])
     assert results["complete"] and results["test/zsl_top1"] >= 0.6, results["test/zsl_top1"]
     assert results["num_unseen_classes"] == 5
     module = ZeroShotMethod.from_checkpoint(next(run.rglob("last.ckpt")))
     assert isinstance(module.backbone.encoder, PooledInput) and module.backbone.pooled
     assert module.backbone.out_channels == 32
+    sample = tmp_path / "clip.npy"
+    np.save(sample, np.zeros((1, 10, 25, 3), dtype=np.float32))
+    ckpt = next(run.rglob("last.ckpt"))
+    args = ["recognize", str(sample), "--ckpt", str(ckpt), "--candidates", "drink water,sit down"]
+    done = subprocess.run([sys.executable, "-m", "purls_pl", *args], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode != 0 and "trained on released pooled features" in done.stderr
 
 
 def test_cada_vae_trains_on_a_flora_file(tmp_path):
@@ -66,7 +72,6 @@ def test_cada_vae_trains_on_a_flora_file(tmp_path):
     run_purls(*_fit(path, "cada_vae.yaml", tmp_path / "runs", tiny_clip, *extra))
     run, results = _results(tmp_path / "runs")
     assert run.parent.name == f"{SPLIT}-cada_vae"
-    print("cada", results["test/zsl_top1"])
     assert results["test/zsl_top1"] >= 0.4, results["test/zsl_top1"]
 
 
