@@ -12,8 +12,10 @@ from purls_pl.models.cada_vae import CadaVae
 from purls_pl.models.partition import AdaptivePartitioner, GlobalPartitioner, StaticPartitioner
 from purls_pl.models.pooled import ReleasedFeatures
 from purls_pl.models.purls_module import PurlsModule
+from purls_pl.models.sa_dvae import SaDvae
 from purls_pl.models.skeleton_cache import CacheSettings, SkeletonCache
 from purls_pl.models.smie import Smie
+from purls_pl.models.tdsm import Tdsm
 from purls_pl.text.encoder import ClassText
 from purls_pl.text.fields import FIELDS
 
@@ -33,11 +35,13 @@ def test_purls_partitioners_that_need_nodes_refuse_pooled_features(partitioner):
     assert "one vector per sample" in message and "experiments/global.yaml" in message
 
 
-def test_global_baseline_and_cada_vae_score_pooled_features():
+def test_the_methods_on_pooled_features_score_them():
     x = torch.randn(5, 1, 1, 1, 16)
     for module in (
         PurlsModule(_text(), POOLED, ReleasedFeatures(dim=16), partitioner=GlobalPartitioner),
         CadaVae(_text(), POOLED, ReleasedFeatures(dim=16), samples_per_class=4, classifier_epochs=1),
+        SaDvae(_text(), POOLED, ReleasedFeatures(dim=16)),
+        Tdsm(_text(), POOLED, ReleasedFeatures(dim=16)),
     ):
         module.eval()
         nodes = module.node_features(x)
