@@ -83,3 +83,15 @@ def test_purls_adaptive_partitioner_refuses_pooled_features(tmp_path, tiny_clip)
     assert done.returncode != 0
     assert "AdaptivePartitioner divides the node features into body parts" in done.stderr
     assert "experiments/global.yaml" in done.stderr and "one vector per sample" in done.stderr
+
+
+def test_features_of_another_split_are_refused_with_both_class_lists(tmp_path, tiny_clip):
+    parts = separable_parts(SPLIT, tiny_clip, train_per_class=2, test_per_class=2)
+    folder = write_synse_features(tmp_path / "f", parts["train"], parts["zsl"])
+    args = _fit(folder, "global.yaml", tmp_path / "runs", tiny_clip)
+    args[args.index(f"--data.split={SPLIT}")] = "--data.split=ntu60_48_12"
+    done = subprocess.run([sys.executable, "-m", "purls_pl", *args], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode != 0
+    assert "ztest.npy: its zero-shot test classes" in done.stderr
+    assert "are not the unseen classes of split 'ntu60_48_12'" in done.stderr and "pick the split" in done.stderr
+    assert not list((tmp_path / "runs").rglob("results.json"))
