@@ -184,3 +184,18 @@ def test_the_pass_through_backbone_gives_one_node_per_sample():
     with pytest.raises(ValueError, match=r"model\.backbone\.init_args\.dim is unset"):
         ReleasedFeatures()
     assert get_layout("pooled").num_joints == 1 and not get_layout("pooled").has_parts
+
+
+def test_a_selection_run_validates_on_seen_classes_of_the_released_training_features(tmp_path):
+    from purls_pl.train.datamodule import ZeroShotDataModule
+
+    folder, _ = _synse(tmp_path)
+    dm = ZeroShotDataModule(ReleasedFeatureSource(str(folder), dataset="ntu60"), SPLIT.name, protocol="select")
+    dm.setup()
+    data, sets = dm.skeletons, dm.sets
+    validation = set(dm.run_split.unseen)
+    assert validation <= set(SPLIT.seen) and len(validation) == 5
+    assert set(data.labels[sets["unseen_eval"].index].tolist()) == validation  # validation classes only
+    for name in ("train", "unseen_eval", "holdout"):
+        assert (data.partition[sets[name].index] == "train").all()  # nothing released for testing is selected on
+    assert not np.isin(data.labels[sets["train"].index], list(validation) + list(SPLIT.unseen)).any()
