@@ -173,6 +173,13 @@ def recognize(
             "the checkpoint records no preprocessing (saved without a datamodule): recognise with a checkpoint "
             "written by `python -m purls_pl fit`"
         )
+    if module.backbone.pooled:
+        raise ValueError(
+            "the checkpoint was trained on released pooled features (model.backbone ReleasedFeatures): it scores "
+            "feature vectors of that extraction, not skeleton files; score them in Python with "
+            "module.score(features[:, None, :], text), or train on the skeletons (stage 1, then stage 2) to "
+            "recognise files"
+        )
     fields = list(module.text_fields)  # the fields' text the method scores with (global last)
     text = candidate_text(candidates, spec, descriptions, text_model, templates)[:, fields]
     if text.shape[-1] != module.text_dim:

@@ -47,6 +47,8 @@ class SkeletonLayout:
         for a, b in self.edges:
             if not (0 <= a < j and 0 <= b < j):
                 raise ValueError(f"{where}: edge ({a}, {b}) names a joint outside 0..{j - 1}")
+        if not self.parts and j == 1:  # a pooled feature vector (POOLED): one node, no body parts
+            return
         if set(self.parts) != set(BODY_PARTS):
             raise ValueError(
                 f"{where}: 'parts' must have exactly the keys {list(BODY_PARTS)}, got {sorted(self.parts)}"
@@ -76,6 +78,11 @@ class SkeletonLayout:
     @property
     def num_joints(self) -> int:
         return len(self.joint_names)
+
+    @property
+    def has_parts(self) -> bool:
+        """Whether the layout groups its joints into body parts (every layout but :data:`POOLED`)."""
+        return bool(self.parts)
 
     def part_of(self, joint: int) -> str:
         """The body part that holds ``joint``."""
@@ -384,6 +391,10 @@ COCO17 = SkeletonLayout(
     align_axes=None,  # 2-D image coordinates, and no spine joint: no 3-D view alignment
 )
 
+#: Not a skeleton: one pooled feature vector per sample (released features, :mod:`purls_pl.data.released_features`),
+#: a single node with no body parts, frames or alignment. Methods that need joints or frames refuse it.
+POOLED = SkeletonLayout(name="pooled", joint_names=("pooled_feature",), edges=(), center=0, parts={})
+
 _REGISTRY: dict[str, SkeletonLayout] = {}
 
 
@@ -418,5 +429,5 @@ def restore_layout(spec: Mapping[str, Any]) -> SkeletonLayout:
     return known if known.to_mapping() == stored.to_mapping() else stored
 
 
-for _layout in (NTU25, OPENPOSE18, KINECT20, PENN13, COCO17):
+for _layout in (NTU25, OPENPOSE18, KINECT20, PENN13, COCO17, POOLED):
     register_layout(_layout)

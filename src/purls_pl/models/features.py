@@ -217,6 +217,12 @@ class FrozenBackbone(nn.Module):
         digest = self._checkpoint_digest or content_digest(dict(self.encoder.state_dict()))[:16]
         return f"{digest}-pool{self.pool_frames}"
 
+    @property
+    def pooled(self) -> bool:
+        """Whether the node features are one pooled vector per sample (released features,
+        :mod:`purls_pl.models.pooled`): no joints or frames to partition."""
+        return bool(getattr(self.encoder, "pooled", False))
+
     def train(self, mode: bool = True) -> FrozenBackbone:
         """Stays in eval mode whatever the trainer asks: the backbone is frozen."""
         super().train(False)
@@ -358,6 +364,8 @@ def check_backbone_classes(meta: dict[str, Any], class_text: ClassText) -> None:
     Raises:
         ValueError: naming the backbone's classes, the run's seen classes and the offending ones.
     """
+    if meta.get("released_features"):  # released pooled features: their source checks the split's classes
+        return
     trained = meta.get("seen_class_names")
     if trained is None:
         if "seen_classes" not in meta:

@@ -26,7 +26,8 @@ from purls_pl.models.features import FrozenBackbone
 from purls_pl.models.label_field import LabelField
 from purls_pl.models.losses import AlphaMode, PartAwareContrastiveLoss
 from purls_pl.models.method import LeakageError, LinkedClassText, ZeroShotMethod
-from purls_pl.models.partition import AdaptivePartitioner, Partitioner, PartitionerFactory
+from purls_pl.models.partition import AdaptivePartitioner, GlobalPartitioner, Partitioner, PartitionerFactory
+from purls_pl.models.pooled import refuse_pooled
 from purls_pl.models.projector import SkeletonProjector
 from purls_pl.models.regularizers import drop_nodes, text_noise
 from purls_pl.text.fields import FIELDS
@@ -140,6 +141,14 @@ class PurlsModule(ZeroShotMethod):
                 raise ValueError(f"model.{name} needs the labels' embeddings (ClassText.labels) from the datamodule")
         self.save_hyperparameters(ignore=["class_text", "backbone", "layout"])
         self.partitioner: Partitioner = partitioner(class_text.embed_dim, backbone.out_channels, layout)
+        if not isinstance(self.partitioner, GlobalPartitioner):
+            refuse_pooled(
+                backbone,
+                f"model.partitioner {type(self.partitioner).__name__} divides the node features into body parts and "
+                "phases",
+                "use the Global baseline (--config experiments/global.yaml: GlobalPartitioner) or a method on "
+                "pooled features (CADA-VAE, SA-DVAE, TDSM)",
+            )
         self.fields = self.partitioner.fields
         fields_idx = torch.tensor(self.partitioner.field_index)
         # Only the seen classes' text is ever visible to the training loss.

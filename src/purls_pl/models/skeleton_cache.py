@@ -206,6 +206,11 @@ class SkeletonCache:
     def __init__(self, settings: CacheSettings, layout: SkeletonLayout, text: Tensor | None = None) -> None:
         if len(FIELDS) != len(BODY_PARTS) + len(PHASE_FIELDS) + 1:
             raise AssertionError("descriptor slots follow FIELDS: parts, phases, global")
+        if not layout.has_parts:
+            raise ValueError(
+                f"Skeleton-Cache (--test_time_cache.enabled=true) describes each sample by body parts and phases, "
+                f"but layout {layout.name!r} has no joints or frames (released pooled features): run without it"
+            )
         self.settings, self.layout = settings, layout
         self.text = None if text is None else text.detach().float().cpu()
         self.streams: dict[tuple[int, ...], StreamCache] = {}

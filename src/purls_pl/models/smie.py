@@ -58,6 +58,7 @@ from purls_pl.data.layouts import SkeletonLayout
 from purls_pl.eval.outputs import ZeroShotScores
 from purls_pl.models.features import FrozenBackbone
 from purls_pl.models.method import LinkedClassText, ZeroShotMethod
+from purls_pl.models.pooled import refuse_pooled
 from purls_pl.text.fields import FIELDS, GLOBAL
 
 
@@ -163,6 +164,13 @@ class Smie(ZeroShotMethod):
             raise ValueError(f"model.field must be one of {list(FIELDS)}, got {field!r}")
         if partial not in ("motion", "prefix"):
             raise ValueError(f"model.partial must be 'motion' or 'prefix', got {partial!r}")
+        if temporal_weight > 0:
+            refuse_pooled(
+                backbone,
+                f"SMIE's temporal constraint (model.temporal_weight={temporal_weight}) compares the full sequence "
+                "with a partial one, frame by frame",
+                "set --model.temporal_weight=0 (the mutual-information critic alone)",
+            )
         self.save_hyperparameters(ignore=["class_text", "backbone", "layout"])
         text = F.normalize(class_text.embeddings[:, FIELDS.index(field)].float(), dim=-1)
         self.register_buffer("seen_text", text[list(self.seen)].clone(), persistent=False)

@@ -21,6 +21,7 @@ from jsonargparse import Namespace
 from pytorch_lightning import Trainer
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
+from purls_pl.data.released_features import feature_dim
 from purls_pl.data.splits import get_split, selection_name, split_name
 from purls_pl.eval.callbacks import GeneralizedZeroShotEvaluation, ZeroShotEvaluation
 from purls_pl.eval.metrics import VAL_TOP1
@@ -143,6 +144,27 @@ def resolve_data_derived(config: Namespace) -> None:
     export = config.get("export")
     if isinstance(export, Namespace) and export.get("path") == AUTO:
         export.path = path
+
+
+def resolve_feature_dim(config: Namespace) -> None:
+    """Give a :class:`~purls_pl.models.pooled.ReleasedFeatures` backbone left without ``dim`` the width of the
+    released features ``data.source.init_args.path`` names (read from their header, before the model is built)."""
+    model = config.get("model")
+    model = model.get("init_args", model) if isinstance(model, Namespace) else None
+    backbone = model.get("backbone") if isinstance(model, Namespace) else None
+    if not isinstance(backbone, Namespace) or not str(backbone.get("class_path", "")).endswith(".ReleasedFeatures"):
+        return
+    args = backbone.get("init_args")
+    if isinstance(args, Namespace) and args.get("dim") is not None:
+        return
+    source = config.data.get("source")
+    path = source.get("init_args", Namespace()).get("path") if isinstance(source, Namespace) else None
+    if not path:
+        raise ValueError(
+            "model.backbone ReleasedFeatures needs its width: give data.source a ReleasedFeatureSource with a path "
+            "(experiments/sources/released-features.yaml), or set model.backbone.init_args.dim"
+        )
+    backbone.init_args = Namespace(dim=feature_dim(str(path)))
 
 
 def check_description_file(config: Namespace) -> None:
@@ -325,6 +347,7 @@ class PurlsCLI(LightningCLI):
         check_ranges(config)
         check_description_file(config)
         resolve_data_derived(config)
+        resolve_feature_dim(config)
         checkpoint_defaults(config, VAL_TOP1, validates=config.data.get("protocol", "final") == "select")
         name_runs(config)
         pair_wandb_logger(config)

@@ -193,6 +193,9 @@ class SkeletonDataModule(LightningDataModule):
                 f"{self.split.dataset!r}, but the source {type(self.source).__name__} yields "
                 f"{len(skeletons.class_names)} classes ({skeletons.class_names[:3]}...); pick a split of that dataset"
             )
+        check_split = getattr(self.source, "check_split", None)
+        if check_split is not None:  # a source released for one split (pooled features) refuses another
+            check_split(self.split)
         split = self.run_split
         index = sample_sets(skeletons, split, self.protocol, self.unseen_from, self._holdout())
         for name in ("train", "unseen_eval"):

@@ -10,6 +10,7 @@ cache in ``$PURLS_CACHE_DIR`` or ``~/.cache/purls_pl``).
 ``UCLASource``             NW-UCLA ``all_sqe`` json files
 ``PennActionSource``       Penn Action ``labels/NNNN.mat`` files (2-D, 13 joints)
 ``PysklSource``            a pyskl annotation ``.pkl`` (NTU 3-D / HRNet 2-D, Kinetics-400 HRNet; any split)
+``ReleasedFeatureSource``  released pooled features: a SynSE folder or a Flora ``.npz`` (no stage 1)
 ``CustomSource``           your own ``.npy`` per sample + ``index.csv`` (format in :mod:`.custom`)
 =========================  ==========================================================================
 
@@ -26,6 +27,7 @@ exactly as the reader's conversion prepared its own (``recognize`` uses it).
 
 from purls_pl.data.readers._base import Conversion, SampleError, SkippedSample
 from purls_pl.data.readers.custom import CustomSource
+from purls_pl.data.readers.features import ReleasedFeatureSource
 from purls_pl.data.readers.files import file_readers, prepare_sample, read_sample, recorded_preprocessing
 from purls_pl.data.readers.kinetics import KineticsSource
 from purls_pl.data.readers.kinetics_processed import KineticsProcessedSource
@@ -44,6 +46,7 @@ __all__ = [
     "NTUSkeletonSource",
     "PennActionSource",
     "PysklSource",
+    "ReleasedFeatureSource",
     "SampleError",
     "SkippedSample",
     "UCLASource",
