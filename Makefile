@@ -1,4 +1,4 @@
-# purls-pl — `make help` lists the targets. Variables: SPLIT, SEED, ARGS, PRETRAIN_ARGS, TORCH, PYTHON.
+# purls-pl — `make help` lists the targets. Variables: SPLIT, SEED, ARGS, PRETRAIN_ARGS, DATA_ARGS, TORCH, PYTHON.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -11,6 +11,8 @@ SPLIT ?= demo_15_5
 SEED ?= 0
 ARGS ?=
 PRETRAIN_ARGS ?=
+# Overrides of the data for both stages, e.g. DATA_ARGS=--data.source.init_args.root=/data/nturgb+d_skeletons
+DATA_ARGS ?=
 PYTEST_ARGS ?=
 # `python -m purls_pl configs` composes a run's experiment files (base + the split's dataset recipe).
 PURLS := $(BIN)/python -m purls_pl
@@ -22,6 +24,7 @@ help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  Variables: SPLIT=$(SPLIT) (any registered split), SEED=$(SEED) (drives both stages),"
 	@echo "             ARGS='--model.alpha=uniform ...' (PURLS CLI overrides), PRETRAIN_ARGS (stage-1 overrides),"
+	@echo "             DATA_ARGS='--data.source.init_args.root=DIR' (both stages: where your data are),"
 	@echo "             TORCH='$(TORCH)' (torch requirement), PYTHON=$(PYTHON)"
 
 install: $(VENV)/.installed ## Create .venv and install the project with its dev extras
@@ -35,24 +38,24 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 ifneq (,$(findstring --print_config,$(ARGS)))
 train: install # with ARGS=--print_config: print the three resolved configs, run nothing
-	$(PURLS) pretrain fit $(call CONFIGS,backbone) --seed_everything=$(SEED) $(PRETRAIN_ARGS) --print_config
-	$(PURLS) fit $(call CONFIGS,purls) --seed_everything=$(SEED) $(ARGS)
-	$(PURLS) fit $(call CONFIGS,global) --seed_everything=$(SEED) $(ARGS)
+	$(PURLS) pretrain fit $(call CONFIGS,backbone) --seed_everything=$(SEED) $(DATA_ARGS) $(PRETRAIN_ARGS) --print_config
+	$(PURLS) fit $(call CONFIGS,purls) --seed_everything=$(SEED) $(DATA_ARGS) $(ARGS)
+	$(PURLS) fit $(call CONFIGS,global) --seed_everything=$(SEED) $(DATA_ARGS) $(ARGS)
 else
 train: install ## Stage 1 if needed, then PURLS and the Global baseline on SPLIT; prints results
 	@$(MAKE) --no-print-directory backbone SPLIT=$(SPLIT) SEED=$(SEED)
 	@$(MAKE) --no-print-directory fit SPLIT=$(SPLIT) SEED=$(SEED)
-	$(PURLS) fit $(call CONFIGS,global) --seed_everything=$(SEED) $(ARGS)
+	$(PURLS) fit $(call CONFIGS,global) --seed_everything=$(SEED) $(DATA_ARGS) $(ARGS)
 	@$(MAKE) --no-print-directory report SPLIT=$(SPLIT)
 endif
 
 backbone: install ## Stage 1: pre-train the backbone on SPLIT's seen classes (skipped when its export exists)
 	@export=$$($(PURLS) configs $(SPLIT) --backbone-path --seed $(SEED)); \
 	if [ -f "$$export" ]; then echo "stage 1: reusing $$export (delete it to retrain)"; \
-	else $(PURLS) pretrain fit $(call CONFIGS,backbone) --seed_everything=$(SEED) $(PRETRAIN_ARGS); fi
+	else $(PURLS) pretrain fit $(call CONFIGS,backbone) --seed_everything=$(SEED) $(DATA_ARGS) $(PRETRAIN_ARGS); fi
 
 fit: install ## Stage 2 only: PURLS on SPLIT
-	$(PURLS) fit $(call CONFIGS,purls) --seed_everything=$(SEED) $(ARGS)
+	$(PURLS) fit $(call CONFIGS,purls) --seed_everything=$(SEED) $(DATA_ARGS) $(ARGS)
 
 STAGE ?= purls
 SELECT_ARGS ?=
