@@ -74,9 +74,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def build_head(args: argparse.Namespace, device: torch.device, partitioner: Any = None) -> Any:
+def build_head(args: argparse.Namespace, device: torch.device, partitioner: Any = None, pooled: bool = False) -> Any:
     """A PurlsModule with a random ``(K, 8, m)`` text table; only its head is exercised. ``partitioner``: a
-    partitioner factory (default: the adaptive one, ``args.attn_dim`` wide)."""
+    partitioner factory (default: the adaptive one, ``args.attn_dim`` wide); ``pooled``: on released pooled
+    vectors ``(B, 1, n)`` (the ``pooled`` layout) instead of NTU's 25 joints."""
     from purls_pl.models.backbones import ShiftGCN
     from purls_pl.models.features import FrozenBackbone, export_backbone
     from purls_pl.models.partition import AdaptivePartitioner
@@ -90,10 +91,14 @@ def build_head(args: argparse.Namespace, device: torch.device, partitioner: Any 
         tuple(range(args.seen)),
         tuple(range(args.seen, k)),
     )
+    part = partitioner or functools.partial(AdaptivePartitioner, attn_dim=args.attn_dim)
+    if pooled:
+        from purls_pl.models.pooled import ReleasedFeatures
+
+        return PurlsModule(text, "pooled", ReleasedFeatures(args.node_dim), partitioner=part).to(device).train()
     with tempfile.TemporaryDirectory() as tmp:  # the head needs only the backbone's width n
         encoder = ShiftGCN(layout="ntu25", num_persons=1, channels=[args.node_dim], strides=[1])
         backbone = FrozenBackbone(str(export_backbone(encoder, Path(tmp) / "b.pt")))
-    part = partitioner or functools.partial(AdaptivePartitioner, attn_dim=args.attn_dim)
     return PurlsModule(text, "ntu25", backbone, partitioner=part).to(device).train()
 
 

@@ -244,8 +244,9 @@ def step_stage1(work: Path, batch: int, steps: int, checkpoint_layers: bool = Fa
 
 
 def step_stage2(work: Path, batch: int, steps: int) -> list[dict[str, Any]]:
-    """PURLS steps on node features ``(B, 75·25, 256)`` and a Global-baseline epoch over time-pooled features
-    ``(N, 25, 256)`` (``pool_frames=1``) of the split's seen-class training samples: random values at NTU-120
+    """PURLS steps on node features ``(B, 75·25, 256)``, and Global-baseline epochs over the split's seen-class
+    training samples as time-pooled features ``(N, 25, 256)`` (``pool_frames=1``) and as pooled vectors
+    ``(N, 1, 256)`` (released features), with one torch thread and with one per CPU: random values at NTU-120
     96/24 shapes, with a random ``(120, 8, 512)`` text table (no text tower is loaded)."""
     sys.path.insert(0, str(REPO / "bench"))
     import torch
@@ -256,12 +257,18 @@ def step_stage2(work: Path, batch: int, steps: int) -> list[dict[str, Any]]:
     args = argparse.Namespace(seen=96, unseen=24, text_dim=512, node_dim=256, attn_dim=150)
     seen = _seen_train(work) or 60_000
     out = []
-    for label, nodes, size, partitioner in (
-        ("stage2 PURLS step, node features", 75 * 25, batch, None),
-        ("stage2 Global epoch, time-pooled features", 25, 256, GlobalPartitioner),
+    cpus = os.cpu_count() or 1
+    for label, nodes, size, partitioner, threads in (
+        ("stage2 PURLS step, node features", 75 * 25, batch, None, cpus),
+        *(
+            (f"stage2 Global epoch, {what} ({t} thread{'s' * (t > 1)})", nodes, 256, GlobalPartitioner, t)
+            for what, nodes in (("time-pooled features", 25), ("pooled vectors", 1))
+            for t in sorted({1, cpus})
+        ),
     ):
+        torch.set_num_threads(threads)
         torch.manual_seed(0)
-        module = build_head(args, torch.device("cpu"), partitioner)
+        module = build_head(args, torch.device("cpu"), partitioner, pooled=nodes == 1)
         opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-4)
         features = torch.randn(size, nodes, 256).half()  # as read from a feature cache
         targets = torch.randint(0, 96, (size,))
