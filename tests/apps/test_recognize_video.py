@@ -6,6 +6,7 @@ with the file, the problem and the fix."""
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 import subprocess
@@ -30,7 +31,8 @@ FRAMES = 24
 
 @pytest.fixture(scope="module")
 def coco_checkpoint(tmp_path_factory, tiny_clip) -> Path:
-    """``<root>/descriptions.json`` (the classes' text) beside: stage 1 and PURLS on 5 generated COCO-17 motions (30 clips each; 'punch' and 'clap' unseen), via the training CLIs."""
+    """Stage 1 and PURLS on 5 generated COCO-17 motions (30 clips each; 'punch' and 'clap' unseen), via the
+    training CLIs; the classes' text is ``descriptions.json`` in a folder above the checkpoint."""
     root = tmp_path_factory.mktemp("coco_motions")
     rng = np.random.default_rng(0)
     samples, labels, splits = {}, {}, {}
@@ -133,7 +135,7 @@ def test_a_squat_then_a_wave_are_found_where_they_happen(coco_checkpoint, squat_
     # the segments: a squat first, a wave last, the change near frame 90, tiling the frames
     assert rows[0]["label"] == "squat" and rows[-1]["label"] == "wave"
     assert int(rows[0]["start"]) == 0 and int(rows[-1]["end"]) == 180
-    assert all(int(a["end"]) == int(b["start"]) for a, b in zip(rows, rows[1:]))
+    assert all(int(a["end"]) == int(b["start"]) for a, b in itertools.pairwise(rows))
     change = next(int(r["start"]) for r in rows if r["label"] == "wave")
     assert 60 <= change <= 120, rows
     assert float(rows[0]["start_s"]) == 0.0 and float(rows[-1]["end_s"]) == pytest.approx(6.0)

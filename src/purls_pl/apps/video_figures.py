@@ -2,8 +2,9 @@
 
 :func:`timeline_figure` (matplotlib, the ``plots`` extra): classes x time, each window's smoothed score as
 colour over the frames it stands for, unscored windows grey, and the segments as a bar above.
-:func:`render_video` (Pillow draws; a GIF needs nothing else, an MP4 OpenCV): every frame with the person's skeleton (the checkpoint's
-layout, its bones) and the window's three best classes; on the video's own frames, or on a blank canvas.
+:func:`render_video` (Pillow draws; a GIF needs nothing else, an MP4 OpenCV): every frame with the person's
+skeleton (the checkpoint's layout, its bones) and the window's three best classes; on the video's own frames,
+or on a blank canvas.
 """
 
 from __future__ import annotations
