@@ -45,8 +45,8 @@ def main() -> None:
     from purls_pl.data.readers import recorded_preprocessing
     from purls_pl.video.demo_clip import write_clip
     from purls_pl.video.frames import iter_frames
-    from purls_pl.video.mediapipe_pose import estimate_video
     from purls_pl.video.landmarks import window_raw
+    from purls_pl.video.mediapipe_pose import estimate_video
 
     with tempfile.TemporaryDirectory() as tmp:
         clip = write_clip(Path(tmp) / "camera.mp4", frames=args.frames)
@@ -71,7 +71,7 @@ def main() -> None:
         score_prepared(module, torch.from_numpy(blocks), text, labels)
         best = min(best, time.perf_counter() - start)
     out = {
-        "machine": f"{platform.processor() or platform.machine()}, nproc {os.cpu_count()}, torch threads {args.threads}",
+        "machine": f"{platform.machine()}, nproc {os.cpu_count()}, torch threads {args.threads}",
         "clip": f"{frames} frames, 360 x 360",
         "decode_frames_per_s": round(decoded / decode_s, 1),
         "decode_pose_frames_per_s": round(frames / pose_s, 1),

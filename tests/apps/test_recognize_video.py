@@ -243,3 +243,47 @@ def test_a_checkpoint_of_an_unmappable_layout_is_refused(tmp_path, tiny_clip, sq
     ckpt = next(tmp_path.rglob("last.ckpt"))
     err = _fails(str(squat_then_wave), "--checkpoint", str(ckpt), "--classes", "squat")
     assert str(ckpt) in err and "layout 'kinect20'" in err and "penn13" in err and "make video-demo" in err
+
+
+def test_a_video_with_nobody_in_it_names_the_file_and_the_fix(coco_checkpoint, tmp_path):
+    pytest.importorskip("mediapipe", reason="the video extra is not installed")
+    import cv2
+
+    video = tmp_path / "empty_room.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (160, 120))
+    for t in range(15):
+        writer.write(np.full((120, 160, 3), 90 + 2 * t, np.uint8))
+    writer.release()
+    err = _fails(str(video), "--checkpoint", str(coco_checkpoint), "--classes", "squat")
+    assert str(video) in err and "found no person in any of its 15 frames" in err and "min-detection-confidence" in err
+
+
+def test_a_real_video_goes_through_mediapipe_to_segments(coco_checkpoint, tmp_path):
+    """The video path: the cameraman clip decoded, its poses estimated, windows scored, outputs and an MP4 written."""
+    pytest.importorskip("mediapipe", reason="the video extra is not installed")
+    from purls_pl.video.demo_clip import write_clip
+
+    clip = write_clip(tmp_path / "camera.mp4", frames=60, size=320)
+    out = tmp_path / "out"
+    done = run_purls(
+        "recognize-video",
+        str(clip),
+        "--checkpoint",
+        str(coco_checkpoint),
+        "--classes",
+        "squat, wave",
+        "--out",
+        str(out),
+        "--render",
+        str(out / "clip.mp4"),
+    )
+    record = json.loads((out / "segments.json").read_text())
+    assert record["settings"]["detector"] == "mediapipe" and record["frames"] == 60
+    assert record["settings"]["fps"] == pytest.approx(30.0) and all(w["scored"] for w in record["windows"])
+    assert record["segments"][0]["start"] == 0 and record["segments"][-1]["end"] == 60
+    assert record["timing"]["pose_frames"] == 60 and "decoding + pose estimation: 60/60 frames" in done.stderr
+    import cv2
+
+    cap = cv2.VideoCapture(str(out / "clip.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 60
+    cap.release()

@@ -34,7 +34,6 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,7 @@ import numpy as np
 import torch
 
 from purls_pl.apps.recognize import _load, candidate_inputs, checkpoint_record, score_prepared
-from purls_pl.apps.video_segments import Segment, segments, sliding_windows, smooth_scores
+from purls_pl.apps.video_segments import VideoResult, segments, sliding_windows, smooth_scores
 from purls_pl.data.errors import SampleError
 from purls_pl.data.readers import recorded_preprocessing
 from purls_pl.progress import Progress
@@ -51,44 +50,6 @@ from purls_pl.video.landmarks import PoseTrack, check_mappable, frames_shown, po
 log = logging.getLogger(__name__)
 
 __all__ = ["VideoResult", "load_track", "main", "parse_classes", "recognize_video", "write_outputs"]
-
-
-@dataclass
-class VideoResult:
-    """What :func:`recognize_video` found.
-
-    Attributes:
-        classes: The named classes, in score-column order.
-        windows: ``[(start, stop)]`` frames of every window.
-        scores: ``(W, K)`` smoothed scores (NaN rows: windows not scored, too few frames with the person).
-        raw_scores: ``(W, K)`` the scores before smoothing.
-        valid: ``(W,)`` bool: the windows scored.
-        segments: Runs of windows with the same best class.
-        track: The person's landmarks (COCO-17 pixels) the windows were cut from.
-        layout: The checkpoint's layout.
-        timing: Seconds and counts of the phases (``pose_seconds``, ``pose_frames``, ``score_seconds``, ...).
-    """
-
-    classes: list[str]
-    windows: list[tuple[int, int]]
-    scores: np.ndarray
-    raw_scores: np.ndarray
-    valid: np.ndarray
-    segments: list[Segment]
-    track: PoseTrack
-    layout: str
-    timing: dict[str, float] = field(default_factory=dict)
-    settings: dict[str, Any] = field(default_factory=dict)
-
-    def top(self, frame: int, k: int = 3) -> list[tuple[str, float]]:
-        """The ``k`` best classes of the window whose centre is nearest ``frame`` among the scored ones."""
-        if not self.valid.any():
-            return []
-        centres = np.array([(a + b) / 2 for a, b in self.windows])
-        idx = np.flatnonzero(self.valid)
-        w = idx[np.argmin(np.abs(centres[idx] - frame))]
-        order = np.argsort(-self.scores[w])[:k]
-        return [(self.classes[i], float(self.scores[w, i])) for i in order]
 
 
 def parse_classes(classes: str | None, classes_file: str | Path | None) -> list[str]:
@@ -120,8 +81,10 @@ def load_track(
     image_size: tuple[float, float] | None = None,
     min_score: float = 0.3,
     timing: dict[str, float] | None = None,
+    min_detection_confidence: float = 0.5,
 ) -> PoseTrack:
-    """The person of a video (MediaPipe) or of pose JSON (``fps`` default 30; ``image_size`` ``(H, W)``)."""
+    """The person of a video (MediaPipe, its detector at ``min_detection_confidence``) or of pose JSON (``fps``
+    default 30; ``image_size`` ``(H, W)``)."""
     path = Path(path)
     start = time.perf_counter()
     if is_pose_json(path):
@@ -129,7 +92,7 @@ def load_track(
     else:
         from purls_pl.video.mediapipe_pose import estimate_video
 
-        track = estimate_video(path)
+        track = estimate_video(path, min_detection_confidence=min_detection_confidence)
         if fps:
             track = PoseTrack(track.keypoints, fps, track.image_size, track.source, track.detector)
     if timing is not None:
@@ -153,6 +116,7 @@ def recognize_video(
     min_windows: int = 1,
     fps: float | None = None,
     image_size: tuple[float, float] | None = None,
+    min_detection_confidence: float = 0.5,
     device: str = "cpu",
     text_model: str | None = None,
     batch_size: int = 32,
@@ -173,6 +137,7 @@ def recognize_video(
         min_windows: Segments of fewer windows are dropped.
         fps: Frames per second (default: the video's; 30 for JSON).
         image_size: ``(H, W)`` for JSON input under ``normalization="image"``.
+        min_detection_confidence: MediaPipe's person detector threshold (video input).
 
     Raises:
         ValueError: no class; a checkpoint of an unmappable layout (:class:`SampleError` naming it); no window
@@ -186,7 +151,11 @@ def recognize_video(
     prep = recorded_preprocessing(spec["preprocess"], spec.get("source"))
     check_mappable(prep.layout, checkpoint if not hasattr(checkpoint, "checkpoint_spec") else "<model>")
     timing: dict[str, float] = {}
-    track = source if isinstance(source, PoseTrack) else load_track(source, fps, image_size, min_score, timing)
+    track = (
+        source
+        if isinstance(source, PoseTrack)
+        else load_track(source, fps, image_size, min_score, timing, min_detection_confidence)
+    )
     length = window or prep.num_frames or 32
     stride = stride or max(1, length // 4)
     wins = sliding_windows(track.num_frames, length, stride)
@@ -310,6 +279,9 @@ def main(argv: Sequence[str] | None = None) -> VideoResult:
     parser.add_argument("--min-windows", type=int, default=1, help="windows a segment needs (default: %(default)s)")
     parser.add_argument("--fps", type=float, help="frames per second (default: the video's; 30 for JSON)")
     parser.add_argument("--image-size", help="WIDTHxHEIGHT of the frames, for JSON input")
+    parser.add_argument(
+        "--min-detection-confidence", type=float, default=0.5, help="MediaPipe's person detector threshold"
+    )
     parser.add_argument("--render", help="also write an MP4 or GIF with the skeleton and the top classes")
     parser.add_argument("--frames", help="the video of a JSON input, whose frames --render draws on")
     parser.add_argument("--text-model", help="override the checkpoint's text tower")
@@ -330,6 +302,7 @@ def main(argv: Sequence[str] | None = None) -> VideoResult:
         min_windows=args.min_windows,
         fps=args.fps,
         image_size=_size(args.image_size),
+        min_detection_confidence=args.min_detection_confidence,
         device=args.device,
         text_model=args.text_model,
     )

@@ -10,16 +10,12 @@ or on a blank canvas.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from purls_pl.apps.video_segments import window_cores
+from purls_pl.apps.video_segments import VideoResult, window_cores
 from purls_pl.data.layouts import get_layout
 from purls_pl.video.landmarks import to_layout
-
-if TYPE_CHECKING:
-    from purls_pl.apps.recognize_video import VideoResult
 
 __all__ = ["render_video", "timeline_figure"]
 

@@ -9,17 +9,20 @@ window its best class and joins runs of windows with the same best class into :c
 A window stands for its *core*, the frames nearer to its centre than to a neighbour's (:func:`window_cores`),
 so the segments of one video tile its covered frames without overlap. Windows marked invalid (too few frames
 showing the person) end a segment and belong to none; so do windows whose best smoothed score is below
-``threshold`` when one is given.
+``threshold`` when one is given. :class:`VideoResult` holds all of it for one video.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
-__all__ = ["Segment", "segments", "sliding_windows", "smooth_scores", "window_cores"]
+from purls_pl.video.landmarks import PoseTrack
+
+__all__ = ["Segment", "VideoResult", "segments", "sliding_windows", "smooth_scores", "window_cores"]
 
 
 @dataclass(frozen=True)
@@ -146,3 +149,41 @@ def segments(
             found.append(Segment(start, end, classes[k], score, start / fps, end / fps, j - i + 1))
         i = j + 1
     return found
+
+
+@dataclass
+class VideoResult:
+    """What :func:`recognize_video` found.
+
+    Attributes:
+        classes: The named classes, in score-column order.
+        windows: ``[(start, stop)]`` frames of every window.
+        scores: ``(W, K)`` smoothed scores (NaN rows: windows not scored, too few frames with the person).
+        raw_scores: ``(W, K)`` the scores before smoothing.
+        valid: ``(W,)`` bool: the windows scored.
+        segments: Runs of windows with the same best class.
+        track: The person's landmarks (COCO-17 pixels) the windows were cut from.
+        layout: The checkpoint's layout.
+        timing: Seconds and counts of the phases (``pose_seconds``, ``pose_frames``, ``score_seconds``, ...).
+    """
+
+    classes: list[str]
+    windows: list[tuple[int, int]]
+    scores: np.ndarray
+    raw_scores: np.ndarray
+    valid: np.ndarray
+    segments: list[Segment]
+    track: PoseTrack
+    layout: str
+    timing: dict[str, float] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def top(self, frame: int, k: int = 3) -> list[tuple[str, float]]:
+        """The ``k`` best classes of the window whose centre is nearest ``frame`` among the scored ones."""
+        if not self.valid.any():
+            return []
+        centres = np.array([(a + b) / 2 for a, b in self.windows])
+        idx = np.flatnonzero(self.valid)
+        w = idx[np.argmin(np.abs(centres[idx] - frame))]
+        order = np.argsort(-self.scores[w])[:k]
+        return [(self.classes[i], float(self.scores[w, i])) for i in order]
