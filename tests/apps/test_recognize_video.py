@@ -192,8 +192,13 @@ def test_an_empty_class_list_names_the_option_and_the_fix(coco_checkpoint, squat
     assert f"{empty}: no action name given" in err and "one action name per line" in err
 
 
+def test_a_missing_input_names_the_file(coco_checkpoint, tmp_path):
+    err = _fails(str(tmp_path / "gone.mp4"), "--checkpoint", str(coco_checkpoint), "--classes", "squat")
+    assert f"{tmp_path / 'gone.mp4'}: does not exist; give a video file or pose-estimator JSON" in err
+
+
 def test_an_unreadable_video_names_the_file_and_the_fix(coco_checkpoint, tmp_path):
-    pytest.importorskip("cv2")
+    pytest.importorskip("cv2", reason="the video extra is not installed")
     broken = tmp_path / "clip.mp4"
     broken.write_bytes(b"\x00\x00\x00\x18ftypmp42 not really a video")
     err = _fails(str(broken), "--checkpoint", str(coco_checkpoint), "--classes", "squat")

@@ -42,7 +42,7 @@ import torch
 
 from purls_pl.apps.recognize import _load, candidate_inputs, checkpoint_record, score_prepared
 from purls_pl.apps.video_segments import VideoResult, segments, sliding_windows, smooth_scores
-from purls_pl.data.errors import SampleError
+from purls_pl.data.errors import SampleError, SampleMissingError
 from purls_pl.data.readers import recorded_preprocessing
 from purls_pl.progress import Progress
 from purls_pl.video.landmarks import PoseTrack, check_mappable, frames_shown, pose_track_from_json, window_raw
@@ -86,6 +86,8 @@ def load_track(
     """The person of a video (MediaPipe, its detector at ``min_detection_confidence``) or of pose JSON (``fps``
     default 30; ``image_size`` ``(H, W)``)."""
     path = Path(path)
+    if not path.exists():
+        raise SampleMissingError(path, "does not exist", "give a video file or pose-estimator JSON (MMPose, OpenPose)")
     start = time.perf_counter()
     if is_pose_json(path):
         track = pose_track_from_json(path, fps or 30.0, image_size, min_score)

@@ -50,10 +50,10 @@ def open_video(path: str | Path) -> tuple[Any, VideoInfo]:
         SampleMissingError: the file does not exist.
         SampleError: OpenCV cannot decode it (not a video, truncated, an unsupported codec) or it has no frame.
     """
-    cv2 = require("cv2", "reading a video")
     path = Path(path)
     if not path.is_file():
         raise SampleMissingError(path, "video file does not exist", "check the path")
+    cv2 = require("cv2", "reading a video")
     cap = cv2.VideoCapture(str(path))
     ok = cap.isOpened()
     if ok:
