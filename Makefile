@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 PURLS := $(BIN)/python -m purls_pl
 CONFIGS = $$($(PURLS) configs $(SPLIT) --stage $(1))
 
-.PHONY: help install train backbone fit select bench bench-ucla bench-penn bench-levers bench-methods bench-scale report sweep test test-all lint format clean
+.PHONY: help install train backbone fit select bench bench-ucla bench-penn bench-levers bench-methods bench-scale video-demo report sweep test test-all lint format clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -97,6 +97,35 @@ bench-methods: install ## Every method on one harness (NW-UCLA, Penn Action; 5 u
 SCALE_ARGS ?=
 bench-scale: install ## NTU-120-sized data and training rehearsal (114,480 files) -> results/scale.{md,json}; figures in bench/README.md
 	$(BIN)/python bench/scale.py --json results/scale.json --markdown results/scale.md $(SCALE_ARGS)
+
+# Video in, actions out (make video-demo): its own venv with the video extra (mediapipe pins numpy < 2), a small
+# Penn Action checkpoint (both stages under lightning_logs/video-demo, VIDEO_EPOCHS stage-1 epochs), the offline
+# cameraman clip, then recognize-video -> results/video-demo/ (segments.csv/json, timeline.png).
+VIDEO_VENV ?= .venv-video
+VIDEO_RUNS ?= lightning_logs/video-demo
+VIDEO_OUT ?= results/video-demo
+VIDEO_EPOCHS ?= 5
+VIDEO_CLASSES ?= squat, jumping jacks, jump rope, bowling, tennis serve, golf swing, baseball pitch, strum guitar
+VPURLS = OMP_NUM_THREADS=1 $(VIDEO_VENV)/bin/python -m purls_pl
+video-demo: $(VIDEO_VENV)/.installed ## recognize-video on an offline clip with a small Penn Action checkpoint -> results/video-demo/
+	@set -e; start=$$(date +%s); penn="--data.source.init_args.root=$(PENN_ROOT) --trainer.default_root_dir=$(VIDEO_RUNS)"; \
+	if [ ! -f $(VIDEO_RUNS)/backbones/penn-action_10_5/seed0.pt ]; then \
+	  $(VPURLS) pretrain fit $$($(VPURLS) configs penn-action_10_5 --stage backbone) --seed_everything=0 $$penn \
+	    --trainer.max_epochs=$(VIDEO_EPOCHS); fi; \
+	ckpt=$$(ls -t $(VIDEO_RUNS)/penn-action_10_5*/version_*/checkpoints/last.ckpt 2>/dev/null | head -1); \
+	if [ -z "$$ckpt" ]; then $(VPURLS) fit $$($(VPURLS) configs penn-action_10_5 --stage purls) --seed_everything=0 $$penn; \
+	  ckpt=$$(ls -t $(VIDEO_RUNS)/penn-action_10_5*/version_*/checkpoints/last.ckpt | head -1); fi; \
+	$(VIDEO_VENV)/bin/python -m purls_pl.video.demo_clip $(VIDEO_RUNS)/camera.mp4; \
+	$(VPURLS) recognize-video $(VIDEO_RUNS)/camera.mp4 --checkpoint $$ckpt --classes "$(VIDEO_CLASSES)" \
+	  --descriptions descriptions/penn-action.json --out $(VIDEO_OUT) --render $(VIDEO_RUNS)/camera-actions.gif; \
+	echo "make video-demo: $$(( $$(date +%s) - start )) s wall (checkpoint $$ckpt)"
+
+$(VIDEO_VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VIDEO_VENV)
+	$(VIDEO_VENV)/bin/pip install -q --upgrade pip
+	$(VIDEO_VENV)/bin/pip install -q $(TORCH)
+	$(VIDEO_VENV)/bin/pip install -q -e ".[dev,plots,text,video]"
+	touch $@
 
 bench: install ## Every CPU benchmark: the NW-UCLA and Penn Action tables (+ their wall times)
 	@start=$$(date +%s); \

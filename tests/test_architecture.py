@@ -2,7 +2,7 @@
 
 Layers, lowest first (``../shared/DESIGN.md``)::
 
-    storage  <  data  <  text  <  models, eval  <  train  <  apps
+    storage  <  data  <  text, video  <  models, eval  <  train  <  apps
 
 Every ``import`` and ``from ... import`` of a ``purls_pl`` module counts, also inside functions and
 ``if TYPE_CHECKING:`` blocks (an import hidden to dodge a cycle is still a dependency). Each package must
@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "progress": 0,
     "data": 1,
     "text": 2,
+    "video": 2,
     "models": 3,
     "eval": 3,
     "train": 4,

@@ -43,6 +43,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "convert pose-estimator JSON (MMPose, OpenPose) into a custom dataset",
     ),
     "recognize": ("purls_pl.apps.recognize:main", "rank candidate actions for skeleton files"),
+    "recognize-video": (
+        "purls_pl.apps.recognize_video:main",
+        "when each named action happens in a video or pose JSON (segments, timeline)",
+    ),
     "plot-attention": ("purls_pl.apps.plot:plot_attention_main", "plot a checkpoint's partition attention"),
     "plot-results": ("purls_pl.apps.plot:plot_results_main", "plot accuracy against the number of unseen classes"),
     "text-report": ("purls_pl.apps.text_report:main", "diagnose a description set's text embeddings"),

@@ -134,6 +134,59 @@ def _load(checkpoint: str | Path | ZeroShotMethod, device: str) -> ZeroShotMetho
     return ZeroShotMethod.from_checkpoint(checkpoint, map_location=device)
 
 
+def checkpoint_record(module: ZeroShotMethod) -> dict[str, Any]:
+    """The checkpoint's ``purls`` record of a rebuilt method; a ``ValueError`` when it records no preprocessing or
+    was trained on released pooled features (nothing to prepare a skeleton for)."""
+    spec = module.checkpoint_spec or {}
+    if spec.get("preprocess") is None:
+        raise ValueError(
+            "the checkpoint records no preprocessing (saved without a datamodule): recognise with a checkpoint "
+            "written by `python -m purls_pl fit`"
+        )
+    if module.backbone.pooled:
+        raise ValueError(
+            "the checkpoint was trained on released pooled features (model.backbone ReleasedFeatures): it scores "
+            "feature vectors of that extraction, not skeletons; score them in Python with "
+            "module.score(features[:, None, :], text), or train on the skeletons (stage 1, then stage 2) to "
+            "recognise files and videos"
+        )
+    return spec
+
+
+def candidate_inputs(
+    module: ZeroShotMethod,
+    candidates: Sequence[str],
+    descriptions: str | Path | DescriptionSet | None = None,
+    text_model: str | None = None,
+    templates: str | dict[str, str] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """What :meth:`~purls_pl.models.method.ZeroShotMethod.score` takes for the candidates, on the module's device:
+    their text ``(K, D, m)`` in the method's fields and (methods that use them) label embeddings ``(K, m)``."""
+    spec = checkpoint_record(module)
+    fields = list(module.text_fields)  # the fields' text the method scores with (global last)
+    text = candidate_text(candidates, spec, descriptions, text_model, templates)[:, fields]
+    if text.shape[-1] != module.text_dim:
+        raise ValueError(
+            f"the text tower gives {text.shape[-1]}-d embeddings; the model was trained on {module.text_dim}-d ones"
+        )
+    labels = None
+    if module.uses_label_embeddings:  # e.g. PURLS' label fusion or label field
+        labels = label_embeddings(checkpoint_encoder(spec, text_model), list(candidates)).to(module.device)
+    return text.to(module.device), labels
+
+
+@torch.no_grad()
+def score_prepared(
+    module: ZeroShotMethod, x: torch.Tensor, text: torch.Tensor, labels: torch.Tensor | None, batch_size: int = 32
+) -> torch.Tensor:
+    """``(N, K)`` scores of prepared samples ``x`` ``(N, M, T, J, C)`` against :func:`candidate_inputs`' text."""
+    rows = [
+        module.score(module.node_features(x[i : i + batch_size].to(module.device)), text, labels).float().cpu()
+        for i in range(0, len(x), batch_size)
+    ]
+    return torch.cat(rows) if rows else torch.zeros((0, len(text)))
+
+
 @torch.no_grad()
 def recognize(
     checkpoint: Any,
@@ -167,38 +220,13 @@ def recognize(
     if not candidates:
         raise ValueError("recognize needs at least one candidate action name")
     module = _load(checkpoint, device)
-    spec = module.checkpoint_spec or {}
-    if spec.get("preprocess") is None:
-        raise ValueError(
-            "the checkpoint records no preprocessing (saved without a datamodule): recognise with a checkpoint "
-            "written by `python -m purls_pl fit`"
-        )
-    if module.backbone.pooled:
-        raise ValueError(
-            "the checkpoint was trained on released pooled features (model.backbone ReleasedFeatures): it scores "
-            "feature vectors of that extraction, not skeleton files; score them in Python with "
-            "module.score(features[:, None, :], text), or train on the skeletons (stage 1, then stage 2) to "
-            "recognise files"
-        )
-    fields = list(module.text_fields)  # the fields' text the method scores with (global last)
-    text = candidate_text(candidates, spec, descriptions, text_model, templates)[:, fields]
-    if text.shape[-1] != module.text_dim:
-        raise ValueError(
-            f"the text tower gives {text.shape[-1]}-d embeddings; the model was trained on {module.text_dim}-d ones"
-        )
-    device_ = module.device
-    text = text.to(device_)
-    labels = None
-    if module.uses_label_embeddings:  # e.g. PURLS' label fusion or label field
-        labels = label_embeddings(checkpoint_encoder(spec, text_model), list(candidates)).to(device_)
+    spec = checkpoint_record(module)
+    text, labels = candidate_inputs(module, candidates, descriptions, text_model, templates)
     preprocessing = recorded_preprocessing(spec["preprocess"], spec.get("source"))
     x = torch.from_numpy(np.stack([prepare_sample(s, preprocessing) for s in samples]))
-    scores = [
-        module.score(module.node_features(x[i : i + batch_size].to(device_)), text, labels).float().cpu()
-        for i in range(0, len(x), batch_size)
-    ]
+    scores = score_prepared(module, x, text, labels, batch_size)
     out = []
-    for row in torch.cat(scores):
+    for row in scores:
         order = row.argsort(descending=True).tolist()
         out.append([(candidates[k], float(row[k])) for k in order])
     return out
