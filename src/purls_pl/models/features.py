@@ -196,19 +196,19 @@ class FrozenBackbone(nn.Module):
         """A frozen, uncached backbone around an encoder already built (a checkpoint's: its weights come with
         the module's state dict), without reading or writing a file; ``checkpoint`` says where it came from."""
         backbone = cls.__new__(cls)
-        nn.Module.__init__(backbone)
-        backbone.checkpoint, backbone.encoder, backbone.meta = checkpoint, encoder, dict(meta)
-        backbone._checkpoint_digest = None  # the weights arrive later: hashed when asked (identity)
-        freeze(encoder)
-        backbone.out_channels = int(encoder.out_channels)
-        backbone.pool_frames, backbone.cache, backbone.cache_dir, backbone.extract_batch_size = (
-            pool_frames,
-            False,
-            None,
-            64,
-        )
-        backbone.features = None
+        backbone._adopt(encoder, meta, pool_frames, checkpoint)
         return backbone
+
+    def _adopt(self, encoder: nn.Module, meta: dict[str, Any], pool_frames: int | None, checkpoint: str) -> None:
+        """Initialise as a frozen, uncached backbone around ``encoder`` (:meth:`from_encoder`, and subclasses whose
+        encoder is built rather than loaded)."""
+        nn.Module.__init__(self)
+        self.checkpoint, self.encoder, self.meta = checkpoint, encoder, dict(meta)
+        self._checkpoint_digest = None  # the weights arrive later: hashed when asked (identity)
+        freeze(encoder)
+        self.out_channels = int(encoder.out_channels)
+        self.pool_frames, self.cache, self.cache_dir, self.extract_batch_size = pool_frames, False, None, 64
+        self.features = None
 
     @property
     def identity(self) -> str:

@@ -65,13 +65,8 @@ class ReleasedFeatures(FrozenBackbone):
                 "model.backbone.init_args.dim is unset: the command line reads it from data.source.init_args.path "
                 "(a ReleasedFeatureSource); in Python pass dim=ReleasedFeatureSource(path).feature_dim"
             )
-        encoder = PooledInput(dim)
-        nn.Module.__init__(self)
-        self.checkpoint, self.encoder, self.meta = "released features", encoder, dict(RELEASED_META)
-        self._checkpoint_digest = None  # no weights: the identity hashes the (empty) state dict
-        self.out_channels = encoder.out_channels
-        self.pool_frames, self.cache, self.cache_dir, self.extract_batch_size = None, False, None, 64
-        self.features = None
+        # no weights: the identity hashes the (empty) state dict
+        self._adopt(PooledInput(dim), RELEASED_META, None, "released features")
 
 
 def refuse_pooled(backbone: FrozenBackbone, what: str, use: str) -> None:
